@@ -1,0 +1,27 @@
+"""convlayer: 2D convolutional layers on NumPy, exact, fast and explained.
+
+>>> import numpy as np, convlayer
+>>> image = np.random.default_rng(0).random((32, 32, 3), dtype=np.float32)
+>>> layer = convlayer.kernels.stack(["edge", "blur"], channels=3)   # (3, 3, 3, 2)
+>>> convlayer.conv2d(image, layer, bias=[1, 0], strides=2, padding="same").shape
+(16, 16, 2)
+
+``import convlayer`` imports NumPy and nothing else; the command line, figures and image
+files load their dependencies when they are used.
+"""
+
+from . import kernels, reference, shapes
+from .algorithms.buffers import get_memory_budget, memory_budget, set_memory_budget
+from .functional import conv2d
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "conv2d",
+    "get_memory_budget",
+    "kernels",
+    "memory_budget",
+    "reference",
+    "set_memory_budget",
+    "shapes",
+]

@@ -1,0 +1,135 @@
+"""The one boundary: user input in, clean channels-last arrays and integers out.
+
+Public ops call :func:`conv_args` first. After it, the compute code may assume that ``x`` is
+a real ndarray seen as ``(n, h, w, c)``, the kernel is ``(fh, fw, c // groups, k)`` in the
+result dtype (already flipped for true convolution), ``bias`` is ``(k,)`` or None, and every
+size and padding is a resolved integer in a :class:`~convlayer.shapes.ConvGeometry`.
+Nothing here copies ``x``: it is only viewed, so the user's array is never modified and
+never duplicated in memory.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from . import shapes
+
+PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")
+_PAD_ALIASES = {"zeros": "constant", "replicate": "edge", "circular": "wrap"}
+
+
+class ConvArgs(NamedTuple):
+    """The checked, normalised arguments of a convolution."""
+
+    x: np.ndarray  # (n, h, w, c) view of the user's array, its own dtype
+    kernel: np.ndarray  # (fh, fw, c // groups, k) in ``dtype``
+    bias: "np.ndarray | None"  # (k,) in ``dtype``
+    geom: shapes.ConvGeometry
+    pad_mode: str
+    dtype: np.dtype
+
+
+def as_real_array(name: str, value) -> np.ndarray:
+    """Return ``value`` as an ndarray of a real numeric (or bool) dtype, without copying."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{name} could not be read as an array: {error}") from None
+    kind = array.dtype.kind
+    if kind == "c":
+        raise TypeError(
+            f"{name} must be real; got complex dtype {array.dtype} (pass {name}.real, or "
+            f"convolve the real and imaginary parts separately)"
+        )
+    if kind not in "biuf":
+        raise TypeError(
+            f"{name} must have a numeric (bool, integer or float) dtype; got dtype {array.dtype}"
+        )
+    return array
+
+
+def pad_mode_name(pad_mode) -> str:
+    """NumPy's name for a pad mode, accepting PyTorch's aliases."""
+    word = pad_mode.lower() if isinstance(pad_mode, str) else None
+    word = _PAD_ALIASES.get(word, word)
+    if word not in PAD_MODES:
+        raise ValueError(
+            "pad_mode must be 'constant', 'reflect', 'symmetric', 'edge' or 'wrap' (or "
+            f"PyTorch's 'zeros', 'replicate', 'circular'); got {pad_mode!r}"
+        )
+    return word
+
+
+def _kernel_hwio(kernel: np.ndarray, geom: shapes.ConvGeometry, flip: bool) -> np.ndarray:
+    """View any accepted kernel form as (fh, fw, c // groups, k)."""
+    if geom.kernel_rank == 2:
+        hwio = kernel[:, :, None, None]
+    elif geom.kernel_rank == 3:
+        hwio = (kernel.transpose(1, 2, 0) if geom.channels_first else kernel)[..., None]
+    else:
+        hwio = kernel.transpose(2, 3, 1, 0) if geom.channels_first else kernel
+    return hwio[::-1, ::-1] if flip else hwio
+
+
+def _x_nhwc(x: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
+    """View the user's x as (n, h, w, c)."""
+    if geom.kernel_rank == 2:
+        return x[None, :, :, None]
+    batch = x if geom.batched else x[None]
+    return batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
+
+
+def _bias(bias, geom: shapes.ConvGeometry, dtype) -> "np.ndarray | None":
+    if bias is None:
+        return None
+    array = as_real_array("bias", bias)
+    if array.shape not in ((), (geom.k,)):
+        raise ValueError(
+            f"bias must be None, a scalar or have shape (K,) = ({geom.k},) for {geom.k} output "
+            f"channel{'s' if geom.k != 1 else ''}; got bias shape {array.shape}"
+        )
+    return np.broadcast_to(array, (geom.k,)).astype(dtype)
+
+
+def _check_pad_mode_fits(geom: shapes.ConvGeometry, pad_mode: str) -> None:
+    """NumPy cannot reflect, repeat or wrap an empty axis: say so before np.pad does."""
+    if pad_mode == "constant" or geom.n * geom.out_h * geom.out_w * geom.k == 0:
+        return
+    for axis, size, pads in (("height", geom.h, geom.pads[0]), ("width", geom.w, geom.pads[1])):
+        if size == 0 and any(pads):
+            raise ValueError(
+                f"pad_mode {pad_mode!r} cannot fill padding from an empty image (x {axis} 0); "
+                f"use pad_mode='constant'"
+            )
+
+
+def conv_args(
+    x, kernel, bias, *, strides, padding, dilation, groups, flip, pad_mode, data_format
+) -> ConvArgs:
+    """Check and normalise the arguments of ``conv2d`` (and of the reference loops)."""
+    x = as_real_array("x", x)
+    kernel = as_real_array("kernel", kernel)
+    geom = shapes.conv_geometry(
+        x.shape, kernel.shape, strides, padding, dilation, groups=groups, data_format=data_format
+    )
+    mode = pad_mode_name(pad_mode)
+    _check_pad_mode_fits(geom, mode)
+    dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
+    hwio = _kernel_hwio(kernel, geom, bool(flip)).astype(dtype)
+    return ConvArgs(_x_nhwc(x, geom), hwio, _bias(bias, geom, dtype), geom, mode, dtype)
+
+
+def new_output(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Allocate the result in the user's layout; return it and its (n, out_h, out_w, k) view.
+
+    The compute code fills the view, so a channels-first result is written in place
+    without a transposing copy.
+    """
+    out = np.empty(geom.output_shape, dtype)
+    if geom.kernel_rank < 4:  # no channel axis: (n?, out_h, out_w)
+        view = out[..., None] if geom.batched else out[None, ..., None]
+        return out, view
+    batch = out if geom.batched else out[None]
+    return out, batch.transpose(0, 2, 3, 1) if geom.channels_first else batch

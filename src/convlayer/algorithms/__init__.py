@@ -1,0 +1,1 @@
+"""Compute kernels. They receive checked, channels-last arrays and resolved integers."""
