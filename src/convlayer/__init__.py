@@ -12,7 +12,7 @@ files load their dependencies when they are used.
 
 from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, set_memory_budget
-from .functional import conv2d
+from .functional import conv2d, relu
 
 __version__ = "0.1.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "kernels",
     "memory_budget",
     "reference",
+    "relu",
     "set_memory_budget",
     "shapes",
 ]

@@ -119,3 +119,15 @@ def conv2d(
     if args.bias is not None:
         nhwc += args.bias
     return result
+
+
+def relu(x: ArrayLike) -> np.ndarray:
+    """Rectified linear unit, ``max(x, 0)`` element-wise, as a new array of x's dtype.
+
+    NaN stays NaN (as ``numpy.maximum`` does), so a broken input is not hidden.
+
+    >>> relu([-1.5, 0.0, 2.0])
+    array([0., 0., 2.])
+    """
+    array = _validate.as_real_array("x", x)
+    return np.maximum(array, array.dtype.type(0))

@@ -1,0 +1,26 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The sample photo ships inside scikit-image: nothing is downloaded at run time.
+demo: $(PY)
+	$(PY) -m pip install --quiet -e '.[images]'
+	$(VENV)/bin/convlayer demo
+
+# The test extra pins torch==2.13.0 (the reference oracle) and brings SciPy.
+test: $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pytest
+
+bench: $(PY)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_conv2d.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info convlayer-demo.png

@@ -1,0 +1,1 @@
+"""The ``convlayer`` command line: one small module per command."""

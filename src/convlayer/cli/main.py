@@ -1,0 +1,71 @@
+"""Entry point of the ``convlayer`` command: parse arguments, run one command.
+
+Bad input ends with one line on stderr and exit code 2, never a traceback. Each command's
+module is imported only when that command runs, so ``convlayer shape`` stays quick and
+needs nothing but NumPy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "demo": "Run the tutorial's two-filter layer on a sample photo and draw what it sees.",
+    "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
+}
+
+# What to install when a command's optional dependency is missing.
+_EXTRAS = {"matplotlib": "images", "skimage": "images", "PIL": "images"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, not usage plus a line."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="convlayer",
+        description="2D convolutional layers on NumPy: exact, fast and explained.",
+        epilog="Example: convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+    for name, summary in COMMANDS.items():
+        module = importlib.import_module(f"convlayer.cli.{name}")
+        sub = commands.add_parser(
+            name, help=summary, description=summary, epilog=module.EXAMPLE,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(sub)
+        sub.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    """Run ``convlayer`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (ValueError, TypeError, OSError) as error:
+        return _fail(f"convlayer {args.command}: error: {error}")
+    except ImportError as error:
+        top = (error.name or "").split(".")[0]
+        extra = _EXTRAS.get(top)
+        hint = f": pip install 'convlayer[{extra}]'" if extra else ""
+        return _fail(f"convlayer {args.command}: error: needs the package {top!r}{hint}")
+    except KeyboardInterrupt:
+        return _fail(f"convlayer {args.command}: interrupted")
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

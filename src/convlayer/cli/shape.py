@@ -1,0 +1,137 @@
+"""``convlayer shape``: a layer's output shape, padding and parameter count, explained.
+
+Every number printed comes from :mod:`convlayer.shapes`; this module only fills the
+formulas in with the user's numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .. import shapes
+
+EXAMPLE = """examples:
+  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2 --padding same
+  convlayer shape --input 8x32x32x16 --kernel 3 --filters 32 --padding valid --dilation 2
+  convlayer shape --input 6x6 --kernel 3 --strides 2 --padding 0,1,0,1"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", required=True, metavar="[NxH]xWxC",
+                        help="input shape, channels last: HxW, HxWxC or NxHxWxC")
+    parser.add_argument("--kernel", required=True, metavar="FhxFw",
+                        help="kernel height and width, e.g. 3x3 or 3")
+    parser.add_argument("--filters", default="1", metavar="K", help="output channels (default 1)")
+    parser.add_argument("--strides", default="1", metavar="S", help="stride, e.g. 2 or 2x1 (default 1)")
+    parser.add_argument("--padding", default="same", metavar="P",
+                        help="same, same_lower, valid, full, an int, 'p_h,p_w' or "
+                             "'top,bottom,left,right' (default same)")
+    parser.add_argument("--dilation", default="1", metavar="D", help="dilation, e.g. 2 or 2x1 (default 1)")
+    parser.add_argument("--groups", default="1", metavar="G", help="channel groups (default 1)")
+    parser.add_argument("--no-bias", action="store_true", help="the layer has no bias")
+
+
+def _ints(name: str, text: str, count: "tuple[int, ...]") -> tuple[int, ...]:
+    """Parse '224x224x3' (or '2,1') into ints, with one of the allowed counts."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in count:
+        raise ValueError(f"--{name} must be {' or '.join(_forms(name))}; got {text!r}")
+    return values
+
+
+def _forms(name: str) -> list[str]:
+    return {"input": ["HxW", "HxWxC", "NxHxWxC"], "kernel": ["F", "FhxFw"],
+            "padding": ["a word", "P", "P_h,P_w", "top,bottom,left,right"]}.get(
+        name, ["an integer" if name in ("filters", "groups") else "S or S_hxS_w"])
+
+
+def parse_padding(text: str):
+    """'same' -> 'same'; '1' -> 1; '1,2' -> (1, 2); '0,1,2,3' -> ((0, 1), (2, 3))."""
+    if text.strip().replace("_", "").isalpha():
+        return text.strip().lower()
+    values = _ints("padding", text, (1, 2, 4))
+    if len(values) == 4:
+        return (values[0], values[1]), (values[2], values[3])
+    return values[0] if len(values) == 1 else values
+
+
+def run(args: argparse.Namespace) -> int:
+    dims = _ints("input", args.input, (2, 3, 4))
+    input_shape = dims + (1,) if len(dims) == 2 else dims  # HxW is one channel
+    c = input_shape[-1]
+    kernel = _ints("kernel", args.kernel, (1, 2))
+    fh, fw = kernel * 2 if len(kernel) == 1 else kernel
+    (k,), (groups,) = _ints("filters", args.filters, (1,)), _ints("groups", args.groups, (1,))
+    strides = _ints("strides", args.strides, (1, 2))  # a 1-tuple means both axes
+    dilation = _ints("dilation", args.dilation, (1, 2))
+    padding = parse_padding(args.padding)
+    geom = shapes.conv_geometry(input_shape, (fh, fw, c // max(groups, 1), k), strides * (3 - len(strides)),
+                                padding, dilation * (3 - len(dilation)), groups=groups)
+    print(report(geom, padding, bias=not args.no_bias))
+    return 0
+
+
+def report(geom: shapes.ConvGeometry, padding, *, bias: bool = True) -> str:
+    """The text ``convlayer shape`` prints for a resolved geometry."""
+    batch = f"{geom.n} x " if geom.batched else ""
+    word = padding if isinstance(padding, str) else "explicit"
+    lines = [
+        f"input       {batch}{geom.h} x {geom.w} x {geom.c}",
+        f"kernel      {geom.fh} x {geom.fw} x {geom.c // geom.groups} x {geom.k}  "
+        f"(Fh x Fw x C{'/groups' if geom.groups > 1 else ''} x K), strides "
+        f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}"
+        + (f", dilation {geom.dilation[0]} x {geom.dilation[1]}" if geom.dilation != (1, 1) else "")
+        + (f", groups {geom.groups}" if geom.groups > 1 else ""),
+        f"output      {batch}{geom.out_h} x {geom.out_w} x {geom.k}",
+        "",
+    ]
+    for axis in (0, 1):
+        lines += _axis_lines(geom, axis, word)
+    lines += ["", _params_line(geom, bias)]
+    return "\n".join(lines)
+
+
+def _axis_lines(geom: shapes.ConvGeometry, axis: int, word: str) -> list[str]:
+    """Output size and padding of one axis, formula first, then the numbers."""
+    name, out_name, sides = (("height", "H'", ("top", "bottom")) if axis == 0
+                             else ("width", "W'", ("left", "right")))
+    size, f = (geom.h, geom.fh) if axis == 0 else (geom.w, geom.fw)
+    stride, dilation = geom.strides[axis], geom.dilation[axis]
+    out, (before, after) = (geom.out_h, geom.out_w)[axis], geom.pads[axis]
+    f_eff = shapes.span(f, dilation)
+    F = "Fh" if axis == 0 else "Fw"
+    lines = []
+    if dilation > 1:
+        lines.append(f"{name:7s} {F}_eff = ({F} - 1) * d + 1 = ({f} - 1) * {dilation} + 1 = {f_eff}")
+        F, name = f"{F}_eff", ""
+    X = "H" if axis == 0 else "W"
+    if word in ("same", "same_lower"):
+        total = before + after
+        lines.append(f"{name:7s} {out_name} = ceil({X} / s) = ceil({size} / {stride}) = {out}")
+        lines.append(f"{'':7s} padding = max(({out_name} - 1) * s + {F} - {X}, 0) = "
+                     f"max(({out} - 1) * {stride} + {f_eff} - {size}, 0) = {total}: "
+                     f"{sides[0]} {before}, {sides[1]} {after}"
+                     + (" (the odd zero goes to the " + (sides[1] if word == "same" else sides[0]) + ")"
+                        if total % 2 else ""))
+    elif word == "valid":
+        lines.append(f"{name:7s} {out_name} = ceil(({X} - {F} + 1) / s) = "
+                     f"ceil(({size} - {f_eff} + 1) / {stride}) = {out}; no padding")
+    else:
+        lines.append(f"{name:7s} {out_name} = floor(({X} + {sides[0]} + {sides[1]} - {F}) / s) + 1 = "
+                     f"floor(({size} + {before} + {after} - {f_eff}) / {stride}) + 1 = {out}; "
+                     f"{sides[0]} {before}, {sides[1]} {after}")
+    return lines
+
+
+def _params_line(geom: shapes.ConvGeometry, bias: bool) -> str:
+    count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups)
+    c = "C / groups" if geom.groups > 1 else "C"
+    c_value = f"{geom.c} / {geom.groups}" if geom.groups > 1 else f"{geom.c}"
+    if bias:
+        return (f"parameters  (Fh * Fw * {c} + 1) * K = ({geom.fh} * {geom.fw} * {c_value} + 1) "
+                f"* {geom.k} = {count:,}")
+    return f"parameters  Fh * Fw * {c} * K = {geom.fh} * {geom.fw} * {c_value} * {geom.k} = {count:,}"

@@ -1,0 +1,94 @@
+"""Figures of what a layer sees. Matplotlib is imported here, when a figure is drawn.
+
+Functions take arrays (and an optional list of Axes), return the matplotlib Figure and never
+call ``show()``. Figures are built with ``matplotlib.figure.Figure``, not pyplot, so they
+work without a display and never change the user's backend.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def _figure(panels: int, axes):
+    """A row of ``panels`` axes, or the caller's."""
+    if axes is not None:
+        return axes[0].figure, list(axes)
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(4.2 * panels, 4.6), layout="constrained")
+    return figure, list(figure.subplots(1, panels))
+
+
+def _show_image(ax, image: np.ndarray, title: str) -> None:
+    shown = image if image.dtype == np.uint8 else np.clip(image, 0, 1)
+    ax.imshow(shown, cmap="gray" if image.ndim == 2 else None)
+    ax.set_title(title)
+    ax.set_axis_off()
+
+
+def robust_max(values: np.ndarray, percentile: float = 99.5) -> float:
+    """The value below which ``percentile`` % of the finite values lie (0 if none).
+
+    Feature maps are dominated by a few strong responses (edges); scaling the colours to
+    this instead of the maximum keeps the rest visible.
+    """
+    finite = values[np.isfinite(values)]
+    return float(np.percentile(finite, percentile)) if finite.size else 0.0
+
+
+def _show_map(ax, values: np.ndarray, title: str, cmap: str) -> None:
+    """A feature map with its own colour scale and a colour bar in output units.
+
+    The scale stops at the 99.5th percentile (brighter pixels saturate), and is
+    symmetric around 0 when the map has both signs.
+    """
+    top = robust_max(np.abs(values))
+    signed = values.min() < 0 < values.max()
+    low, high = (-top, top) if signed else (min(values.min(), 0), top)
+    picture = ax.imshow(values, cmap="RdBu_r" if signed else cmap, vmin=low, vmax=high or None)
+    ax.figure.colorbar(picture, ax=ax, shrink=0.75, extend="max" if not signed else "both")
+    ax.set_title(title)
+    ax.set_axis_off()
+
+
+def layer_figure(
+    image: np.ndarray,
+    maps: np.ndarray,
+    titles: Sequence[str],
+    *,
+    extra: "tuple[np.ndarray, str] | None" = None,
+    suptitle: str = "",
+    axes=None,
+):
+    """Input image, each output channel of a layer, and optionally one more panel.
+
+    Parameters
+    ----------
+    image : ndarray, shape (h, w) or (h, w, 3)
+        The input as shown (uint8, or floats in [0, 1]).
+    maps : ndarray, shape (out_h, out_w, k)
+        The layer's output; each channel gets its own colour scale and bar.
+    titles : sequence of str
+        One per output channel.
+    extra : (ndarray, str), optional
+        A further map in [0, 1] (e.g. an equalised edge map) and its title.
+    axes : sequence of Axes, optional
+        ``2 + k`` (or ``1 + k``) axes to draw into.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    panels = 1 + maps.shape[-1] + (extra is not None)
+    figure, axes = _figure(panels, axes)
+    _show_image(axes[0], image, "input")
+    for channel, title in enumerate(titles):
+        _show_map(axes[1 + channel], maps[..., channel], title, cmap="magma")
+    if extra is not None:
+        _show_map(axes[-1], extra[0], extra[1], cmap="gray")
+    if suptitle:
+        figure.suptitle(suptitle)
+    return figure

@@ -1,0 +1,152 @@
+"""convlayer.shapes against closed-form formulas written independently here."""
+
+import math
+
+import pytest
+
+from convlayer import shapes
+
+GRID = [
+    (size, kernel, stride, dilation)
+    for size in range(1, 14)
+    for kernel in (1, 2, 3, 4, 5)
+    for stride in (1, 2, 3)
+    for dilation in (1, 2)
+]
+
+
+@pytest.mark.parametrize("size, kernel, stride, dilation", GRID)
+def test_output_size_matches_the_ceil_formulas(size, kernel, stride, dilation):
+    span = (kernel - 1) * dilation + 1
+    assert shapes.output_size(size, kernel, stride, "same", dilation) == math.ceil(size / stride)
+    assert shapes.output_size(size, kernel, stride, "same_lower", dilation) == math.ceil(size / stride)
+    if size >= span:
+        expected = math.ceil((size - span + 1) / stride)
+        assert shapes.output_size(size, kernel, stride, "valid", dilation) == expected
+    full = math.floor((size + 2 * (span - 1) - span) / stride) + 1
+    assert shapes.output_size(size, kernel, stride, "full", dilation) == full
+
+
+@pytest.mark.parametrize("size, kernel, stride, dilation", GRID)
+def test_same_padding_follows_tensorflow(size, kernel, stride, dilation):
+    span = (kernel - 1) * dilation + 1
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + span - size, 0)
+    before, after = shapes.pad_amounts(size, kernel, stride, "same", dilation)
+    assert (before, after) == (total // 2, total - total // 2)
+    assert shapes.pad_amounts(size, kernel, stride, "same_lower", dilation) == (after, before)
+    # the padded input holds exactly the windows the output needs
+    assert size + before + after >= (out - 1) * stride + span
+
+
+def test_readme_worked_example():
+    assert shapes.output_size(224, 7, stride=2, padding="same") == 112
+    assert shapes.pad_amounts(224, 7, stride=2, padding="same") == (2, 3)
+    assert shapes.pad_amounts(6, 3, stride=2, padding="same") == (0, 1)
+
+
+def test_explicit_padding_uses_pytorch_formula():
+    assert shapes.pad_amounts(10, 3, padding=2) == (2, 2)
+    assert shapes.pad_amounts(10, 3, padding=(1, 4)) == (1, 4)
+    assert shapes.output_size(10, 3, stride=2, padding=(1, 4)) == (10 + 5 - 3) // 2 + 1
+
+
+def test_full_padding():
+    assert shapes.pad_amounts(5, 3, padding="full") == (2, 2)
+    assert shapes.pad_amounts(5, 3, padding="full", dilation=2) == (4, 4)
+    assert shapes.output_size(5, 3, padding="full") == 7
+
+
+def test_empty_input_has_empty_output_unless_padding_fits_kernel():
+    assert shapes.output_size(0, 3, padding="same") == 0
+    assert shapes.output_size(0, 3, padding="valid") == 0
+    assert shapes.output_size(0, 3, padding=(1, 1)) == 0
+    assert shapes.output_size(0, 3, padding=(2, 2)) == 2
+    assert shapes.output_size(0, 3, padding="full") == 2
+
+
+@pytest.mark.parametrize(
+    "input_shape, kernel_shape, kwargs, expected",
+    [
+        ((224, 224, 3), (7, 7, 3, 64), dict(strides=2), (112, 112, 64)),
+        ((8, 224, 224, 3), (7, 7, 3, 64), dict(strides=2, padding="valid"), (8, 109, 109, 64)),
+        ((32, 32, 3), (3, 3, 3), dict(padding="valid"), (30, 30)),
+        ((4, 32, 32, 3), (3, 3, 3), dict(), (4, 32, 32)),
+        ((10, 12), (3, 3), dict(strides=(2, 3)), (5, 4)),
+        ((10, 12, 4), (3, 3, 2, 6), dict(groups=2, dilation=2, padding="valid"), (6, 8, 6)),
+        ((2, 4, 10, 12), (6, 2, 3, 3), dict(groups=2, data_format="channels_first"), (2, 6, 10, 12)),
+        ((4, 10, 12), (4, 3, 3), dict(padding="valid", data_format="channels_first"), (8, 10)),
+        ((10, 12, 3), (3, 3, 3, 2), dict(padding=((0, 1), (2, 3))), (9, 15, 2)),
+    ],
+)
+def test_conv2d_output_shape(input_shape, kernel_shape, kwargs, expected):
+    assert shapes.conv2d_output_shape(input_shape, kernel_shape, **kwargs) == expected
+
+
+def test_num_params_shared_and_grouped():
+    assert shapes.num_params(3, 3, 2) == (3 * 3 * 3 + 1) * 2
+    assert shapes.num_params((7, 5), 3, 64) == (7 * 5 * 3 + 1) * 64
+    assert shapes.num_params(3, 3, 2, bias=False) == 3 * 3 * 3 * 2
+    assert shapes.num_params(3, 32, 64, groups=4) == (3 * 3 * 8 + 1) * 64
+    assert shapes.num_params(1, 256, 64) == 257 * 64
+
+
+def test_num_params_other_sharing_kinds():
+    weights = 3 * 3 * 3 * 2
+    assert shapes.num_params(3, 3, 2, sharing="unshared", output_size=(4, 5)) == (weights + 2) * 20
+    assert shapes.num_params(3, 3, 2, sharing="regions", regions=(2, 3)) == (weights + 2) * 6
+    assert shapes.num_params(3, 3, 2, sharing="tiled", tiles=2) == (weights + 2) * 4
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: shapes.output_size(5, 3, padding="smae"), ValueError, r"padding must be 'same'.*got 'smae'"),
+        (lambda: shapes.output_size(5, 3, stride=0), ValueError, r"stride must be positive integers; got 0"),
+        (lambda: shapes.output_size(5, 3, dilation=-1), ValueError, r"dilation must be positive"),
+        (lambda: shapes.output_size(5, 0), ValueError, r"kernel must be positive integers; got 0"),
+        (lambda: shapes.output_size(5, 3, stride=1.5), TypeError, r"stride must be positive integers; got 1.5"),
+        (lambda: shapes.output_size(3, 5, padding="valid"), ValueError,
+         r"kernel size 5 does not fit the padded input size 3 \(x size 3 \+ padding 0 \+ 0\)"),
+        (lambda: shapes.pad_amounts(5, 3, padding=-1), ValueError, r"padding must be non-negative integers; got -1"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 4, 8)), ValueError,
+         r"kernel has 4 input channels but x has 3 \(kernel shape \(3, 3, 4, 8\), x shape \(8, 8, 3\)\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 4), (3, 3, 2, 6), groups=3), ValueError,
+         r"groups must divide both the input channels and the output channels; got groups=3"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3, 2), strides=(2, 0)), ValueError,
+         r"strides must be positive integers; got \(2, 0\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3, 2), strides=(1, 2, 3)), ValueError,
+         r"strides must be an int or a pair \(vertical, horizontal\); got \(1, 2, 3\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3, 2), padding=((1, 2), 3)), ValueError,
+         r"padding must be .*; got \(\(1, 2\), 3\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3, 2), data_format="NCWH"), ValueError,
+         r"data_format must be 'channels_last' or 'channels_first'; got 'NCWH'"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3)), ValueError,
+         r"a 2-D kernel \(Fh, Fw\) takes a 2-D x \(H, W\); got x shape \(8, 8, 3\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3, 2, 1)), ValueError,
+         r"kernel must have 2, 3 or 4 dimensions.*got kernel shape \(3, 3, 3, 2, 1\)"),
+        (lambda: shapes.conv2d_output_shape((8, 3), (3, 3, 3)), ValueError,
+         r"x must be \(H, W, C\) or \(N, H, W, C\) for a 3-D kernel; got x shape \(8, 3\)"),
+        (lambda: shapes.conv2d_output_shape((8, 8, 3), (0, 3, 3, 2)), ValueError,
+         r"kernel height and width must be positive; got kernel shape \(0, 3, 3, 2\)"),
+        (lambda: shapes.conv2d_output_shape((4, 8, 3), (5, 3, 3, 2), padding="valid"), ValueError,
+         r"kernel height 5 does not fit the padded input height 4"),
+        (lambda: shapes.num_params(3, 3, 2, sharing="tied"), ValueError,
+         r"sharing must be one of 'shared', 'tiled', 'regions', 'unshared'; got 'tied'"),
+        (lambda: shapes.num_params(3, 3, 2, sharing="unshared"), ValueError,
+         r"sharing='unshared' needs output_size=\(rows, cols\); got None"),
+        (lambda: shapes.num_params(3, 3, 2, groups=2), ValueError,
+         r"groups must divide both in_channels and out_channels; got groups=2, in_channels=3"),
+    ],
+)
+def test_errors_name_argument_value_and_expectation(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_type_errors_are_also_value_errors():
+    """A float stride is a wrong type and a wrong value: code catching either sees it."""
+    with pytest.raises(ValueError):
+        shapes.output_size(5, 3, stride=2.0)
+    with pytest.raises(TypeError):
+        shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3), padding=1.5)
