@@ -81,9 +81,9 @@ def torch_oracle(x, kernel, bias, *, strides=1, padding="same", dilation=1, grou
         kernel = kernel[:, :, ::-1, ::-1]
 
     def run(a, k):
-        return F.conv2d(
-            torch.from_numpy(np.ascontiguousarray(a)),
-            torch.from_numpy(np.ascontiguousarray(k)),
+        return F.conv2d(  # copies: torch refuses negative numpy strides
+            torch.from_numpy(np.array(a, order="C", copy=True)),
+            torch.from_numpy(np.array(k, order="C", copy=True)),
             stride=(sh, sw),
             dilation=(dh, dw),
             groups=groups,
@@ -363,6 +363,21 @@ def test_larger_shapes_match_torch(case, dtype):
     kwargs = dict(strides=strides, padding=padding, dilation=dilation, groups=groups)
     y = convlayer.conv2d(x, kernel, bias, **kwargs)
     expected, bound = nhwc_oracle(x, kernel, bias, **kwargs)
+    assert_matches(y, expected, bound, dtype)
+
+
+@pytest.mark.parametrize(
+    "case, dtype",
+    [((8, 128, 128, 16, 3, 3, 32), np.float32), ((1, 256, 256, 3, 15, 15, 8), np.float64)],
+    ids=["batch-8x128x128x16-k3-f32", "256x256x3-k15-f64"],
+)
+def test_big_enough_to_chunk_or_pick_another_algorithm(case, dtype):
+    n, h, w, c, fh, fw, k = case
+    rng = np.random.default_rng(list(case))
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    kernel = rng.standard_normal((fh, fw, c, k)).astype(dtype)
+    y = convlayer.conv2d(x, kernel, padding="same")
+    expected, bound = nhwc_oracle(x, kernel, None, padding="same")
     assert_matches(y, expected, bound, dtype)
 
 

@@ -1,0 +1,125 @@
+"""The command line: numbers, figures, errors, and what `import convlayer` pulls in."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convlayer.cli.main import main
+
+
+def test_shape_prints_the_readme_worked_example(capsys):
+    assert main(["shape", "--input", "224x224x3", "--kernel", "7x7", "--filters", "64",
+                 "--strides", "2", "--padding", "same"]) == 0
+    text = capsys.readouterr().out
+    assert "output      112 x 112 x 64" in text
+    assert "ceil(224 / 2) = 112" in text
+    assert "max((112 - 1) * 2 + 7 - 224, 0) = 5: top 2, bottom 3" in text
+    assert "left 2, right 3" in text
+    assert "(7 * 7 * 3 + 1) * 64 = 9,472" in text
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--input", "8x32x32x16", "--kernel", "3", "--filters", "32", "--padding", "valid",
+          "--dilation", "2", "--groups", "4", "--no-bias"],
+         ["output      8 x 28 x 28 x 32", "Fh_eff = (Fh - 1) * d + 1 = (3 - 1) * 2 + 1 = 5",
+          "3 * 3 * 16 / 4 * 32 = 1,152"]),
+        (["--input", "6x6", "--kernel", "3", "--strides", "2", "--padding", "0,1,0,1"],
+         ["output      3 x 3 x 1", "floor((6 + 0 + 1 - 3) / 2) + 1 = 3; top 0, bottom 1"]),
+        (["--input", "5x5x1", "--kernel", "4", "--padding", "same_lower"],
+         ["top 2, bottom 1", "(the odd zero goes to the top)"]),
+        (["--input", "7x9x3", "--kernel", "3x5", "--padding", "full", "--strides", "2x1"],
+         ["output      5 x 13 x 1", "floor((7 + 2 + 2 - 3) / 2) + 1 = 5"]),
+    ],
+)
+def test_shape_variants(capsys, argv, expected):
+    assert main(["shape"] + argv) == 0
+    text = capsys.readouterr().out
+    for line in expected:
+        assert line in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["shape", "--input", "6x6", "--kernel", "9", "--padding", "valid"],
+         "convlayer shape: error: kernel height 9 does not fit the padded input height 6"),
+        (["shape", "--input", "6x6x3", "--kernel", "3", "--padding", "smae"], "got 'smae'"),
+        (["shape", "--input", "6y6", "--kernel", "3"], "--input must be HxW or HxWxC or NxHxWxC; got '6y6'"),
+        (["shape", "--input", "6x6x3", "--kernel", "3", "--strides", "0"], "strides must be positive integers"),
+        (["shape", "--input", "6x6x3"], "the following arguments are required: --kernel"),
+        (["demo", "--photo", "moon"], "invalid choice: 'moon'"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
+    code = _run(argv)
+    captured = capsys.readouterr()
+    assert code == 2
+    assert message in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.err
+
+
+def _run(argv):
+    """main()'s exit code, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_demo_writes_a_real_figure(tmp_path, capsys):
+    from PIL import Image
+
+    target = tmp_path / "figure.png"
+    assert main(["demo", "-o", str(target)]) == 0
+    assert str(target) in capsys.readouterr().out
+    picture = np.asarray(Image.open(target).convert("L"), dtype=float)
+    assert picture.shape[0] > 300 and picture.shape[1] > 1000
+    assert picture.std() > 20  # not blank: photo, maps and colour bars
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+def test_demo_layer_values():
+    """The demo's layer is the tutorial's: edge with bias 1, blur with bias 0, then ReLU."""
+    from convlayer.cli.demo import apply_layer
+
+    image = np.random.default_rng(0).integers(0, 256, (6, 7, 3), dtype=np.uint8)
+    maps = apply_layer(image)
+    padded = np.pad(image.astype(float).sum(axis=2), 1)
+    edge = 8 * padded[1:-1, 1:-1] - sum(padded[1 + i : 7 + i, 1 + j : 8 + j]
+                                        for i in (-1, 0, 1) for j in (-1, 0, 1) if (i, j) != (0, 0))
+    blur = sum(padded[1 + i : 7 + i, 1 + j : 8 + j] for i in (-1, 0, 1) for j in (-1, 0, 1)) / 9
+    np.testing.assert_allclose(maps[..., 0], np.maximum(edge + 1, 0), rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(maps[..., 1], blur, rtol=1e-5)
+
+
+def test_demo_unwritable_output_is_one_line(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path / "missing-folder" / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("convlayer demo: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_help_has_examples(capsys):
+    for command in ("shape", "demo"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        assert "examples:" in capsys.readouterr().out
+
+
+def test_import_convlayer_imports_only_numpy():
+    code = ("import sys, convlayer; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'scipy', 'matplotlib', 'skimage', 'PIL', 'torch', 'dask', 'tqdm', 'sklearn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "convlayer.cli.main", "shape", "--input", "4x4",
+                          "--kernel", "3"], capture_output=True, text=True)
+    assert out.returncode == 0 and "output      4 x 4 x 1" in out.stdout
