@@ -170,7 +170,8 @@ def test_lists_and_memory_maps(tmp_path):
 def test_empty_batch_and_empty_images():
     assert conv2d(np.zeros((0, 5, 5, 3)), np.ones((3, 3, 3, 4))).shape == (0, 5, 5, 4)
     assert conv2d(np.zeros((2, 0, 5, 3)), np.ones((3, 3, 3, 4))).shape == (2, 0, 5, 4)
-    assert conv2d(np.zeros((2, 0, 5, 3)), np.ones((3, 3, 3, 4)), padding="valid").shape == (2, 0, 3, 4)
+    with pytest.raises(ValueError, match="kernel height 3 does not fit the padded input height 0"):
+        conv2d(np.zeros((2, 0, 5, 3)), np.ones((3, 3, 3, 4)), padding="valid")
     # zero height, but the padding alone fits the kernel: the output is the bias
     out = conv2d(np.zeros((0, 4, 1)), np.ones((3, 3, 1, 2)), [1.0, 2.0], padding=((2, 2), (1, 1)))
     assert out.shape == (2, 4, 2)

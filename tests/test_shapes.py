@@ -59,10 +59,12 @@ def test_full_padding():
 
 def test_empty_input_has_empty_output_unless_padding_fits_kernel():
     assert shapes.output_size(0, 3, padding="same") == 0
-    assert shapes.output_size(0, 3, padding="valid") == 0
-    assert shapes.output_size(0, 3, padding=(1, 1)) == 0
+    assert shapes.output_size(0, 3, stride=2, padding="same_lower") == 0
     assert shapes.output_size(0, 3, padding=(2, 2)) == 2
     assert shapes.output_size(0, 3, padding="full") == 2
+    for padding in ("valid", (1, 1)):  # the padding alone does not fit the kernel
+        with pytest.raises(ValueError, match=r"kernel size 3 does not fit the padded input size"):
+            shapes.output_size(0, 3, padding=padding)
 
 
 @pytest.mark.parametrize(

@@ -87,8 +87,9 @@ def conv2d(
     ``floor((size + before + after - span) / stride) + 1`` (PyTorch's formula);
     'full' pads ``span - 1`` on every side.
 
-    An empty batch gives an empty result; an image of zero height or width gives the bias
-    over the padding when the padding alone fits the kernel, and an empty result when not.
+    An empty batch gives an empty result. An image of zero height or width gives the bias
+    over the padding when the padding alone fits the kernel (as in TensorFlow); with
+    'same' padding it gives an empty result; otherwise the kernel does not fit (ValueError).
     Bool inputs count as 0 and 1. NaN and inf propagate as in NumPy arithmetic.
 
     Work memory (padded slab and patch matrix) is bounded by

@@ -50,11 +50,16 @@ def _pads_for_word(word: str, size: int, span_: int, stride: int) -> tuple[int, 
     return (small, large) if word == "same" else (large, small)
 
 
-def _extent(size: int, span_: int, stride: int, before: int, after: int, axis: str) -> int:
-    """Output size along one axis for resolved padding; raise if the kernel cannot fit."""
+def _extent(size: int, span_: int, stride: int, pads: tuple[int, int], axis: str, form) -> int:
+    """Output size along one axis for resolved padding; raise if the kernel cannot fit.
+
+    'same' always fits (``ceil(size / stride)`` windows, none for an empty image); any other
+    padding must leave at least one window, even around an empty image.
+    """
+    before, after = pads
     padded = size + before + after
     if padded < span_:
-        if size == 0:  # an empty image stays empty: nothing to slide over
+        if size == 0 and form in ("same", "same_lower"):
             return 0
         raise ValueError(
             f"kernel {axis} {span_} does not fit the padded input {axis} {padded} "
@@ -129,8 +134,9 @@ def output_size(
     Raises
     ------
     ValueError
-        If the kernel's span is longer than the padded input (an empty input, ``size=0``,
-        gives 0 instead: there is nothing to slide over).
+        If the kernel's span is longer than the padded input. 'same' always fits: an
+        empty input (``size=0``) gives 0; with other padding an empty input is fine only
+        when the padding alone fits the kernel.
 
     Examples
     --------
@@ -141,8 +147,9 @@ def output_size(
     >>> output_size(5, 3, padding="full")
     7
     """
-    before, after = pad_amounts(size, kernel, stride, padding, dilation)
-    return _extent(int(size), span(int(kernel), int(dilation)), int(stride), before, after, "size")
+    pads = pad_amounts(size, kernel, stride, padding, dilation)
+    form = padding.lower() if isinstance(padding, str) else None
+    return _extent(int(size), span(int(kernel), int(dilation)), int(stride), pads, "size", form)
 
 
 # Two axes.
@@ -302,8 +309,8 @@ def conv_geometry(
         pads = (_pads_for_word(form, h, span_h, strides_[0]), _pads_for_word(form, w, span_w, strides_[1]))
     else:
         pads = form
-    out_h = _extent(h, span_h, strides_[0], *pads[0], "height")
-    out_w = _extent(w, span_w, strides_[1], *pads[1], "width")
+    out_h = _extent(h, span_h, strides_[0], pads[0], "height", form)
+    out_w = _extent(w, span_w, strides_[1], pads[1], "width", form)
     return ConvGeometry(
         n, h, w, c, fh, fw, k, groups, strides_, dilation_, pads, out_h, out_w,
         len(k_shape), batched, channels_first,
