@@ -24,25 +24,25 @@ class ArgumentTypeError(TypeError, ValueError):
     """
 
 
-# Parsing small integer arguments.
-
-
 def as_int(name: str, value, *, minimum: int) -> int:
     """Return ``value`` as a Python int >= minimum, or raise naming ``name``."""
     kind = "positive" if minimum == 1 else "non-negative"
     if isinstance(value, bool):
-        raise ArgumentTypeError(f"{name} must be {kind} integers; got {value!r}")
+        raise ArgumentTypeError(f"{name} must be {kind} integers; got {_show(value)}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise ArgumentTypeError(f"{name} must be {kind} integers; got {value!r}") from None
+        raise ArgumentTypeError(f"{name} must be {kind} integers; got {_show(value)}") from None
     if number < minimum:
-        raise ValueError(f"{name} must be {kind} integers; got {value!r}")
+        raise ValueError(f"{name} must be {kind} integers; got {_show(value)}")
     return number
 
 
 def _is_sequence(value) -> bool:
-    return not isinstance(value, (str, bytes)) and hasattr(value, "__len__")
+    """True for lists, tuples and arrays of rank >= 1 (a 0-d array is a scalar)."""
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+        return False
+    return getattr(value, "ndim", 1) > 0
 
 
 def as_pair(name: str, value, *, minimum: int = 1) -> tuple[int, int]:
@@ -69,6 +69,7 @@ def as_pair(name: str, value, *, minimum: int = 1) -> tuple[int, int]:
 
 
 def _any_non_int(values) -> bool:
+    """True if any value is not an integer (bools count as not)."""
     for v in values:
         if isinstance(v, bool):
             return True
@@ -115,25 +116,19 @@ def padding_2d(padding) -> "str | tuple[tuple[int, int], tuple[int, int]]":
     """
     if isinstance(padding, str):
         return padding_1d(padding)
-    if not _is_sequence(padding):
-        try:
-            number = as_int("padding", padding, minimum=0)
-        except ValueError:
-            raise _padding_error(padding) from None
-        return (number, number), (number, number)
-    if len(padding) != 2:
-        raise _padding_error(padding)
-    if all(_is_sequence(p) for p in padding):
-        try:
-            return as_pair("padding", padding[0], minimum=0), as_pair("padding", padding[1], minimum=0)
-        except ValueError:
-            raise _padding_error(padding) from None
-    if any(_is_sequence(p) for p in padding):
-        raise _padding_error(padding)
     try:
-        pad_h, pad_w = as_pair("padding", padding, minimum=0)
-    except ValueError:
+        return _explicit_padding(padding)
+    except ValueError:  # one message for every malformed form, showing the whole value
         raise _padding_error(padding) from None
+
+
+def _explicit_padding(padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    if not _is_sequence(padding):
+        number = as_int("padding", padding, minimum=0)
+        return (number, number), (number, number)
+    if len(padding) == 2 and all(_is_sequence(p) for p in padding):
+        return as_pair("padding", padding[0], minimum=0), as_pair("padding", padding[1], minimum=0)
+    pad_h, pad_w = as_pair("padding", padding, minimum=0)
     return (pad_h, pad_h), (pad_w, pad_w)
 
 
