@@ -92,3 +92,33 @@ def layer_figure(
     if suptitle:
         figure.suptitle(suptitle)
     return figure
+
+
+def for_display(pixels: np.ndarray) -> np.ndarray:
+    """An image as imshow wants it: uint8 as is, other dtypes scaled to [0, 1].
+
+    Integer images are divided by their type's range (65535 for 16-bit), floats by their
+    maximum; one channel becomes (h, w) so it is drawn in gray.
+    """
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype.kind in "ui":
+        return pixels / np.iinfo(pixels.dtype).max
+    top = float(np.nanmax(pixels)) if pixels.size else 0.0
+    return pixels / top if top > 0 else pixels
+
+
+def equalised(edge: np.ndarray) -> np.ndarray:
+    """An edge map made readable: scaled to [0, 1] by its 99.5th percentile, then CLAHE.
+
+    CLAHE (``skimage.exposure.equalize_adapthist``) equalises contrast tile by tile, so
+    faint edges show next to strong ones. Negative responses count as no edge.
+    """
+    from skimage import exposure
+
+    positive = np.nan_to_num(np.maximum(edge, 0))
+    top = robust_max(positive)
+    scaled = np.clip(positive / top, 0, 1) if top > 0 else positive
+    return exposure.equalize_adapthist(scaled)

@@ -40,16 +40,11 @@ def apply_layer(image: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skimage import data, exposure
+    from skimage import data
 
     image = getattr(data, args.photo)()
     maps = apply_layer(image)
-    edge = maps[..., 0]
-    from ..plot import robust_max
-
-    top = robust_max(edge)  # CLAHE wants [0, 1]; a few very strong edges would flatten the rest
-    equalised = exposure.equalize_adapthist(np.clip(edge / top, 0, 1) if top > 0 else edge)
-    figure = _draw(image, maps, equalised, args.photo)
+    figure = _draw(image, maps, args.photo)
     output = Path(args.output)
     fmt = output.suffix.lstrip(".").lower() or "png"
     path = atomic_write(output, lambda temporary: figure.savefig(temporary, format=fmt, dpi=110))
@@ -57,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(image, maps, equalised, photo: str):
+def _draw(image, maps, photo: str):
     from .. import plot
 
     h, w, c = image.shape
@@ -69,5 +64,5 @@ def _draw(image, maps, equalised, photo: str):
     )
     return plot.layer_figure(
         image, maps, ["edge (bias 1), ReLU", "blur (bias 0), ReLU"],
-        extra=(equalised, "edge map, CLAHE-equalised"), suptitle=title,
+        extra=(plot.equalised(maps[..., 0]), "edge map, CLAHE-equalised"), suptitle=title,
     )

@@ -13,11 +13,13 @@ import sys
 
 COMMANDS = {
     "demo": "Run the tutorial's two-filter layer on a sample photo and draw what it sees.",
+    "filter": "Run a convolutional layer over images and write what each filter sees.",
     "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
 }
 
 # What to install when a command's optional dependency is missing.
-_EXTRAS = {"matplotlib": "images", "skimage": "images", "PIL": "images"}
+_EXTRAS = {"matplotlib": "images", "skimage": "images", "PIL": "images", "tqdm": "images",
+           "tifffile": "images"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,8 +60,9 @@ def main(argv: "list[str] | None" = None) -> int:
         extra = _EXTRAS.get(top)
         hint = f": pip install 'convlayer[{extra}]'" if extra else ""
         return _fail(f"convlayer {args.command}: error: needs the package {top!r}{hint}")
-    except KeyboardInterrupt:
-        return _fail(f"convlayer {args.command}: interrupted")
+    except KeyboardInterrupt:  # outputs are written whole or not at all: nothing to clean up
+        print(f"convlayer {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 def _fail(message: str) -> int:

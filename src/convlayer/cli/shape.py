@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from .. import shapes
+from . import _parse
 
 EXAMPLE = """examples:
   convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2 --padding same
@@ -31,46 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-bias", action="store_true", help="the layer has no bias")
 
 
-def _ints(name: str, text: str, count: "tuple[int, ...]") -> tuple[int, ...]:
-    """Parse '224x224x3' (or '2,1') into ints, with one of the allowed counts."""
-    parts = text.lower().replace(",", "x").split("x")
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) not in count:
-        raise ValueError(f"--{name} must be {' or '.join(_forms(name))}; got {text!r}")
-    return values
-
-
-def _forms(name: str) -> list[str]:
-    return {"input": ["HxW", "HxWxC", "NxHxWxC"], "kernel": ["F", "FhxFw"],
-            "padding": ["a word", "P", "P_h,P_w", "top,bottom,left,right"]}.get(
-        name, ["an integer" if name in ("filters", "groups") else "S or S_hxS_w"])
-
-
-def parse_padding(text: str):
-    """'same' -> 'same'; '1' -> 1; '1,2' -> (1, 2); '0,1,2,3' -> ((0, 1), (2, 3))."""
-    if text.strip().replace("_", "").isalpha():
-        return text.strip().lower()
-    values = _ints("padding", text, (1, 2, 4))
-    if len(values) == 4:
-        return (values[0], values[1]), (values[2], values[3])
-    return values[0] if len(values) == 1 else values
-
-
 def run(args: argparse.Namespace) -> int:
-    dims = _ints("input", args.input, (2, 3, 4))
+    dims = _parse.ints("input", args.input, (2, 3, 4))
     input_shape = dims + (1,) if len(dims) == 2 else dims  # HxW is one channel
     c = input_shape[-1]
-    kernel = _ints("kernel", args.kernel, (1, 2))
+    kernel = _parse.ints("kernel", args.kernel, (1, 2))
     fh, fw = kernel * 2 if len(kernel) == 1 else kernel
-    (k,), (groups,) = _ints("filters", args.filters, (1,)), _ints("groups", args.groups, (1,))
-    strides = _ints("strides", args.strides, (1, 2))  # a 1-tuple means both axes
-    dilation = _ints("dilation", args.dilation, (1, 2))
-    padding = parse_padding(args.padding)
-    geom = shapes.conv_geometry(input_shape, (fh, fw, c // max(groups, 1), k), strides * (3 - len(strides)),
-                                padding, dilation * (3 - len(dilation)), groups=groups)
+    (k,), (groups,) = _parse.ints("filters", args.filters, (1,)), _parse.ints("groups", args.groups, (1,))
+    strides, dilation = _parse.pair("strides", args.strides), _parse.pair("dilation", args.dilation)
+    padding = _parse.padding(args.padding)
+    kernel_shape = (fh, fw, c // max(groups, 1), k)
+    geom = shapes.conv_geometry(input_shape, kernel_shape, strides, padding, dilation, groups=groups)
     print(report(geom, padding, bias=not args.no_bias))
     return 0
 

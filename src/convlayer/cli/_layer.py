@@ -1,0 +1,166 @@
+"""The layer a ``convlayer filter`` run applies: kernels from names and files, bias, options.
+
+Everything is checked here, before any image is read or any file written.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import _validate, kernels, shapes
+from .._args import as_pair, padding_2d
+from . import _parse
+
+
+@dataclass
+class Layer:
+    """A convolutional layer over ``c`` channels with one named output channel per filter."""
+
+    kernel: np.ndarray  # (fh, fw, c, k)
+    names: list  # one per output channel; used in file names
+    bias: "np.ndarray | None"
+    options: dict = field(default_factory=dict)  # keyword arguments of conv2d
+    relu: bool = False
+
+    def titles(self) -> list[str]:
+        """One panel title per output channel: its name, bias and ReLU."""
+        biases = self.bias if self.bias is not None else np.zeros(len(self.names))
+        return [f"{name} (bias {b:g}){', ReLU' if self.relu else ''}" for name, b in zip(self.names, biases)]
+
+    def describe(self) -> dict:
+        """The layer as JSON-ready values."""
+        return {
+            "kernel_shape": list(self.kernel.shape),
+            "channels": self.names,
+            "bias": None if self.bias is None else self.bias.tolist(),
+            "relu": self.relu,
+            **{key: _jsonable(value) for key, value in self.options.items()},
+            "parameters": self.num_params(),
+        }
+
+    def num_params(self) -> int:
+        fh, fw, c, k = self.kernel.shape
+        return shapes.num_params((fh, fw), c, k, bias=self.bias is not None)
+
+
+def _jsonable(value):
+    return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
+
+
+def build_layer(args) -> Layer:
+    """The layer described by the command line's -k, --kernel-file, --bias and options."""
+    channels = 3 if args.mode == "rgb" else 1
+    parts = [_named(value, channels) if kind == "name" else load_kernel_file(Path(value), channels)
+             for kind, value in args.filters]
+    if not parts:
+        raise ValueError("give at least one filter: -k NAME (e.g. -k edge) or --kernel-file F")
+    sizes = {part.shape[:2] for part, _ in parts}
+    if len(sizes) > 1:
+        raise ValueError(f"all kernels must have one size (Fh, Fw) to form one layer; got {sorted(sizes)}")
+    kernel = np.concatenate([part.astype(np.float32) for part, _ in parts], axis=3)
+    names = _unique([name for _, part_names in parts for name in part_names])
+    return Layer(kernel, names, _bias(args.bias, len(names)), _options(args), bool(args.relu))
+
+
+def _named(name: str, channels: int) -> tuple[np.ndarray, list]:
+    """-k NAME: the named 2-D filter repeated over the channels."""
+    if name.lower() not in kernels.names():
+        raise ValueError(f"-k {name}: unknown kernel; choose from {', '.join(kernels.names())}")
+    return kernels.stack([name], channels), [name.lower()]
+
+
+def _unique(names: list) -> list:
+    """'edge', 'edge' -> 'edge', 'edge-2': every channel gets its own file."""
+    seen, result = {}, []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        result.append(name if seen[name] == 1 else f"{name}-{seen[name]}")
+    return result
+
+
+def _bias(values, count: int) -> "np.ndarray | None":
+    if values is None:
+        return None
+    if len(values) != count:
+        raise ValueError(f"--bias needs one value per output channel ({count}); got {len(values)}: {values}")
+    bias = np.array(values, np.float32)
+    if not np.isfinite(bias).all():
+        raise ValueError(f"--bias must be finite numbers; got {values}")
+    return bias
+
+
+def _options(args) -> dict:
+    """conv2d's keyword arguments, each checked now rather than at the first image."""
+    options = {
+        "strides": as_pair("strides", _parse.pair("strides", args.strides)),
+        "padding": _parse.padding(args.padding),
+        "dilation": as_pair("dilation", _parse.pair("dilation", args.dilation)),
+        "pad_mode": _validate.pad_mode_name(args.pad_mode),
+        "flip": bool(args.flip),
+    }
+    padding_2d(options["padding"])
+    return options
+
+
+def load_kernel_file(path: Path, channels: int) -> tuple[np.ndarray, list]:
+    """A kernel file as a (fh, fw, channels, k) layer kernel and its channel names.
+
+    ``.npy`` of shape (fh, fw) (one filter repeated over the channels, as ``-k`` does),
+    (fh, fw, c) (one filter over c channels) or (fh, fw, c, k); any other file is read as
+    a text matrix (spaces or commas) for one 2-D filter.
+    """
+    array = _read_kernel_array(path)
+    if array.ndim not in (2, 3, 4) or 0 in array.shape:
+        raise ValueError(f"--kernel-file {path}: shape {array.shape} is not (Fh, Fw), (Fh, Fw, C) "
+                         f"or (Fh, Fw, C, K)")
+    if array.dtype.kind not in "biuf":
+        raise ValueError(f"--kernel-file {path}: dtype {array.dtype} is not a real number type")
+    if not np.isfinite(array).all():
+        raise ValueError(f"--kernel-file {path}: contains NaN or infinity")
+    if array.ndim == 2:
+        array = kernels.stack([array], channels, dtype=np.float64)
+    elif array.ndim == 3:
+        array = array[..., None]
+    if array.shape[2] != channels:
+        raise ValueError(f"--kernel-file {path}: shape {array.shape} has {array.shape[2]} input "
+                         f"channels but the images have {channels} (--mode {'rgb' if channels == 3 else 'gray'})")
+    k = array.shape[3]
+    return array, [path.stem] if k == 1 else [f"{path.stem}{i}" for i in range(k)]
+
+
+def _read_kernel_array(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ValueError(f"--kernel-file {path}: no such file")
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        text = path.read_text().replace(",", " ")
+        return np.loadtxt(io.StringIO(text), ndmin=2)
+    except (OSError, ValueError, UnicodeDecodeError, EOFError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"--kernel-file {path}: not a readable kernel ({first})") from None
+
+
+def layer_title(layer: Layer, in_shape, out_shape) -> str:
+    """One line describing the layer for a figure title."""
+    fh, fw, c, k = layer.kernel.shape
+    options = layer.options
+    strides = "x".join(map(str, options["strides"]))
+    padding = options["padding"]
+    text = (f"{'x'.join(map(str, in_shape))} -> conv {fh}x{fw}x{c}x{k} "
+            f"[{', '.join(layer.names)}], strides {strides}, padding {padding!r}")
+    if options["dilation"] != (1, 1):
+        text += f", dilation {'x'.join(map(str, options['dilation']))}"
+    if options["pad_mode"] != "constant":
+        text += f", pad mode {options['pad_mode']}"
+    if options["flip"]:
+        text += ", flipped"
+    if layer.bias is not None:
+        text += f", bias {[float(f'{b:g}') for b in layer.bias]}"
+    if layer.relu:
+        text += ", ReLU"
+    return text + f" -> {'x'.join(map(str, out_shape))}, {layer.num_params():,} parameters"

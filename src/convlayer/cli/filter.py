@@ -1,0 +1,216 @@
+"""``convlayer filter``: run one convolutional layer over images and write what each filter sees.
+
+For every input image it writes, into the output folder: one display image per output
+channel (``NAME.CHANNEL.png``), a sidecar ``NAME.json`` stating the layer and how each
+channel was scaled for display, and on request the exact float output (``NAME.npy``,
+``--save-raw``) and a side-by-side figure (``NAME.figure.png``, ``--figure``).
+
+Safety: nothing is written unless every check passes first (the layer, the inputs, the
+output names); an existing output is never replaced without ``--overwrite``; each file
+is written to a temporary name and renamed, so an interrupted run leaves complete files.
+Exit codes: 0 all done, 1 some inputs skipped (each reported), 2 nothing done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .. import images
+from .._files import atomic_write
+from ..functional import conv2d, relu
+from ._layer import Layer, build_layer, layer_title
+
+EXAMPLE = """examples:
+  convlayer filter photo.jpg -k edge -k blur --figure -o out/
+  convlayer filter photos/ -k sobel_x -k sobel_y --relu --strides 2 -o out/
+  convlayer filter scan.tif --mode gray --kernel-file my_filter.npy --save-raw -o out/
+
+named kernels: edge, blur, gaussian, sharpen, sobel_x, sobel_y, emboss, identity
+exit codes: 0 all done, 1 some inputs skipped (each is reported), 2 bad input, nothing done"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
+                        help="image files (PNG, JPEG, TIFF, BMP, GIF, WebP) or folders of them")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTDIR",
+                        help="folder for the outputs (created if missing)")
+    # -k and --kernel-file share one list, so output channels follow the command line's order.
+    parser.add_argument("-k", "--kernel", action="append", dest="filters", default=[], metavar="NAME",
+                        type=lambda name: ("name", name),
+                        help="a named 3x3 filter, applied across all input channels; repeat it "
+                             "for more output channels")
+    parser.add_argument("--kernel-file", action="append", dest="filters", metavar="F",
+                        type=lambda path: ("file", path),
+                        help=".npy of shape (Fh, Fw), (Fh, Fw, C) or (Fh, Fw, C, K), or a "
+                             "text/CSV matrix for one 2-D filter")
+    parser.add_argument("--bias", nargs="+", type=float, metavar="B",
+                        help="one value per output channel (default 0)")
+    parser.add_argument("--strides", default="1", metavar="S", help="e.g. 2 or 2x1 (default 1)")
+    parser.add_argument("--padding", default="same", metavar="P",
+                        help="same, same_lower, valid, full, P, 'P_h,P_w' or "
+                             "'top,bottom,left,right' (default same)")
+    parser.add_argument("--pad-mode", default="constant", metavar="M",
+                        help="constant, reflect, symmetric, edge or wrap (default constant: zeros)")
+    parser.add_argument("--dilation", default="1", metavar="D", help="e.g. 2 (default 1)")
+    parser.add_argument("--flip", action="store_true",
+                        help="true convolution: rotate each kernel by 180 degrees")
+    parser.add_argument("--relu", action="store_true", help="apply ReLU to the output")
+    parser.add_argument("--mode", choices=("rgb", "gray"), default="rgb",
+                        help="rgb: the layer sees the three colour channels (gray images are "
+                             "repeated); gray: luminance first (default rgb)")
+    parser.add_argument("--save-raw", action="store_true", help="also write the float output as NAME.npy")
+    parser.add_argument("--figure", action="store_true", help="also write a side-by-side figure NAME.figure.png")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+
+
+def run(args: argparse.Namespace) -> int:
+    layer = build_layer(args)
+    inputs = collect_inputs(args.inputs)
+    outdir = Path(args.output)
+    plans = {path: output_paths(path, outdir, layer, args) for path in inputs}
+    _check_outputs(plans, outdir, overwrite=args.overwrite)
+    done, skipped = _filter_all(plans, layer, args)
+    if skipped and not done:
+        return 2
+    return 1 if skipped else 0
+
+
+def collect_inputs(arguments: "list[str]") -> list[Path]:
+    """Image files named directly, and the image files inside named folders (sorted)."""
+    found = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            inside = sorted(p for p in path.iterdir() if p.is_file() and images.is_image_path(p))
+            if not inside:
+                raise ValueError(f"{path}: the folder has no image files ({', '.join(images.IMAGE_SUFFIXES)})")
+            found += inside
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ValueError(f"{path}: no such file or folder")
+    return found
+
+
+def output_paths(path: Path, outdir: Path, layer: Layer, args) -> dict[str, Path]:
+    """Where the outputs of one input go, keyed by what they hold."""
+    stem = path.stem
+    planned = {f"channel:{name}": outdir / f"{stem}.{name}.png" for name in layer.names}
+    planned["sidecar"] = outdir / f"{stem}.json"
+    if args.save_raw:
+        planned["raw"] = outdir / f"{stem}.npy"
+    if args.figure:
+        planned["figure"] = outdir / f"{stem}.figure.png"
+    return planned
+
+
+def _check_outputs(plans: dict, outdir: Path, *, overwrite: bool) -> None:
+    """Refuse before writing anything: name clashes, existing files, an output that is a file."""
+    _check_writable(outdir)
+    owner = {}
+    for source, planned in plans.items():
+        for target in planned.values():
+            if target in owner:
+                raise ValueError(f"{owner[target]} and {source} would both write {target}; "
+                                 f"filter them in separate runs")
+            owner[target] = source
+            if target.exists() and not overwrite:
+                raise ValueError(f"{target} exists; use --overwrite to replace it")
+
+
+def _check_writable(outdir: Path) -> None:
+    """The output folder, or the nearest folder that would hold it, must be writable."""
+    if outdir.exists() and not outdir.is_dir():
+        raise ValueError(f"-o {outdir}: exists and is not a folder")
+    existing = outdir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"-o {outdir}: cannot be created, {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"-o {outdir}: {existing} is not writable")
+
+
+def _filter_all(plans: dict, layer: Layer, args) -> tuple[int, int]:
+    """Filter every input; return (done, skipped). A bad image is reported and skipped."""
+    from tqdm import tqdm
+
+    done = skipped = 0
+    bar = tqdm(plans.items(), unit="img", disable=True if len(plans) < 2 else None, file=sys.stderr)
+    for path, planned in bar:
+        try:
+            notes = filter_one(path, planned, layer, args)
+        except (images.ImageError, ValueError, TypeError) as error:
+            bar.write(f"convlayer filter: skipped {error}" if str(path) in str(error)
+                      else f"convlayer filter: skipped {path}: {error}", file=sys.stderr)
+            skipped += 1
+            continue
+        for note in notes:
+            bar.write(f"convlayer filter: note: {note}", file=sys.stderr)
+        done += 1
+    return done, skipped
+
+
+def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
+    """Read, filter and write the outputs of one image; return notes for the user."""
+    stored, notes = images.read(path)
+    pixels, more = images.prepare(stored, args.mode)
+    notes += [f"{path}: {note}" for note in more]
+    maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
+    if layer.relu:
+        maps = relu(maps)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    scalings = {}
+    for index, name in enumerate(layer.names):
+        shown, scalings[name] = images.display_scaling(maps[..., index])
+        images.write_png(planned[f"channel:{name}"], shown)
+    if "raw" in planned:
+        atomic_write(planned["raw"], lambda temporary: _save_npy(temporary, maps))
+    if "figure" in planned:
+        _write_figure(planned["figure"], pixels, maps, layer, path)
+    _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes)
+    return notes
+
+
+def _save_npy(temporary: str, array: np.ndarray) -> None:
+    with open(temporary, "wb") as handle:  # a file object: np.save must not append '.npy'
+        np.save(handle, array)
+
+
+def _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes) -> None:
+    record = {
+        "input": str(path),
+        "input_shape": list(stored.shape),
+        "input_dtype": str(stored.dtype),
+        "layer_input_shape": list(pixels.shape),
+        "layer": layer.describe(),
+        "output_shape": list(maps.shape),
+        "output_dtype": str(maps.dtype),
+        "channels": [
+            {"name": name, "file": planned[f"channel:{name}"].name, **scalings[name]}
+            for name in layer.names
+        ],
+        "raw": planned["raw"].name if "raw" in planned else None,
+        "notes": notes,
+    }
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(planned["sidecar"], lambda temporary: Path(temporary).write_text(text))
+
+
+def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
+    from .. import plot
+
+    extra = None
+    if "edge" in layer.names:
+        extra = (plot.equalised(maps[..., layer.names.index("edge")]), "edge map, CLAHE-equalised")
+    figure = plot.layer_figure(
+        plot.for_display(pixels), maps, layer.titles(), extra=extra,
+        suptitle=f"{path.name}: {layer_title(layer, pixels.shape, maps.shape)}",
+    )
+    atomic_write(target, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
