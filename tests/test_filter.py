@@ -310,3 +310,13 @@ def test_csv_kernel_file(tmp_path):
     expected = conv2d(image, kernels.stack([laplacian, "blur"], 3))
     np.testing.assert_allclose(np.load(tmp_path / "o" / "in.npy"), expected, rtol=1e-5, atol=1e-3)
     assert (tmp_path / "o" / "in.lap.png").exists()
+
+
+def test_outputs_are_ordinary_files(tmp_path):
+    """Written through a temporary file, but with the mode a plain open() would give."""
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "a.png")
+    assert run_cli(tmp_path / "a.png", "-k", "edge", "-o", tmp_path / "o").returncode == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp_path / "o").iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask

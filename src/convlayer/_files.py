@@ -20,8 +20,16 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
     os.close(handle)
     try:
         write(temporary)
+        os.chmod(temporary, _new_file_mode())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _new_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -32,6 +32,13 @@ EXAMPLE = """examples:
   convlayer filter scan.tif --mode gray --kernel-file my_filter.npy --save-raw -o out/
 
 named kernels: edge, blur, gaussian, sharpen, sobel_x, sobel_y, emboss, identity
+
+outputs, for an input NAME.ext, in OUTDIR:
+  NAME.KERNEL.png   each output channel, scaled for display (8-bit gray; the scaling is in NAME.json)
+  NAME.json         the layer, the shapes, and how each channel was scaled
+  NAME.npy          the exact float output, (H', W', K)  (--save-raw)
+  NAME.figure.png   input, every channel, the equalised edge map  (--figure)
+
 exit codes: 0 all done, 1 some inputs skipped (each is reported), 2 bad input, nothing done"""
 
 
@@ -50,7 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=".npy of shape (Fh, Fw), (Fh, Fw, C) or (Fh, Fw, C, K), or a "
                              "text/CSV matrix for one 2-D filter")
     parser.add_argument("--bias", nargs="+", type=float, metavar="B",
-                        help="one value per output channel (default 0)")
+                        help="one value per output channel, in order, e.g. --bias 1 0 "
+                             "(default 0)")
     parser.add_argument("--strides", default="1", metavar="S", help="e.g. 2 or 2x1 (default 1)")
     parser.add_argument("--padding", default="same", metavar="P",
                         help="same, same_lower, valid, full, P, 'P_h,P_w' or "

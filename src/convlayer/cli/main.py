@@ -33,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="convlayer",
         description="2D convolutional layers on NumPy: exact, fast and explained.",
-        epilog="Example: convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2",
+        epilog="examples:\n  convlayer demo\n"
+               "  convlayer filter photo.jpg -k edge -k blur --figure -o out/\n"
+               "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n\n"
+               "'convlayer COMMAND --help' explains each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
