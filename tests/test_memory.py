@@ -85,3 +85,16 @@ def test_budget_setting():
     assert convlayer.get_memory_budget() == old == 256 * MiB
     with pytest.raises(ValueError, match=r"nbytes must be positive integers; got 0"):
         convlayer.set_memory_budget(0)
+
+
+@pytest.mark.parametrize("pad_mode, padding, strides", [("reflect", 5, 2), ("symmetric", 20, 1), ("wrap", 3, 3)])
+def test_gathered_padding_stays_near_the_budget(pad_mode, padding, strides):
+    """Small kernels and strides make the padded slab, not the patches, the largest buffer."""
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 200, 200, 3), dtype=np.float32)
+    kernel = rng.random((3, 3, 3, 4), dtype=np.float32)
+    budget = 512 * 1024
+    with convlayer.memory_budget(budget):
+        used, _ = _work_memory(lambda: convlayer.conv2d(x, kernel, padding=padding, pad_mode=pad_mode,
+                                                        strides=strides))
+    assert used <= 1.1 * budget, f"{used / budget:.2f} x the budget"

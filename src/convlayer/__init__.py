@@ -12,17 +12,25 @@ files load their dependencies when they are used.
 
 from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, set_memory_budget
-from .functional import conv2d, relu
+from .functional import Conv2DGrads, conv2d, conv2d_backward, relu, relu_backward
+from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "avg_pool2d",
+    "avg_pool2d_backward",
     "conv2d",
+    "conv2d_backward",
+    "Conv2DGrads",
     "get_memory_budget",
     "kernels",
+    "max_pool2d",
+    "max_pool2d_backward",
     "memory_budget",
     "reference",
     "relu",
+    "relu_backward",
     "set_memory_budget",
     "shapes",
 ]

@@ -1,6 +1,7 @@
 """The one boundary: user input in, clean channels-last arrays and integers out.
 
-Public ops call :func:`conv_args` first. After it, the compute code may assume that ``x`` is
+Public ops call :func:`conv_args` first (``conv2d_backward`` calls :func:`conv_grad_args`,
+which also checks ``grad_out``). After it, the compute code may assume that ``x`` is
 a real ndarray seen as ``(n, h, w, c)``, the kernel is ``(fh, fw, c // groups, k)`` in the
 result dtype (already flipped for true convolution), ``bias`` is ``(k,)`` or None, and every
 size and padding is a resolved integer in a :class:`~convlayer.shapes.ConvGeometry`.
@@ -128,8 +129,52 @@ def new_output(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.ndarray
     without a transposing copy.
     """
     out = np.empty(geom.output_shape, dtype)
+    return out, _output_nhwc(out, geom)
+
+
+def _output_nhwc(out: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
+    """View an array of the output's shape as (n, out_h, out_w, k)."""
     if geom.kernel_rank < 4:  # no channel axis: (n?, out_h, out_w)
-        view = out[..., None] if geom.batched else out[None, ..., None]
-        return out, view
+        return out[..., None] if geom.batched else out[None, ..., None]
     batch = out if geom.batched else out[None]
-    return out, batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
+    return batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
+
+
+def conv_grad_args(grad_out, x, kernel, **options) -> tuple[ConvArgs, np.ndarray]:
+    """Check ``conv2d_backward``'s arguments: conv2d's, then grad_out against its output.
+
+    Returns the :class:`ConvArgs` (without bias) and grad_out's (n, out_h, out_w, k) view.
+    """
+    x, kernel = as_real_array("x", x), as_real_array("kernel", kernel)
+    args = conv_args(x, kernel, None, **options)
+    grad = as_real_array("grad_out", grad_out)
+    if grad.shape != args.geom.output_shape:
+        raise ValueError(
+            f"grad_out must have conv2d's output shape {args.geom.output_shape} for x shape "
+            f"{x.shape} and kernel shape {kernel.shape}; got grad_out shape {grad.shape}"
+        )
+    return args, _output_nhwc(grad, args.geom)
+
+
+def new_input_grad(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Zeros of x's shape in ``dtype``, and their (n, h, w, c) view to accumulate into."""
+    if geom.kernel_rank == 2:
+        shape = (geom.h, geom.w)
+    else:
+        image = (geom.c, geom.h, geom.w) if geom.channels_first else (geom.h, geom.w, geom.c)
+        shape = ((geom.n,) if geom.batched else ()) + image
+    grad_x = np.zeros(shape, dtype)
+    return grad_x, _x_nhwc(grad_x, geom)
+
+
+def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) -> np.ndarray:
+    """Undo :func:`_kernel_hwio`: a (fh, fw, c // groups, k) array in the user's kernel form."""
+    if flip:
+        hwio = hwio[::-1, ::-1]
+    if geom.kernel_rank == 2:
+        kernel = hwio[:, :, 0, 0]
+    elif geom.kernel_rank == 3:
+        kernel = hwio[..., 0].transpose(2, 0, 1) if geom.channels_first else hwio[..., 0]
+    else:
+        kernel = hwio.transpose(3, 2, 0, 1) if geom.channels_first else hwio
+    return np.ascontiguousarray(kernel)

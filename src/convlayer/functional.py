@@ -1,4 +1,5 @@
-"""The public ops: ``conv2d`` and, as later issues add them, its gradient and relatives.
+"""The public ops, each beside its gradient: ``conv2d`` and ``conv2d_backward``, ``relu``
+and ``relu_backward``; relatives come as later issues add them.
 
 Each op reads in four steps: normalise (one boundary, :mod:`._validate`), resolve padding
 (integers, :mod:`.shapes`), compute (:mod:`.algorithms`), add bias.
@@ -6,7 +7,7 @@ Each op reads in four steps: normalise (one boundary, :mod:`._validate`), resolv
 
 from __future__ import annotations
 
-from typing import Union
+from typing import NamedTuple, Union
 
 import numpy as np
 
@@ -15,6 +16,14 @@ from .algorithms import buffers, im2col
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
+
+
+class Conv2DGrads(NamedTuple):
+    """The gradients of a convolution, each shaped (and laid out) like what it is for."""
+
+    grad_x: np.ndarray  # x's shape
+    grad_kernel: np.ndarray  # kernel's shape
+    grad_bias: np.ndarray  # (k,); (1,) for a single-filter kernel of rank 2 or 3
 
 
 def conv2d(
@@ -122,6 +131,86 @@ def conv2d(
     return result
 
 
+def conv2d_backward(
+    grad_out: ArrayLike,
+    x: ArrayLike,
+    kernel: ArrayLike,
+    *,
+    strides: IntPair = 1,
+    padding: Padding = "same",
+    dilation: IntPair = 1,
+    groups: int = 1,
+    flip: bool = False,
+    pad_mode: str = "constant",
+    data_format: str = "channels_last",
+) -> Conv2DGrads:
+    """Gradients of :func:`conv2d`: of ``sum(grad_out * conv2d(x, kernel, bias, ...))``.
+
+    Parameters
+    ----------
+    grad_out : array_like, shape of ``conv2d(x, kernel, ...)``
+        The gradient of a loss with respect to the convolution's output.
+    x, kernel : array_like
+        The convolution's input and kernel, in any form :func:`conv2d` accepts.
+    strides, padding, dilation, groups, flip, pad_mode, data_format
+        As for :func:`conv2d`. (The bias does not change any gradient, so it is not taken.)
+
+    Returns
+    -------
+    Conv2DGrads
+        A named tuple ``(grad_x, grad_kernel, grad_bias)``: ``grad_x`` with x's shape,
+        ``grad_kernel`` with the kernel's shape (and layout), ``grad_bias`` with shape
+        ``(k,)``, where ``k = 1`` for a single-filter kernel of rank 2 or 3. All three are
+        new arrays of :func:`conv2d`'s result dtype, ``numpy.result_type(x, kernel,
+        numpy.float32)`` (grad_out is cast to it), also when x is an integer image.
+
+    Raises
+    ------
+    ValueError
+        Any error :func:`conv2d` raises, and a grad_out whose shape is not the output's.
+    TypeError
+        Non-numeric or complex dtypes.
+
+    Notes
+    -----
+    With the patch matrix ``P`` of :func:`conv2d` (one row per output pixel, one column per
+    kernel tap and channel) and the kernel as a matrix ``W``, per group:
+    ``grad_kernel = P^T @ grad_out``, ``grad_bias`` is grad_out summed over images and
+    pixels, and ``grad_x`` is ``grad_out @ W^T`` added back onto the pixels each patch was
+    read from. A padded pixel that copies an input pixel ('reflect', 'symmetric', 'edge',
+    'wrap') passes its gradient on to that pixel; zero padding passes nothing. With
+    ``flip=True`` the gradient is for the kernel as given, not the rotated one.
+    Work memory is bounded by :func:`convlayer.get_memory_budget`, as for :func:`conv2d`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grads = conv2d_backward(np.ones((2, 2)), np.arange(9.0).reshape(3, 3), np.ones((2, 2)),
+    ...                         padding="valid")
+    >>> grads.grad_x
+    array([[1., 2., 1.],
+           [2., 4., 2.],
+           [1., 2., 1.]])
+    >>> grads.grad_kernel
+    array([[ 8., 12.],
+           [20., 24.]])
+    >>> grads.grad_bias
+    array([4.])
+    """
+    args, grad_nhwc = _validate.conv_grad_args(
+        grad_out, x, kernel, strides=strides, padding=padding, dilation=dilation,
+        groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format,
+    )
+    grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
+    grad_hwio = im2col.correlate_backward(
+        args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc, grad_x_nhwc,
+        buffers.get_memory_budget(),
+    )
+    grad_kernel = _validate.kernel_from_hwio(grad_hwio, args.geom, bool(flip))
+    grad_bias = np.sum(grad_nhwc, axis=(0, 1, 2), dtype=args.dtype)
+    return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+
 def relu(x: ArrayLike) -> np.ndarray:
     """Rectified linear unit, ``max(x, 0)`` element-wise, as a new array of x's dtype.
 
@@ -132,3 +221,24 @@ def relu(x: ArrayLike) -> np.ndarray:
     """
     array = _validate.as_real_array("x", x)
     return np.maximum(array, array.dtype.type(0))
+
+
+def relu_backward(grad_out: ArrayLike, x: ArrayLike) -> np.ndarray:
+    """Gradient of :func:`relu`: ``grad_out`` where ``x > 0``, zero elsewhere.
+
+    The gradient at ``x == 0`` is 0, as in PyTorch and TensorFlow (``x`` NaN gives 0 too).
+    ``grad_out`` and ``x`` must have the same shape. The result is a new array of dtype
+    ``numpy.result_type(x, numpy.float32)``, x's float type, as :func:`conv2d`'s rule gives.
+
+    >>> relu_backward([1.0, 1.0, 1.0], [-1.5, 0.0, 2.0])
+    array([0., 0., 1.])
+    """
+    grad = _validate.as_real_array("grad_out", grad_out)
+    array = _validate.as_real_array("x", x)
+    if grad.shape != array.shape:
+        raise ValueError(
+            f"grad_out must have x's shape {array.shape} (relu's output); got grad_out shape "
+            f"{grad.shape}"
+        )
+    dtype = np.result_type(array.dtype, np.float32)
+    return np.where(array > 0, grad, 0).astype(dtype, copy=False)

@@ -6,7 +6,9 @@ result dtype (the tutorial summed uint8 pixels, which wraps around at 256). It i
 purpose: one Python iteration per output value, so that every step can be read.
 
 It shares the argument checks and shape logic of :func:`convlayer.conv2d` (so the same call
-means the same thing) but none of its compute code.
+means the same thing) but none of its compute code. :func:`conv2d_backward` is the same loop
+read backwards: each output value sends its gradient to the window and the filter it came
+from, and each padded pixel sends its gradient to the input pixel it copies.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
+from .functional import Conv2DGrads
 
 
 def conv2d(
@@ -50,26 +53,104 @@ def conv2d(
 def _correlate_loops(args: _validate.ConvArgs, out: np.ndarray) -> None:
     """Fill out (n, out_h, out_w, k): each value is one window times one filter, summed."""
     geom, kernel = args.geom, args.kernel
-    (sh, sw), (dh, dw) = geom.strides, geom.dilation
     padded = _pad(args.x.astype(args.dtype), geom.pads, args.pad_mode)
-    fh, fw, channels_per_group, k = kernel.shape
-    filters_per_group = k // geom.groups
     for image in range(geom.n):
         for i in range(geom.out_h):
             for j in range(geom.out_w):
-                for channel in range(k):
-                    group = channel // filters_per_group
-                    first = group * channels_per_group
-                    window = padded[
-                        image,
-                        i * sh : i * sh + (fh - 1) * dh + 1 : dh,
-                        j * sw : j * sw + (fw - 1) * dw + 1 : dw,
-                        first : first + channels_per_group,
-                    ]
+                for channel in range(geom.k):
+                    window = padded[_window(geom, image, i, j, channel)]
                     total = np.sum(window * kernel[:, :, :, channel])
                     if args.bias is not None:
                         total = total + args.bias[channel]
                     out[image, i, j, channel] = total
+
+
+def _window(geom, image: int, i: int, j: int, channel: int) -> tuple:
+    """Index of the padded pixels that output (image, i, j, channel) reads, (fh, fw, c/groups)."""
+    (sh, sw), (dh, dw) = geom.strides, geom.dilation
+    channels_per_group = geom.c // geom.groups
+    group = channel // (geom.k // geom.groups)
+    return (
+        image,
+        slice(i * sh, i * sh + (geom.fh - 1) * dh + 1, dh),
+        slice(j * sw, j * sw + (geom.fw - 1) * dw + 1, dw),
+        slice(group * channels_per_group, (group + 1) * channels_per_group),
+    )
+
+
+def conv2d_backward(
+    grad_out,
+    x,
+    kernel,
+    *,
+    strides=1,
+    padding="same",
+    dilation=1,
+    groups=1,
+    flip=False,
+    pad_mode="constant",
+    data_format="channels_last",
+) -> Conv2DGrads:
+    """Reference for :func:`convlayer.conv2d_backward`: same arguments, plain loops.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, kernel = np.array([[0.0, 1.0, 2.0]]), np.array([[1.0, 1.0]])
+    >>> grads = conv2d_backward(np.ones((1, 2)), x, kernel, padding="valid")
+    >>> grads.grad_x, grads.grad_kernel, grads.grad_bias
+    (array([[1., 2., 1.]]), array([[1., 3.]]), array([2.]))
+    """
+    args, grad = _validate.conv_grad_args(
+        grad_out, x, kernel, strides=strides, padding=padding, dilation=dilation, groups=groups,
+        flip=flip, pad_mode=pad_mode, data_format=data_format,
+    )
+    grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
+    grad_padded, grad_kernel, grad_bias = _backward_loops(args, grad.astype(args.dtype))
+    _unpad(grad_padded, args.geom, args.pad_mode, grad_x_nhwc)
+    grad_kernel = _validate.kernel_from_hwio(grad_kernel, args.geom, bool(flip))
+    return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+
+def _backward_loops(args: _validate.ConvArgs, grad: np.ndarray):
+    """Gradients of the padded input, the (fh, fw, c/groups, k) kernel and the bias.
+
+    Output value (image, i, j, channel) was ``sum(window * filter) + bias``: its gradient
+    goes to each window pixel times the filter, to the filter times the window, and to
+    the bias.
+    """
+    geom, kernel = args.geom, args.kernel
+    padded = _pad(args.x.astype(args.dtype), geom.pads, args.pad_mode)
+    grad_padded = np.zeros_like(padded)
+    grad_kernel = np.zeros_like(kernel)
+    grad_bias = np.zeros(geom.k, args.dtype)
+    for image in range(geom.n):
+        for i in range(geom.out_h):
+            for j in range(geom.out_w):
+                for channel in range(geom.k):
+                    window = _window(geom, image, i, j, channel)
+                    g = grad[image, i, j, channel]
+                    grad_padded[window] += g * kernel[:, :, :, channel]
+                    grad_kernel[:, :, :, channel] += g * padded[window]
+                    grad_bias[channel] += g
+    return grad_padded, grad_kernel, grad_bias
+
+
+def _unpad(grad_padded: np.ndarray, geom, pad_mode: str, grad_x: np.ndarray) -> None:
+    """Add each padded pixel's gradient to the input pixel it is a copy of (zeros: none)."""
+    rows = _copied_from(geom.h, geom.pads[0], pad_mode)
+    cols = _copied_from(geom.w, geom.pads[1], pad_mode)
+    for p, row in enumerate(rows):
+        for q, col in enumerate(cols):
+            if row >= 0 and col >= 0:
+                grad_x[:, row, col] += grad_padded[:, p, q]
+
+
+def _copied_from(size: int, pads, pad_mode: str) -> np.ndarray:
+    """For each padded position on one axis, the input index np.pad copies there (-1: a zero)."""
+    if size == 0 or pad_mode == "constant":
+        return np.pad(np.arange(size), pads, mode="constant", constant_values=-1)
+    return np.pad(np.arange(size), pads, mode=pad_mode)
 
 
 def _pad(x: np.ndarray, pads, pad_mode: str) -> np.ndarray:

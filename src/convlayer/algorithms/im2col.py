@@ -14,6 +14,12 @@ output stays within the budget. For each block:
    patch matrix is the slab itself);
 3. the *product*: a BLAS matrix product per group, written straight into the output when
    the layout allows.
+
+The backward pass (:func:`correlate_backward`) walks the same blocks with the same slab and
+patch matrix. The kernel's gradient is ``patches^T @ grad_out`` per group, summed over the
+blocks; the patch matrix's gradient, ``grad_out @ weights^T``, is added back onto the slab
+("col2im", one strided addition per kernel tap) and the slab's gradient is added onto the
+input pixels each padded pixel was copied from (the same index maps read backwards).
 """
 
 from __future__ import annotations
@@ -41,9 +47,11 @@ def correlate(
     weights = _weight_matrix(kernel, geom.groups)
     row_map = _source_index(geom.h, geom.pads[0], pad_mode)
     col_map = _source_index(geom.w, geom.pads[1], pad_mode)
-    cost = _block_cost(geom, out.dtype.itemsize)
+    # A reflected, symmetric, edge or wrapped slab is gathered by fancy indexing, whose
+    # temporaries come to about two more slabs (measured with tracemalloc).
+    cost = _block_cost(geom, out.dtype.itemsize, slabs=2 if pad_mode == "constant" else 4)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    work = np.empty(cost(*size) // out.dtype.itemsize + 1, out.dtype)
+    work = np.empty(_block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1, out.dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
         _correlate_block(x, weights, geom, row_map, col_map, block, work, out)
     return out
@@ -64,25 +72,26 @@ def _source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray
     return np.pad(indices, pads, mode=pad_mode)
 
 
-def _block_cost(geom: ConvGeometry, itemsize: int):
-    """Work bytes of a block of (images, rows, cols) output pixels: slab, patches, product."""
+def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2):
+    """Work bytes of a block of (images, rows, cols) output pixels: slabs, patches, product.
+
+    The forward pass counts the slab twice: gathering a reflected or wrapped slab makes a
+    temporary. The backward pass adds the slab's gradient and its own temporaries.
+    """
     span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
     sh, sw = geom.strides
 
     def cost(images: int, rows: int, cols: int) -> int:
         pixels = images * rows * cols
         slab = images * ((rows - 1) * sh + span_h) * ((cols - 1) * sw + span_w) * geom.c
-        # The slab is counted twice: gathering a reflected or wrapped slab makes a temporary.
-        return (2 * slab + pixels * (geom.fh * geom.fw * geom.c + geom.k)) * itemsize
+        return (slabs * slab + pixels * (geom.fh * geom.fw * geom.c + geom.k)) * itemsize
 
     return cost
 
 
 def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out) -> None:
     """Compute one block of the output in place."""
-    sh, sw = geom.strides
-    rows = row_map[block.r0 * sh : (block.r1 - 1) * sh + span(geom.fh, geom.dilation[0])]
-    cols = col_map[block.c0 * sw : (block.c1 - 1) * sw + span(geom.fw, geom.dilation[1])]
+    rows, cols = _slab_indices(row_map, col_map, geom, block)
     slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
     patches = _patch_matrix(slab, geom, block, work[used:])
     target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
@@ -100,6 +109,14 @@ def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out
         target.strides[:3] + (target.strides[3] * (geom.k // geom.groups), target.strides[3]),
     )
     by_group[...] = product.reshape(geom.groups, nb, rb, cb, -1).transpose(1, 2, 3, 0, 4)
+
+
+def _slab_indices(row_map, col_map, geom: ConvGeometry, block: Block):
+    """The input rows and columns (index-map entries) that a block's windows read."""
+    sh, sw = geom.strides
+    rows = row_map[block.r0 * sh : (block.r1 - 1) * sh + span(geom.fh, geom.dilation[0])]
+    cols = col_map[block.c0 * sw : (block.c1 - 1) * sw + span(geom.fw, geom.dilation[1])]
+    return rows, cols
 
 
 def _slab(x, rows, cols, work, dtype) -> tuple[np.ndarray, int]:
@@ -165,3 +182,118 @@ def _patch_matrix(slab, geom: ConvGeometry, block: Block, work) -> np.ndarray:
     matrix = work[: g * pixels * length].reshape(g, nb, rb, cb, geom.fh, geom.fw, cg)
     np.copyto(matrix, windows.transpose(5, 0, 1, 2, 3, 4, 6))
     return matrix.reshape(g, pixels, length)
+
+
+def correlate_backward(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: ConvGeometry,
+    pad_mode: str,
+    grad_out: np.ndarray,
+    grad_x: np.ndarray,
+    budget: int,
+) -> np.ndarray:
+    """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.
+
+    ``grad_out`` is (n, out_h, out_w, k) of any real dtype, ``grad_x`` (n, h, w, c) in the
+    result dtype (zeros, or gradient to add to). Returns the kernel's gradient,
+    (fh, fw, c // groups, k).
+    """
+    dtype = grad_x.dtype
+    fh, fw, cg, k = kernel.shape
+    grad_weights = np.zeros((geom.groups, fh * fw * cg, k // geom.groups), dtype)
+    if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
+        return _kernel_from_matrix(grad_weights, kernel.shape)
+    weights = _weight_matrix(kernel, geom.groups)
+    row_map = _source_index(geom.h, geom.pads[0], pad_mode)
+    col_map = _source_index(geom.w, geom.pads[1], pad_mode)
+    # Work holds a slab and its gradient. Gathering a reflected or wrapped slab (fancy
+    # indexing) and np.add.at onto the border each make up to about three slabs of
+    # temporaries (values and broadcast indices), one after the other: plan for five.
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, _block_cost(geom, dtype.itemsize, 5), budget)
+    work = np.empty(_block_cost(geom, dtype.itemsize, 2)(*size) // dtype.itemsize + 1, dtype)
+    for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+        rows, cols = _slab_indices(row_map, col_map, geom, block)
+        slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, dtype)
+        patches = _patch_matrix(slab, geom, block, work[used:])
+        grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
+        grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
+        # The patch matrix is used up: its gradient takes its place (never x's memory).
+        grad_patches = work[used : used + patches.size].reshape(patches.shape)
+        np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
+        start = used + patches.size + grad_block.size
+        grad_slab = work[start : start + slab.size].reshape(slab.shape)
+        _col2im(grad_patches, geom, block, grad_slab)
+        _fold_padding(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
+    return _kernel_from_matrix(grad_weights, kernel.shape)
+
+
+def _kernel_from_matrix(grad_weights: np.ndarray, shape) -> np.ndarray:
+    """Undo :func:`_weight_matrix`: (groups, fh * fw * cg, k // groups) to (fh, fw, cg, k)."""
+    fh, fw, cg, k = shape
+    groups = grad_weights.shape[0]
+    per_group = grad_weights.reshape(groups, fh, fw, cg, k // groups)
+    return per_group.transpose(1, 2, 3, 0, 4).reshape(fh, fw, cg, k)
+
+
+def _grad_matrix(grad_out, geom: ConvGeometry, block: Block, work) -> np.ndarray:
+    """A block of grad_out as one contiguous (pixels, k // groups) matrix per group."""
+    nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
+    g, kg = geom.groups, geom.k // geom.groups
+    source = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
+    matrix = work[: nb * rb * cb * geom.k].reshape(g, nb, rb, cb, kg)
+    np.copyto(matrix, source.reshape(nb, rb, cb, g, kg).transpose(3, 0, 1, 2, 4))
+    return matrix.reshape(g, nb * rb * cb, kg)
+
+
+def _col2im(grad_patches, geom: ConvGeometry, block: Block, grad_slab) -> None:
+    """Fill grad_slab with the sum of every patch's gradient at the pixels it was read from.
+
+    One strided addition per kernel tap: tap (a, b) of every window reads the slab pixels
+    ``(a * dh + i * sh, b * dw + j * sw)``.
+    """
+    nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
+    (sh, sw), (dh, dw) = geom.strides, geom.dilation
+    g, cg = geom.groups, geom.c // geom.groups
+    taps = grad_patches.reshape(g, nb, rb, cb, geom.fh, geom.fw, cg)
+    grad_slab[...] = 0
+    by_group = grad_slab.reshape(nb, grad_slab.shape[1], grad_slab.shape[2], g, cg)
+    for a in range(geom.fh):
+        for b in range(geom.fw):
+            rows = slice(a * dh, a * dh + (rb - 1) * sh + 1, sh)
+            cols = slice(b * dw, b * dw + (cb - 1) * sw + 1, sw)
+            by_group[:, rows, cols] += taps[:, :, :, :, a, b].transpose(1, 2, 3, 0, 4)
+
+
+def _fold_padding(grad_slab, rows, cols, geom: ConvGeometry, block: Block, grad_x) -> None:
+    """Add the slab's gradient onto the input pixels its pixels copy (grad_x: the block's images).
+
+    The slab's interior copies one rectangle of x one to one: a sliced addition. Padding
+    pixels that copy x too (reflect, symmetric, edge, wrap) may copy one pixel many times,
+    so they go through ``np.add.at``; zero padding (index -1) receives nothing.
+    """
+    sh, sw = geom.strides
+    inner_r, x_rows, outer_r = _axis_parts(rows, block.r0 * sh, geom.pads[0][0], geom.h)
+    inner_c, x_cols, outer_c = _axis_parts(cols, block.c0 * sw, geom.pads[1][0], geom.w)
+    grad_x[:, x_rows, x_cols] += grad_slab[:, inner_r, inner_c]
+    if outer_r.size:  # padded rows, against every column that copies a pixel
+        every_c = np.flatnonzero(cols >= 0)
+        values = grad_slab[:, outer_r][:, :, every_c]
+        np.add.at(grad_x, (slice(None), rows[outer_r, None], cols[None, every_c]), values)
+    if outer_c.size:  # padded columns, against the interior rows
+        values = grad_slab[:, inner_r][:, :, outer_c]
+        np.add.at(grad_x, (slice(None), rows[inner_r, None], cols[None, outer_c]), values)
+
+
+def _axis_parts(index: np.ndarray, start: int, before: int, size: int):
+    """Split one slab axis (index-map entries from padded position ``start``) in three.
+
+    Returns the slice of positions that copy the input one to one, the input slice they
+    copy, and the other positions that copy an input pixel (padding, by reflection etc.).
+    """
+    first = min(max(before - start, 0), len(index))
+    last = max(min(before + size - start, len(index)), first)
+    positions = np.arange(len(index))
+    outer = positions[(index >= 0) & ((positions < first) | (positions >= last))]
+    shift = start - before
+    return slice(first, last), slice(first + shift, last + shift), outer
