@@ -242,3 +242,67 @@ def relu_backward(grad_out: ArrayLike, x: ArrayLike) -> np.ndarray:
         )
     dtype = np.result_type(array.dtype, np.float32)
     return np.where(array > 0, grad, 0).astype(dtype, copy=False)
+
+
+def dense(x: ArrayLike, weights: ArrayLike, bias: "ArrayLike | None" = None) -> np.ndarray:
+    """A fully connected layer: ``x @ weights + bias``.
+
+    Parameters
+    ----------
+    x : array_like, shape (n, in_features)
+    weights : array_like, shape (in_features, out_features)
+    bias : None or array_like, shape (out_features,)
+
+    Returns
+    -------
+    ndarray, shape (n, out_features), dtype ``numpy.result_type(x, weights, numpy.float32)``
+
+    >>> dense([[1.0, 2.0]], [[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], [0.5, 0.5, 0.5])
+    array([[1.5, 2.5, 3.5]])
+    """
+    x, weights = _validate.as_real_array("x", x), _validate.as_real_array("weights", weights)
+    if x.ndim != 2 or weights.ndim != 2 or x.shape[1] != weights.shape[0]:
+        raise ValueError(
+            f"x must be (n, in_features) and weights (in_features, out_features); got x shape "
+            f"{x.shape} and weights shape {weights.shape}"
+        )
+    dtype = np.result_type(x, weights, np.float32)
+    out = np.matmul(x.astype(dtype, copy=False), weights.astype(dtype, copy=False))
+    if bias is not None:
+        out += _validate.as_real_array("bias", bias).astype(dtype, copy=False)
+    return out
+
+
+def dense_backward(grad_out: ArrayLike, x: ArrayLike, weights: ArrayLike) -> tuple:
+    """Gradients of :func:`dense`: ``(grad_x, grad_weights, grad_bias)``.
+
+    ``grad_x = grad_out @ weights.T``, ``grad_weights = x.T @ grad_out`` and ``grad_bias``
+    is ``grad_out`` summed over the batch.
+
+    >>> gx, gw, gb = dense_backward([[1.0, 1.0]], [[2.0, 3.0]], [[1.0, 0.0], [0.0, 1.0]])
+    >>> gx, gw.tolist(), gb
+    (array([[1., 1.]]), [[2.0, 2.0], [3.0, 3.0]], array([1., 1.]))
+    """
+    grad = _validate.as_real_array("grad_out", grad_out)
+    x, weights = _validate.as_real_array("x", x), _validate.as_real_array("weights", weights)
+    if grad.shape != (x.shape[0], weights.shape[1]):
+        raise ValueError(
+            f"grad_out must have dense's output shape {(x.shape[0], weights.shape[1])}; got "
+            f"grad_out shape {grad.shape}"
+        )
+    dtype = np.result_type(x, weights, np.float32)
+    grad = grad.astype(dtype, copy=False)
+    return grad @ weights.T.astype(dtype), x.T.astype(dtype) @ grad, grad.sum(axis=0)
+
+
+def dropout_mask(rng: np.random.Generator, shape: tuple, rate: float, dtype=np.float32) -> np.ndarray:
+    """Inverted-dropout mask: 0 with probability ``rate``, else ``1 / (1 - rate)``.
+
+    Multiplying by it keeps every value's expectation, so inference needs no rescaling.
+
+    >>> mask = dropout_mask(np.random.default_rng(0), (1000,), 0.25)
+    >>> sorted(set(mask.tolist())) == [0.0, np.float32(1 / 0.75)]
+    True
+    """
+    keep = rng.random(shape) >= rate
+    return keep.astype(dtype) / np.asarray(1 - rate, dtype)

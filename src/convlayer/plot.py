@@ -122,3 +122,74 @@ def equalised(edge: np.ndarray) -> np.ndarray:
     top = robust_max(positive)
     scaled = np.clip(positive / top, 0, 1) if top > 0 else positive
     return exposure.equalize_adapthist(scaled)
+
+
+def filters_figure(kernel: np.ndarray, *, title: str = "first-layer filters", axes=None):
+    """Each filter of a (fh, fw, c, k) kernel as a small image (channel 0), one panel each.
+
+    Every filter has its own symmetric colour scale (red positive, blue negative), so the
+    pattern it detects is visible whatever its size.
+    """
+    count = kernel.shape[-1]
+    columns = min(count, 8)
+    rows = -(-count // columns)
+    if axes is None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(1.3 * columns, 1.45 * rows + 0.5), layout="constrained")
+        axes = list(np.ravel(figure.subplots(rows, columns, squeeze=False)))
+    figure = axes[0].figure
+    for index, ax in enumerate(axes):
+        ax.set_axis_off()
+        if index < count:
+            weights = kernel[:, :, 0, index]
+            top = float(np.abs(weights).max()) or 1.0
+            ax.imshow(weights, cmap="RdBu_r", vmin=-top, vmax=top)
+            ax.set_title(str(index), fontsize=8)
+    figure.suptitle(title)
+    return figure
+
+
+def curves_figure(history: dict, *, axes=None):
+    """Loss and accuracy per epoch, training and validation, side by side."""
+    if axes is None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(10, 4), layout="constrained")
+        axes = figure.subplots(1, 2)
+    figure = axes[0].figure
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.plot(epochs, history[metric], marker="o", markersize=3, label="training")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label="test")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_yscale("log")
+    return figure
+
+
+def confusion_figure(matrix: np.ndarray, *, title: str = "confusion matrix", ax=None):
+    """A confusion matrix (true class by row, predicted by column) with counts written in."""
+    if ax is None:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(5.6, 5), layout="constrained")
+        ax = figure.subplots()
+    figure = ax.figure
+    picture = ax.imshow(matrix, cmap="Blues")
+    figure.colorbar(picture, ax=ax, shrink=0.8)
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            dark = count > matrix.max() / 2
+            ax.text(column, row, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if dark else "black")
+    ticks = np.arange(matrix.shape[0])
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return figure

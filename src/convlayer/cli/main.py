@@ -15,11 +15,12 @@ COMMANDS = {
     "demo": "Run the tutorial's two-filter layer on a sample photo and draw what it sees.",
     "filter": "Run a convolutional layer over images and write what each filter sees.",
     "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
+    "train": "Train a small CNN on scikit-learn's digits and draw what it learned.",
 }
 
 # What to install when a command's optional dependency is missing.
 _EXTRAS = {"matplotlib": "images", "skimage": "images", "PIL": "images", "tqdm": "images",
-           "tifffile": "images"}
+           "tifffile": "images", "sklearn": "train"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="2D convolutional layers on NumPy: exact, fast and explained.",
         epilog="examples:\n  convlayer demo\n"
                "  convlayer filter photo.jpg -k edge -k blur --figure -o out/\n"
-               "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n\n"
+               "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n"
+               "  convlayer train --epochs 30\n\n"
                "'convlayer COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,0 +1,18 @@
+"""Layers, a Sequential model, losses and optimisers: training CNNs on convlayer's ops.
+
+>>> from convlayer import nn
+>>> model = nn.Sequential([nn.Conv2D(1, 8, 3), nn.ReLU(), nn.MaxPool2D(2), nn.Flatten(),
+...                        nn.Dense(4 * 4 * 8, 10)], input_shape=(8, 8, 1), seed=0)
+>>> model.num_params == (3 * 3 * 1 + 1) * 8 + (128 + 1) * 10
+True
+"""
+
+from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from .losses import softmax, softmax_cross_entropy
+from .model import Sequential
+from .optim import SGD, Adam
+
+__all__ = [
+    "Adam", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool2D", "ReLU",
+    "SGD", "Sequential", "softmax", "softmax_cross_entropy",
+]

@@ -1,0 +1,289 @@
+"""Layers: thin shells over the functional ops that remember what backward needs.
+
+Every layer has ``forward(x, training=False)`` and ``backward(grad)``, which returns the
+gradient for the input and stores parameter gradients in ``grads`` (same keys as
+``params``). ``output_shape(input_shape)`` works on one example's shape (no batch axis),
+for ``Sequential.summary``. Arithmetic lives in :mod:`convlayer.functional` and
+:mod:`convlayer.pooling`; here there is only bookkeeping.
+
+Layouts are channels-last: images ``(n, h, w, c)``, features ``(n, f)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import pooling, shapes
+from .._args import as_int, as_pair
+from . import init
+
+
+class Layer:
+    """Base class: no parameters, identity shape."""
+
+    params: dict
+    grads: dict
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(p.size) for p in self.params.values())
+
+    def initialize(self, rng: np.random.Generator, followed_by_relu: bool) -> None:
+        """Draw parameters again (layers without parameters have nothing to draw)."""
+
+    def _arguments(self) -> dict:
+        """Constructor arguments that differ from their defaults, for repr."""
+        return {}
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" if not isinstance(k, int) else repr(v)
+                          for k, v in self._arguments().items())
+        return f"{type(self).__name__}({shown})"
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+class Conv2D(Layer):
+    """A 2D convolution layer: ``conv2d(x, kernel, bias, ...)`` with learned kernel and bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C`` and ``K``.
+    kernel_size : int or (int, int)
+    strides, padding, dilation, groups
+        As for :func:`convlayer.conv2d`.
+    bias : bool
+        Learn a bias per output channel.
+    init : {'auto', 'he', 'glorot'}
+        Weight initialisation: He (normal, std ``sqrt(2 / fan_in)``) suits a layer followed by
+        ReLU, Glorot (uniform) one that is not. 'auto' is He unless a ``Sequential`` finds no
+        ReLU after the layer. Biases start at zero.
+    seed : int or numpy.random.Generator, optional
+        For the initial weights.
+
+    Examples
+    --------
+    >>> layer = Conv2D(3, 8, kernel_size=3, strides=2, seed=0)
+    >>> layer
+    Conv2D(3, 8, kernel_size=3, strides=2)
+    >>> layer.forward(np.zeros((2, 32, 32, 3), np.float32)).shape
+    (2, 16, 16, 8)
+    >>> layer.num_params == (3 * 3 * 3 + 1) * 8
+    True
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, strides=1, padding="same", dilation=1,
+                 groups=1, bias=True, *, init="auto", seed=None):
+        super().__init__()
+        self.in_channels = as_int("in_channels", in_channels, minimum=1)
+        self.out_channels = as_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = as_pair("kernel_size", kernel_size)
+        self.options = dict(strides=strides, padding=padding, dilation=dilation, groups=groups)
+        shapes.num_params(self.kernel_size, self.in_channels, self.out_channels, groups=groups)  # checks
+        self.bias, self.init = bool(bias), init
+        self._raw_kernel_size, self._x = kernel_size, None
+        self.initialize(_rng(seed), followed_by_relu=init != "glorot")
+
+    def initialize(self, rng, followed_by_relu=True) -> None:
+        fh, fw = self.kernel_size
+        shape = (fh, fw, self.in_channels // self.options["groups"], self.out_channels)
+        scheme = self.init if self.init != "auto" else ("he" if followed_by_relu else "glorot")
+        self.params = {"kernel": init.weights(rng, shape, scheme, fan_in=fh * fw * shape[2],
+                                              fan_out=fh * fw * self.out_channels // self.options["groups"])}
+        if self.bias:
+            self.params["bias"] = np.zeros(self.out_channels, np.float32)
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x, training=False):
+        self._x = x
+        return F.conv2d(x, self.params["kernel"], self.params.get("bias"), **self.options)
+
+    def backward(self, grad):
+        grads = F.conv2d_backward(grad, self._x, self.params["kernel"], **self.options)
+        self.grads["kernel"] = grads.grad_kernel
+        if self.bias:
+            self.grads["bias"] = grads.grad_bias
+        return grads.grad_x
+
+    def output_shape(self, input_shape):
+        fh, fw = self.kernel_size
+        kernel_shape = (fh, fw, self.in_channels // self.options["groups"], self.out_channels)
+        return shapes.conv2d_output_shape(input_shape, kernel_shape, self.options["strides"],
+                                          self.options["padding"], self.options["dilation"],
+                                          groups=self.options["groups"])
+
+    @property
+    def num_params(self) -> int:
+        return shapes.num_params(self.kernel_size, self.in_channels, self.out_channels,
+                                 bias=self.bias, groups=self.options["groups"])
+
+    def _arguments(self):
+        shown = {0: self.in_channels, 1: self.out_channels, "kernel_size": self._raw_kernel_size}
+        defaults = dict(strides=1, padding="same", dilation=1, groups=1)
+        shown.update({k: v for k, v in self.options.items() if v != defaults[k]})
+        if not self.bias:
+            shown["bias"] = False
+        return shown
+
+
+class Dense(Layer):
+    """A fully connected layer: ``x @ weights + bias`` on ``(n, in_features)``.
+
+    ``init`` and ``seed`` as for :class:`Conv2D`; 'auto' is Glorot unless a ``Sequential``
+    finds a ReLU after the layer.
+
+    >>> Dense(64, 10, seed=0).forward(np.ones((5, 64), np.float32)).shape
+    (5, 10)
+    """
+
+    def __init__(self, in_features, out_features, bias=True, *, init="auto", seed=None):
+        super().__init__()
+        self.in_features = as_int("in_features", in_features, minimum=1)
+        self.out_features = as_int("out_features", out_features, minimum=1)
+        self.bias, self.init, self._x = bool(bias), init, None
+        self.initialize(_rng(seed), followed_by_relu=init == "he")
+
+    def initialize(self, rng, followed_by_relu=False) -> None:
+        scheme = self.init if self.init != "auto" else ("he" if followed_by_relu else "glorot")
+        shape = (self.in_features, self.out_features)
+        self.params = {"weights": init.weights(rng, shape, scheme, fan_in=shape[0], fan_out=shape[1])}
+        if self.bias:
+            self.params["bias"] = np.zeros(self.out_features, np.float32)
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x, training=False):
+        self._x = x
+        return F.dense(x, self.params["weights"], self.params.get("bias"))
+
+    def backward(self, grad):
+        grad_x, self.grads["weights"], grad_bias = F.dense_backward(grad, self._x, self.params["weights"])
+        if self.bias:
+            self.grads["bias"] = grad_bias
+        return grad_x
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"Dense({self.in_features}, {self.out_features}) needs inputs of shape "
+                             f"({self.in_features},); got {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def _arguments(self):
+        return {0: self.in_features, 1: self.out_features, **({} if self.bias else {"bias": False})}
+
+
+class ReLU(Layer):
+    """``max(x, 0)``; the gradient is 0 where x <= 0."""
+
+    def __init__(self):
+        super().__init__()
+        self._x = None
+
+    def forward(self, x, training=False):
+        self._x = x
+        return F.relu(x)
+
+    def backward(self, grad):
+        return F.relu_backward(grad, self._x)
+
+
+class _Pool(Layer):
+    """Shared shell of the pooling layers."""
+
+    _forward = _backward = None
+
+    def __init__(self, pool_size=2, strides=None, padding="valid"):
+        super().__init__()
+        self.pool_size, self.strides, self.padding = pool_size, strides, padding
+        self._x = None
+
+    def forward(self, x, training=False):
+        self._x = x
+        return type(self)._forward(x, self.pool_size, self.strides, self.padding)
+
+    def backward(self, grad):
+        return type(self)._backward(grad, self._x, self.pool_size, self.strides, self.padding)
+
+    def output_shape(self, input_shape):
+        probe = np.zeros((1,) + tuple(input_shape), np.float32)  # pooling is cheap on one example
+        return type(self)._forward(probe, self.pool_size, self.strides, self.padding).shape[1:]
+
+    def _arguments(self):
+        shown = {"pool_size": self.pool_size}
+        if self.strides is not None:
+            shown["strides"] = self.strides
+        if self.padding != "valid":
+            shown["padding"] = self.padding
+        return shown
+
+
+class MaxPool2D(_Pool):
+    """Max pooling (TensorFlow semantics: padding never wins). Default 2x2, stride 2."""
+
+    _forward, _backward = pooling.max_pool2d, pooling.max_pool2d_backward
+
+
+class AvgPool2D(_Pool):
+    """Average pooling over the real pixels of each window. Default 2x2, stride 2."""
+
+    _forward, _backward = pooling.avg_pool2d, pooling.avg_pool2d_backward
+
+
+class Flatten(Layer):
+    """``(n, h, w, c)`` to ``(n, h * w * c)``, in C order."""
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad):
+        return grad.reshape(self._shape)
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each value with probability ``rate`` and scale
+    the rest by ``1 / (1 - rate)``; at inference, the identity.
+
+    The mask of the last training forward is kept in ``mask`` (backward uses it).
+    """
+
+    def __init__(self, rate=0.5, *, seed=None):
+        super().__init__()
+        if not 0 <= float(rate) < 1:
+            raise ValueError(f"rate must be in [0, 1); got {rate!r}")
+        self.rate, self.rng, self.mask = float(rate), _rng(seed), None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self.mask = None
+            return x
+        self.mask = F.dropout_mask(self.rng, x.shape, self.rate, np.result_type(x, np.float32))
+        return x * self.mask
+
+    def backward(self, grad):
+        return grad if self.mask is None else grad * self.mask
+
+    def _arguments(self):
+        return {0: self.rate}

@@ -1,0 +1,208 @@
+"""``Sequential``: layers in a row, with training, evaluation, a summary and saved weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import shapes
+from .._files import atomic_write
+from .layers import Dense, Layer, ReLU, _rng
+from .losses import softmax_cross_entropy
+from .optim import Adam
+
+
+class Sequential:
+    """A model that applies its layers one after the other.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_shape : tuple, optional
+        One example's shape, e.g. ``(8, 8, 1)``; needed by :meth:`summary` unless given there.
+    seed : int or numpy.random.Generator, optional
+        Draw every layer's weights again from this seed, with He initialisation for layers
+        followed by a ReLU and Glorot for the others ('auto' layers). Without it, layers
+        keep the weights they were built with.
+
+    Examples
+    --------
+    >>> from convlayer.nn import Conv2D, Dense, Flatten, ReLU
+    >>> model = Sequential([Conv2D(1, 4, 3), ReLU(), Flatten(), Dense(4 * 8 * 8, 10)],
+    ...                    input_shape=(8, 8, 1), seed=0)
+    >>> model.forward(np.zeros((2, 8, 8, 1), np.float32)).shape
+    (2, 10)
+    """
+
+    def __init__(self, layers, *, input_shape=None, seed=None):
+        self.layers = list(layers)
+        for index, layer in enumerate(self.layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"layers[{index}] must be a convlayer.nn layer; got {layer!r}")
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        if seed is not None:
+            rng = _rng(seed)
+            for index, layer in enumerate(self.layers):
+                following = self.layers[index + 1] if index + 1 < len(self.layers) else None
+                layer.initialize(rng, followed_by_relu=isinstance(following, ReLU))
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        """Back-propagate ``grad`` (the loss gradient of the output); return the input's.
+
+        Each layer keeps its parameter gradients in ``grads``.
+        """
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def parameters(self):
+        """(key, parameter, gradient) for every parameter, as optimisers take them."""
+        for index, layer in enumerate(self.layers):
+            for name, param in layer.params.items():
+                yield (index, name), param, layer.grads[name]
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.num_params for layer in self.layers)
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The model's outputs (logits for a classifier) for ``x``, batch by batch."""
+        outputs = [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
+        return np.concatenate(outputs) if outputs else self.forward(x)
+
+    def evaluate(self, x: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+        """Mean softmax cross-entropy and accuracy on ``(x, labels)``."""
+        logits = self.predict(x, batch_size)
+        loss, _ = softmax_cross_entropy(logits, labels)
+        return loss, float(np.mean(logits.argmax(axis=1) == labels))
+
+    def train_step(self, x: np.ndarray, labels: np.ndarray, optimizer) -> tuple[float, float]:
+        """One update on one batch; returns the batch's loss and accuracy before the update."""
+        logits = self.forward(x, training=True)
+        loss, grad = softmax_cross_entropy(logits, labels)
+        self.backward(grad)
+        optimizer.step(self.parameters())
+        return loss, float(np.mean(logits.argmax(axis=1) == labels))
+
+    def fit(self, x, labels, *, epochs=10, batch_size=32, optimizer=None, validation_data=None,
+            seed=0, progress=True) -> dict:
+        """Train with softmax cross-entropy on shuffled mini-batches.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, ...)
+        labels : ndarray of int, shape (n,)
+        epochs, batch_size : int
+        optimizer : SGD or Adam, optional
+            Default ``Adam()`` (learning rate 1e-3).
+        validation_data : (x, labels), optional
+            Evaluated after every epoch.
+        seed : int
+            For the shuffling order.
+        progress : bool
+            Show a tqdm progress bar per epoch with the running loss and accuracy.
+
+        Returns
+        -------
+        dict
+            Per-epoch lists: 'loss', 'accuracy' (training, averaged over the epoch's
+            batches) and, with validation data, 'val_loss' and 'val_accuracy'.
+        """
+        optimizer = optimizer if optimizer is not None else Adam()
+        rng = np.random.default_rng(seed)
+        history = {"loss": [], "accuracy": []}
+        for epoch in range(epochs):
+            order = rng.permutation(len(x))
+            starts = range(0, len(x), batch_size)
+            bar = _progress(starts, f"epoch {epoch + 1}/{epochs}", progress)
+            totals = np.zeros(3)  # loss * count, correct, count
+            for start in bar:
+                batch = order[start : start + batch_size]
+                loss, accuracy = self.train_step(x[batch], labels[batch], optimizer)
+                totals += (loss * len(batch), accuracy * len(batch), len(batch))
+                if progress:
+                    bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}")
+            history["loss"].append(totals[0] / totals[2])
+            history["accuracy"].append(totals[1] / totals[2])
+            if validation_data is not None:
+                val_loss, val_accuracy = self.evaluate(*validation_data)
+                history.setdefault("val_loss", []).append(val_loss)
+                history.setdefault("val_accuracy", []).append(val_accuracy)
+        return history
+
+    def summary(self, input_shape=None, *, show: bool = True) -> str:
+        """A Keras-like table: each layer, its output shape and parameter count, and a total.
+
+        Counts come from :func:`convlayer.shapes.num_params`. ``input_shape`` is one
+        example's shape (default: the model's ``input_shape``).
+        """
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ValueError("summary needs input_shape, one example's shape such as (8, 8, 1); got None")
+        rows = [("Layer", "Output shape", "Param #")]
+        for index, layer in enumerate(self.layers):
+            shape = layer.output_shape(shape)
+            rows.append((f"{index}: {layer!r}", str((None,) + tuple(shape)), f"{_count(layer):,}"))
+        widths = [max(len(row[col]) for row in rows) for col in range(3)]
+        line = "=" * (sum(widths) + 4)
+        text = [line, _row(rows[0], widths), line] + [_row(r, widths) for r in rows[1:]]
+        text += [line, f"Total params: {sum(_count(layer) for layer in self.layers):,}"]
+        result = "\n".join(text)
+        if show:
+            print(result)
+        return result
+
+    def save(self, path) -> Path:
+        """Write every parameter to an ``.npz`` file, keyed ``'{index}.{Layer}.{name}'``."""
+        arrays = {_key(index, layer, name): param for (index, name), param, _ in self.parameters()
+                  for layer in [self.layers[index]]}
+        return atomic_write(path, lambda temporary: _savez(temporary, arrays))
+
+    def load(self, path) -> "Sequential":
+        """Read parameters saved by :meth:`save` into this model (names and shapes must match)."""
+        with np.load(path, allow_pickle=False) as stored:
+            saved = {key: stored[key] for key in stored.files}
+        expected = {_key(index, self.layers[index], name): param for (index, name), param, _ in self.parameters()}
+        if set(saved) != set(expected):
+            missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+            raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {extra}")
+        for key, param in expected.items():
+            if saved[key].shape != param.shape:
+                raise ValueError(f"{path} does not fit this model: {key} has shape {saved[key].shape}, "
+                                 f"the model's has {param.shape}")
+        for key, param in expected.items():
+            param[...] = saved[key]
+        return self
+
+
+def _count(layer: Layer) -> int:
+    if isinstance(layer, Dense):  # a dense layer is a 1x1 convolution over features
+        return shapes.num_params(1, layer.in_features, layer.out_features, bias=layer.bias)
+    return layer.num_params
+
+
+def _row(cells, widths) -> str:
+    return f"{cells[0]:<{widths[0]}}  {cells[1]:<{widths[1]}}  {cells[2]:>{widths[2]}}"
+
+
+def _key(index: int, layer: Layer, name: str) -> str:
+    return f"{index}.{type(layer).__name__}.{name}"
+
+
+def _savez(temporary: str, arrays: dict) -> None:
+    with open(temporary, "wb") as handle:  # a file object: np.savez must not append '.npz'
+        np.savez(handle, **arrays)
+
+
+def _progress(iterable, description: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=description, unit="batch", leave=True)
