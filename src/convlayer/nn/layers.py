@@ -224,7 +224,7 @@ class _Pool(Layer):
         return type(self)._forward(probe, self.pool_size, self.strides, self.padding).shape[1:]
 
     def _arguments(self):
-        shown = {"pool_size": self.pool_size}
+        shown = {"pool_size": self.pool_size} if self.pool_size != 2 else {}
         if self.strides is not None:
             shown["strides"] = self.strides
         if self.padding != "valid":
@@ -286,4 +286,4 @@ class Dropout(Layer):
         return grad if self.mask is None else grad * self.mask
 
     def _arguments(self):
-        return {0: self.rate}
+        return {0: self.rate} if self.rate != 0.5 else {}

@@ -1,0 +1,101 @@
+"""``convlayer train`` end to end, in a subprocess: exit codes, printed output, figures, weights.
+
+The printed test accuracy is checked against an independent recomputation: the written
+weights loaded into ``digits_model(seed)`` and evaluated on the same fixed split.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from convlayer import data
+from convlayer.cli.train import digits_model
+
+FILES = {"filters.png", "curves.png", "confusion.png", "weights.npz"}
+
+
+def convlayer(*args, cwd=None):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, "-m", "convlayer.cli.main", *args], capture_output=True,
+                          text=True, timeout=120, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"  # does not exist yet: train makes it
+    result = convlayer("train", "--epochs", "2", "--seed", "0", "--out", str(out))
+    return result, out
+
+
+def test_train_exits_0_and_prints_summary_and_accuracy(run):
+    result, _ = run
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = result.stdout
+    assert re.search(r"^Layer\s+Output shape\s+Param #$", out, re.M)
+    assert re.search(r"^0: Conv2D\(1, 16, kernel_size=3\)\s+\(None, 8, 8, 16\)\s+160$", out, re.M)
+    assert re.search(r"^7: Dense\(512, 10\)\s+\(None, 10\)\s+5,130$", out, re.M)
+    total = (9 + 1) * 16 + (9 * 16 + 1) * 32 + (512 + 1) * 10
+    assert f"Total params: {total:,}" in out
+    assert re.search(r"^epoch 2: ", out, re.M) and not re.search(r"^epoch 3: ", out, re.M)
+    assert re.search(r"^test accuracy: \d\.\d{4} \(\d+ of 450\)$", out, re.M)
+
+
+def test_train_writes_exactly_its_files(run):
+    result, out = run
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == FILES  # no temporary files left behind
+
+
+@pytest.mark.parametrize("name", sorted(FILES - {"weights.npz"}))
+def test_figures_decode_and_are_not_blank(run, name):
+    from PIL import Image
+
+    _, out = run
+    with Image.open(out / name) as image:
+        assert image.format == "PNG"
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert min(pixels.shape) >= 100
+    assert pixels.std() > 10
+
+
+def test_weights_load_into_digits_model_and_give_the_printed_accuracy(run):
+    result, out = run
+    model = digits_model(0)
+    model.load(out / "weights.npz")
+    split = data.digits(seed=0)
+    correct = int(np.sum(model.predict(split.x_test).argmax(axis=1) == split.y_test))
+    match = re.search(r"^test accuracy: (\d\.\d{4}) \((\d+) of 450\)$", result.stdout, re.M)
+    assert int(match.group(2)) == correct
+    assert float(match.group(1)) == pytest.approx(correct / 450, abs=5e-5)
+    assert correct / 450 > 0.5  # two epochs learn something (10 % is chance)
+    filters = model.layers[0].params["kernel"]
+    assert filters.shape == (3, 3, 1, 16) and filters.std() > 0
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--epochs", "0"], "--epochs"),
+    (["--lr", "-1"], "--lr"),
+    (["--lr", "0"], "--lr"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--epochs", "two"], "--epochs"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
+    out = tmp_path / "out"
+    result = convlayer("train", *args, "--out", str(out))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0], result.stderr
+    assert not out.exists()  # nothing written
+
+
+def test_train_help():
+    result = convlayer("train", "--help")
+    assert result.returncode == 0
+    for option in ("--epochs", "--lr", "--seed", "--out"):
+        assert option in result.stdout
