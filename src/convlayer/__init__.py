@@ -14,6 +14,14 @@ from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, set_memory_budget
 from .functional import Conv2DGrads, conv2d, conv2d_backward, relu, relu_backward
 from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .sharing import (
+    locally_connected2d,
+    locally_connected2d_backward,
+    region_conv2d,
+    region_conv2d_backward,
+    tiled_conv2d,
+    tiled_conv2d_backward,
+)
 
 __version__ = "0.1.0"
 
@@ -25,12 +33,18 @@ __all__ = [
     "Conv2DGrads",
     "get_memory_budget",
     "kernels",
+    "locally_connected2d",
+    "locally_connected2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
     "memory_budget",
     "reference",
+    "region_conv2d",
+    "region_conv2d_backward",
     "relu",
     "relu_backward",
     "set_memory_budget",
     "shapes",
+    "tiled_conv2d",
+    "tiled_conv2d_backward",
 ]

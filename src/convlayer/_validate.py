@@ -178,3 +178,64 @@ def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) ->
     else:
         kernel = hwio.transpose(3, 2, 0, 1) if geom.channels_first else hwio
     return np.ascontiguousarray(kernel)
+
+
+_BANK_NAMES = {"unshared": "output grid (H', W')", "regions": "regions (R_h, R_w)", "tiled": "tiles (T_h, T_w)"}
+
+
+def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
+    """Check the arguments of the weight-sharing ops (``locally_connected2d`` and kin).
+
+    The kernel stays a bank ``(b_h, b_w, fh, fw, c, k)`` in the result dtype and the bias
+    is ``(b_h, b_w, k)`` or None.
+    """
+    x, kernel = as_real_array("x", x), as_real_array("kernel", kernel)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must be (H, W, C) or (N, H, W, C); got x shape {x.shape}")
+    if kernel.ndim != 6:
+        raise ValueError(
+            f"kernel must be (B_h, B_w, Fh, Fw, C, K), one (Fh, Fw, C, K) kernel per "
+            f"{_BANK_NAMES[sharing].split(' (')[0]} cell; got kernel shape {kernel.shape}"
+        )
+    geom = shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding)
+    _check_banks(sharing, kernel.shape, x.shape, geom)
+    dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
+    return ConvArgs(_x_nhwc(x, geom), kernel.astype(dtype), _bank_bias(bias, kernel.shape, dtype),
+                    geom, "constant", dtype)
+
+
+def _check_banks(sharing: str, kernel_shape, x_shape, geom: shapes.ConvGeometry) -> None:
+    banks, output = tuple(kernel_shape[:2]), (geom.out_h, geom.out_w)
+    name = _BANK_NAMES[sharing]
+    both = f"(kernel shape {tuple(kernel_shape)}, x shape {tuple(x_shape)})"
+    if min(banks) < 1:
+        raise ValueError(f"kernel's {name} must be positive; got {banks} {both}")
+    if sharing == "unshared" and banks != output:
+        raise ValueError(
+            f"kernel has an output grid of {banks} but the output is {output} for these strides "
+            f"and padding {both}"
+        )
+    if sharing == "regions" and (banks[0] > output[0] or banks[1] > output[1]):
+        raise ValueError(f"kernel has {banks} regions but the output is only {output} pixels {both}")
+
+
+def _bank_bias(bias, kernel_shape, dtype) -> "np.ndarray | None":
+    if bias is None:
+        return None
+    array = as_real_array("bias", bias)
+    expected = tuple(kernel_shape[:2]) + (kernel_shape[-1],)
+    if array.shape not in ((), expected):
+        raise ValueError(f"bias must be None, a scalar or have shape {expected}; got bias shape {array.shape}")
+    return np.broadcast_to(array, expected).astype(dtype)
+
+
+def banked_grad_args(grad_out, x, kernel, *, strides, padding, sharing: str) -> tuple[ConvArgs, np.ndarray]:
+    """:func:`banked_args`, then grad_out against the output; returns grad_out's NHWC view."""
+    args = banked_args(x, kernel, None, strides=strides, padding=padding, sharing=sharing)
+    grad = as_real_array("grad_out", grad_out)
+    if grad.shape != args.geom.output_shape:
+        raise ValueError(
+            f"grad_out must have the output's shape {args.geom.output_shape}; got grad_out shape "
+            f"{grad.shape}"
+        )
+    return args, _output_nhwc(grad, args.geom)

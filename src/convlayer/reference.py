@@ -159,3 +159,41 @@ def _pad(x: np.ndarray, pads, pad_mode: str) -> np.ndarray:
     if x.size == 0 or pad_mode == "constant":
         return np.pad(x, widths, mode="constant")
     return np.pad(x, widths, mode=pad_mode)
+
+
+def banked_conv2d(x, kernel, bias=None, *, strides=1, padding="same", sharing="unshared"):
+    """Reference for the weight-sharing ops (``sharing`` names which): plain loops.
+
+    Pixel ``(i, j)`` of the output uses bank ``(bank_row(i), bank_col(j))``, written out
+    here from the definitions: ``i % T`` for tiles, the ``numpy.array_split`` piece that
+    holds ``i`` for regions, ``i`` itself when nothing is shared.
+    """
+    args = _validate.banked_args(x, kernel, bias, strides=strides, padding=padding, sharing=sharing)
+    geom, banks = args.geom, args.kernel
+    rows = [_bank_of(i, geom.out_h, banks.shape[0], sharing) for i in range(geom.out_h)]
+    cols = [_bank_of(j, geom.out_w, banks.shape[1], sharing) for j in range(geom.out_w)]
+    result, out = _validate.new_output(geom, args.dtype)
+    padded = _pad(args.x.astype(args.dtype), geom.pads, "constant")
+    (sh, sw), (fh, fw) = geom.strides, (geom.fh, geom.fw)
+    for image in range(geom.n):
+        for i in range(geom.out_h):
+            for j in range(geom.out_w):
+                window = padded[image, i * sh : i * sh + fh, j * sw : j * sw + fw, :]
+                kernel_ij = banks[rows[i], cols[j]]  # (fh, fw, c, k)
+                for channel in range(geom.k):
+                    total = np.sum(window * kernel_ij[..., channel])
+                    if args.bias is not None:
+                        total = total + args.bias[rows[i], cols[j], channel]
+                    out[image, i, j, channel] = total
+    return result
+
+
+def _bank_of(index: int, size: int, count: int, sharing: str) -> int:
+    if sharing == "unshared":
+        return index
+    if sharing == "tiled":
+        return index % count
+    for bank, piece in enumerate(np.array_split(np.arange(size), count)):  # regions
+        if index in piece:
+            return bank
+    raise AssertionError("every index lies in one piece")

@@ -28,32 +28,37 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..shapes import ConvGeometry, span
+from . import banks as banked
 from .buffers import Block, blocks, plan_blocks
 
 
 def correlate(
-    x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int
+    x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
+    banks: "banked.Banks | None" = None,
 ) -> np.ndarray:
     """Fill ``out`` (n, out_h, out_w, k) with the cross-correlation of x and kernel.
 
     ``x`` is (n, h, w, c) of any real dtype, ``kernel`` (fh, fw, c // groups, k) in
-    ``out.dtype``; padding, strides and dilation come from ``geom``. Returns ``out``.
+    ``out.dtype``; padding, strides and dilation come from ``geom``. With ``banks``, the
+    kernel is a bank (b_h, b_w, fh, fw, c, k) and pixel (i, j) uses bank
+    ``(banks.rows[i], banks.cols[j])`` (see :mod:`.banks`). Returns ``out``.
     """
     if out.size == 0:
         return out
-    if kernel.shape[2] == 0:  # no input channels: every sum is empty
+    if geom.c == 0:  # no input channels: every sum is empty
         out[...] = 0
         return out
-    weights = _weight_matrix(kernel, geom.groups)
+    weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     row_map = _source_index(geom.h, geom.pads[0], pad_mode)
     col_map = _source_index(geom.w, geom.pads[1], pad_mode)
     # A reflected, symmetric, edge or wrapped slab is gathered by fancy indexing, whose
     # temporaries come to about two more slabs (measured with tracemalloc).
-    cost = _block_cost(geom, out.dtype.itemsize, slabs=2 if pad_mode == "constant" else 4)
+    slabs = 2 if pad_mode == "constant" else 4
+    cost = _block_cost(geom, out.dtype.itemsize, slabs=slabs, banks=banks is not None)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     work = np.empty(_block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1, out.dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        _correlate_block(x, weights, geom, row_map, col_map, block, work, out)
+        _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
     return out
 
 
@@ -72,7 +77,8 @@ def _source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray
     return np.pad(indices, pads, mode=pad_mode)
 
 
-def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2):
+def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2, banks: bool = False,
+                backward: bool = False):
     """Work bytes of a block of (images, rows, cols) output pixels: slabs, patches, product.
 
     The forward pass counts the slab twice: gathering a reflected or wrapped slab makes a
@@ -84,18 +90,22 @@ def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2):
     def cost(images: int, rows: int, cols: int) -> int:
         pixels = images * rows * cols
         slab = images * ((rows - 1) * sh + span_h) * ((cols - 1) * sw + span_w) * geom.c
-        return (slabs * slab + pixels * (geom.fh * geom.fw * geom.c + geom.k)) * itemsize
+        per_pixel_kernels = banked.extra_cost(geom, rows, cols, backward) if banks else 0
+        return (slabs * slab + pixels * (geom.fh * geom.fw * geom.c + geom.k) + per_pixel_kernels) * itemsize
 
     return cost
 
 
-def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out) -> None:
+def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out, banks) -> None:
     """Compute one block of the output in place."""
     rows, cols = _slab_indices(row_map, col_map, geom, block)
     slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
     patches = _patch_matrix(slab, geom, block, work[used:])
     target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
     pixels = patches.shape[1]
+    if banks is not None:
+        banked.product(patches[0], weights, banks, block, target, work[used + patches.size :])
+        return
     if geom.groups == 1 and target.flags.c_contiguous:
         np.matmul(patches[0], weights[0], out=target.reshape(pixels, geom.k))
         return
@@ -192,40 +202,60 @@ def correlate_backward(
     grad_out: np.ndarray,
     grad_x: np.ndarray,
     budget: int,
+    banks: "banked.Banks | None" = None,
 ) -> np.ndarray:
     """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.
 
     ``grad_out`` is (n, out_h, out_w, k) of any real dtype, ``grad_x`` (n, h, w, c) in the
-    result dtype (zeros, or gradient to add to). Returns the kernel's gradient,
-    (fh, fw, c // groups, k).
+    result dtype (zeros, or gradient to add to). Returns the kernel's gradient, shaped like
+    the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``).
     """
     dtype = grad_x.dtype
-    fh, fw, cg, k = kernel.shape
-    grad_weights = np.zeros((geom.groups, fh * fw * cg, k // geom.groups), dtype)
+    if banks is None:
+        weights = _weight_matrix(kernel, geom.groups)
+        grad_weights = np.zeros((geom.groups,) + weights.shape[1:], dtype)
+    else:
+        weights = banked.weight_banks(kernel)
+        grad_weights = np.zeros(weights.shape, dtype)
     if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
-        return _kernel_from_matrix(grad_weights, kernel.shape)
-    weights = _weight_matrix(kernel, geom.groups)
+        return _kernel_gradient(grad_weights, kernel.shape, banks)
     row_map = _source_index(geom.h, geom.pads[0], pad_mode)
     col_map = _source_index(geom.w, geom.pads[1], pad_mode)
     # Work holds a slab and its gradient. Gathering a reflected or wrapped slab (fancy
     # indexing) and np.add.at onto the border each make up to about three slabs of
     # temporaries (values and broadcast indices), one after the other: plan for five.
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, _block_cost(geom, dtype.itemsize, 5), budget)
+    cost = _block_cost(geom, dtype.itemsize, 5, banks=banks is not None, backward=True)
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     work = np.empty(_block_cost(geom, dtype.itemsize, 2)(*size) // dtype.itemsize + 1, dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
         rows, cols = _slab_indices(row_map, col_map, geom, block)
         slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, dtype)
         patches = _patch_matrix(slab, geom, block, work[used:])
-        grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
-        grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
         # The patch matrix is used up: its gradient takes its place (never x's memory).
         grad_patches = work[used : used + patches.size].reshape(patches.shape)
-        np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
-        start = used + patches.size + grad_block.size
+        if banks is None:
+            grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
+            grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
+            np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
+        else:
+            grad_target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
+            banked.gradients(patches[0], grad_target.astype(dtype, copy=False), weights, banks, block,
+                             grad_weights, grad_patches[0])
+        start = used + patches.size + block_pixels(block) * geom.k
         grad_slab = work[start : start + slab.size].reshape(slab.shape)
         _col2im(grad_patches, geom, block, grad_slab)
         _fold_padding(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
-    return _kernel_from_matrix(grad_weights, kernel.shape)
+    return _kernel_gradient(grad_weights, kernel.shape, banks)
+
+
+def block_pixels(block: Block) -> int:
+    return (block.n1 - block.n0) * (block.r1 - block.r0) * (block.c1 - block.c0)
+
+
+def _kernel_gradient(grad_weights, shape, banks) -> np.ndarray:
+    if banks is None:
+        return _kernel_from_matrix(grad_weights, shape)
+    return banked.kernel_from_banks(grad_weights, shape)
 
 
 def _kernel_from_matrix(grad_weights: np.ndarray, shape) -> np.ndarray:
