@@ -33,3 +33,15 @@ def test_single_filter_on_a_user_image(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "input (40, 60, 3) uint8 -> feature map (40, 60) float32" in result.stdout
     assert (tmp_path / "out.png").stat().st_size > 1000
+
+
+def test_sharing_experiment_prints_its_table():
+    result = subprocess.run([sys.executable, EXAMPLES / "sharing_on_digits.py", "--epochs", "2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and "%" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| shared", "| tiled 2x2", "| regions 2x2", "| unshared"]
+    first_layer = [int(row.split(" | ")[1].replace(",", "")) for row in rows]
+    assert first_layer == [160, 640, 640, 10240]
+    test_accuracy = [float(row.split(" | ")[4].rstrip("%")) for row in rows]
+    assert min(test_accuracy) > 80  # every kind learns

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import convlayer
-from convlayer import conv2d, locally_connected2d, region_conv2d, shapes, tiled_conv2d
+from convlayer import conv2d, locally_connected2d, nn, region_conv2d, shapes, tiled_conv2d
 from convlayer import locally_connected2d_backward, region_conv2d_backward, tiled_conv2d_backward
 from convlayer.sharing import bank_index
 
@@ -216,3 +216,53 @@ def test_dtype_and_unbatched_input():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+LAYERS = {
+    "shared": lambda: nn.Conv2D(2, 3, 3, strides=2, seed=0),
+    "tiled": lambda: nn.TiledConv2D(2, 3, 3, tiles=(2, 3), strides=2, seed=0),
+    "regions": lambda: nn.RegionConv2D(2, 3, 3, regions=(2, 2), strides=2, seed=0),
+    "unshared": lambda: nn.LocallyConnected2D(2, 3, (3, 2), input_size=(7, 6), strides=2, seed=0),
+}
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_layers_gradients_against_finite_differences(kind):
+    layer = LAYERS[kind]()
+    rng = np.random.default_rng(1)
+    for name in layer.params:
+        layer.params[name] = rng.standard_normal(layer.params[name].shape)
+    x = rng.standard_normal((2, 7, 6, 2))
+    out = layer.forward(x)
+    g = rng.standard_normal(out.shape)
+    grad_x = layer.backward(g)
+    loss = lambda: float(np.sum(g * layer.forward(x)))  # noqa: E731
+    np.testing.assert_allclose(grad_x, _numeric_grad(loss, x), rtol=1e-6, atol=1e-7)
+    for name, param in layer.params.items():
+        np.testing.assert_allclose(layer.grads[name], _numeric_grad(loss, param), rtol=1e-6, atol=1e-7)
+
+
+def test_layer_parameter_counts_and_summary():
+    kinds = {kind: make() for kind, make in LAYERS.items()}
+    weights = 3 * 3 * 2 * 3
+    assert kinds["shared"].num_params == weights + 3
+    assert kinds["tiled"].num_params == (weights + 3) * 6
+    assert kinds["regions"].num_params == (weights + 3) * 4
+    assert kinds["unshared"].num_params == (3 * 2 * 2 * 3 + 3) * 3 * 3  # valid, stride 2: a 3 x 3 grid
+    for layer in kinds.values():
+        model = nn.Sequential([layer, nn.ReLU(), nn.Flatten()],
+                                        input_shape=(7, 6, 2))
+        total = sum(p.size for p in layer.params.values())
+        assert layer.num_params == total
+        assert model.summary(show=False).endswith(f"Total params: {total:,}")
+
+
+def test_layer_errors():
+    with pytest.raises(ValueError, match=r"sharing='unshared' needs input_size=\(H, W\)"):
+        nn.Conv2D(1, 2, 3, sharing="unshared")
+    with pytest.raises(ValueError, match=r"sharing='tiled' needs tiles=\(rows, cols\); got None"):
+        nn.Conv2D(1, 2, 3, sharing="tiled")
+    with pytest.raises(ValueError, match=r"takes no dilation or groups"):
+        nn.Conv2D(2, 2, 3, groups=2, sharing="regions", banks=2)
+    with pytest.raises(ValueError, match=r"built for inputs of size \(7, 6\); got input shape \(8, 8, 2\)"):
+        LAYERS["unshared"]().output_shape((8, 8, 2))

@@ -7,12 +7,16 @@
 True
 """
 
-from .layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from .layers import (
+    AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LocallyConnected2D, MaxPool2D, RegionConv2D,
+    ReLU, TiledConv2D,
+)
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential
 from .optim import SGD, Adam
 
 __all__ = [
-    "Adam", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "MaxPool2D", "ReLU",
-    "SGD", "Sequential", "softmax", "softmax_cross_entropy",
+    "Adam", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "LocallyConnected2D",
+    "MaxPool2D", "ReLU", "RegionConv2D", "SGD", "Sequential", "TiledConv2D", "softmax",
+    "softmax_cross_entropy",
 ]
