@@ -123,3 +123,12 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "convlayer.cli.main", "shape", "--input", "4x4",
                           "--kernel", "3"], capture_output=True, text=True)
     assert out.returncode == 0 and "output      4 x 4 x 1" in out.stdout
+
+
+def test_shape_sharing_compares_parameter_counts(capsys):
+    assert main(["shape", "--input", "224x224x3", "--kernel", "7", "--filters", "64", "--strides", "2",
+                 "--sharing", "--banks", "2x3"]) == 0
+    text = capsys.readouterr().out
+    assert "shared    (7 * 7 * 3 + 1) * 64 " in text and "=           9,472" in text
+    assert "tiled     (7 * 7 * 3 + 1) * 64 * (2 * 3)" in text and f"{9472 * 6:,}" in text
+    assert "unshared  (7 * 7 * 3 + 1) * 64 * (112 * 112)" in text and f"{9472 * 112 * 112:,}" in text

@@ -13,6 +13,7 @@ from . import _parse
 
 EXAMPLE = """examples:
   convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2 --padding same
+  convlayer shape --input 8x8x1 --kernel 3 --filters 16 --sharing --banks 2x2
   convlayer shape --input 8x32x32x16 --kernel 3 --filters 32 --padding valid --dilation 2
   convlayer shape --input 6x6 --kernel 3 --strides 2 --padding 0,1,0,1"""
 
@@ -30,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilation", default="1", metavar="D", help="dilation, e.g. 2 or 2x1 (default 1)")
     parser.add_argument("--groups", default="1", metavar="G", help="channel groups (default 1)")
     parser.add_argument("--no-bias", action="store_true", help="the layer has no bias")
+    parser.add_argument("--sharing", action="store_true",
+                        help="also compare the parameter counts of shared, tiled, region-shared and "
+                             "unshared (locally-connected) weights")
+    parser.add_argument("--banks", default="2x2", metavar="RxC",
+                        help="tiles or regions for --sharing (default 2x2)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     kernel_shape = (fh, fw, c // max(groups, 1), k)
     geom = shapes.conv_geometry(input_shape, kernel_shape, strides, padding, dilation, groups=groups)
     print(report(geom, padding, bias=not args.no_bias))
+    if args.sharing:
+        banks = _parse.ints("banks", args.banks, (1, 2))
+        print()
+        print(sharing_report(geom, banks * (3 - len(banks)), bias=not args.no_bias))
     return 0
 
 
@@ -107,3 +117,25 @@ def _params_line(geom: shapes.ConvGeometry, bias: bool) -> str:
         return (f"parameters  (Fh * Fw * {c} + 1) * K = ({geom.fh} * {geom.fw} * {c_value} + 1) "
                 f"* {geom.k} = {count:,}")
     return f"parameters  Fh * Fw * {c} * K = {geom.fh} * {geom.fw} * {c_value} * {geom.k} = {count:,}"
+
+
+def sharing_report(geom: shapes.ConvGeometry, banks: tuple, *, bias: bool = True) -> str:
+    """Parameter counts of one layer under each kind of weight sharing, with the formula."""
+    per_bank = _bank_formula(geom, bias)
+    grids = {"shared": None, "tiled": banks, "regions": banks, "unshared": (geom.out_h, geom.out_w)}
+    keyword = {"tiled": "tiles", "regions": "regions", "unshared": "output_size"}
+    lines = [f"parameters by weight sharing (tiles and regions {banks[0]} x {banks[1]}, "
+             f"output grid {geom.out_h} x {geom.out_w}):"]
+    for kind, grid in grids.items():
+        extra = {keyword[kind]: grid} if grid else {}
+        count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups,
+                                  sharing=kind, **extra)
+        formula = per_bank if grid is None else f"{per_bank} * ({grid[0]} * {grid[1]})"
+        lines.append(f"  {kind:9s} {formula:42s} = {count:>15,}")
+    return "\n".join(lines)
+
+
+def _bank_formula(geom: shapes.ConvGeometry, bias: bool) -> str:
+    c = f"{geom.c} / {geom.groups}" if geom.groups > 1 else f"{geom.c}"
+    weights = f"{geom.fh} * {geom.fw} * {c}"
+    return f"({weights} + 1) * {geom.k}" if bias else f"{weights} * {geom.k}"
