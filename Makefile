@@ -24,3 +24,9 @@ bench: $(PY)
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info convlayer-demo.png
+
+# The README's pictures: docs/make_gallery.py runs `convlayer explain` once per picture.
+.PHONY: gallery
+gallery: $(PY)
+	$(PY) -m pip install --quiet -e '.[images]'
+	$(PY) docs/make_gallery.py

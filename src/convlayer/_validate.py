@@ -11,6 +11,7 @@ never duplicated in memory.
 
 from __future__ import annotations
 
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -30,6 +31,12 @@ class ConvArgs(NamedTuple):
     geom: shapes.ConvGeometry
     pad_mode: str
     dtype: np.dtype
+
+
+def is_dask_array(value) -> bool:
+    """True for a Dask array, found without importing Dask (none exists until it is imported)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(value, module.Array)
 
 
 def as_real_array(name: str, value) -> np.ndarray:

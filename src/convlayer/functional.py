@@ -12,7 +12,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from . import _validate
-from .algorithms import buffers, im2col
+from .algorithms import backward, buffers, choose
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
@@ -38,6 +38,7 @@ def conv2d(
     flip: bool = False,
     pad_mode: str = "constant",
     data_format: str = "channels_last",
+    algorithm: str = "auto",
 ) -> np.ndarray:
     """2D convolution layer (cross-correlation), as in TensorFlow and PyTorch.
 
@@ -69,6 +70,11 @@ def conv2d(
         'replicate' and 'circular' are accepted as aliases.
     data_format : {'channels_last', 'channels_first'}
         Layout of ``x``, ``kernel`` and the result.
+    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft'}
+        How to compute it; every choice gives the same result up to rounding. 'auto' picks
+        by shape (see :mod:`convlayer.algorithms.choose`); the others are for tests and
+        benchmarks: 'shift' needs groups=1, 'depthwise' groups == c, 'fft' strides 1 and
+        groups=1 (and spreads a NaN or inf over its whole block, which 'auto' avoids).
 
     Returns
     -------
@@ -82,7 +88,7 @@ def conv2d(
     ValueError
         Shape or channel mismatch, a bad padding word or pad mode, non-positive strides or
         dilation, groups that do not divide, a kernel that does not fit the padded input,
-        a bias of the wrong shape.
+        a bias of the wrong shape, an unknown algorithm or one that cannot compute the call.
     TypeError
         Non-numeric or complex dtypes.
 
@@ -120,12 +126,18 @@ def conv2d(
            [28., 28., 28.],
            [28., 28., 28.]])
     """
+    if _validate.is_dask_array(x):  # lazy, chunk by chunk: see convlayer.dask
+        from . import dask as _dask
+
+        return _dask.conv2d(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,
+                            groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format)
     args = _validate.conv_args(
         x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
         flip=flip, pad_mode=pad_mode, data_format=data_format,
     )
     result, nhwc = _validate.new_output(args.geom, args.dtype)
-    im2col.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget())
+    choose.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(),
+                     algorithm)
     if args.bias is not None:
         nhwc += args.bias
     return result
@@ -143,6 +155,7 @@ def conv2d_backward(
     flip: bool = False,
     pad_mode: str = "constant",
     data_format: str = "channels_last",
+    algorithm: str = "auto",
 ) -> Conv2DGrads:
     """Gradients of :func:`conv2d`: of ``sum(grad_out * conv2d(x, kernel, bias, ...))``.
 
@@ -154,6 +167,8 @@ def conv2d_backward(
         The convolution's input and kernel, in any form :func:`conv2d` accepts.
     strides, padding, dilation, groups, flip, pad_mode, data_format
         As for :func:`conv2d`. (The bias does not change any gradient, so it is not taken.)
+    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft'}
+        As for :func:`conv2d`; see Notes for where each applies.
 
     Returns
     -------
@@ -182,6 +197,12 @@ def conv2d_backward(
     ``flip=True`` the gradient is for the kernel as given, not the rotated one.
     Work memory is bounded by :func:`convlayer.get_memory_budget`, as for :func:`conv2d`.
 
+    At stride 1 with zero padding (no wider than the kernel), ``grad_x`` is itself a
+    convolution (of grad_out with the rotated kernel, channels swapped) and goes through
+    ``algorithm`` (or ``auto``'s choice); otherwise through im2col. The kernel's gradient
+    takes the 'shift' or 'depthwise' route when that is the algorithm (or auto's choice),
+    im2col's otherwise (see :mod:`convlayer.algorithms.backward`).
+
     Examples
     --------
     >>> import numpy as np
@@ -202,9 +223,9 @@ def conv2d_backward(
         groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format,
     )
     grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
-    grad_hwio = im2col.correlate_backward(
+    grad_hwio, _ = backward.correlate_backward(
         args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc, grad_x_nhwc,
-        buffers.get_memory_budget(),
+        buffers.get_memory_budget(), algorithm,
     )
     grad_kernel = _validate.kernel_from_hwio(grad_hwio, args.geom, bool(flip))
     grad_bias = np.sum(grad_nhwc, axis=(0, 1, 2), dtype=args.dtype)
@@ -219,6 +240,10 @@ def relu(x: ArrayLike) -> np.ndarray:
     >>> relu([-1.5, 0.0, 2.0])
     array([0., 0., 2.])
     """
+    if _validate.is_dask_array(x):
+        from . import dask as _dask
+
+        return _dask.relu(x)
     array = _validate.as_real_array("x", x)
     return np.maximum(array, array.dtype.type(0))
 

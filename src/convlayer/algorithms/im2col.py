@@ -49,8 +49,8 @@ def correlate(
         out[...] = 0
         return out
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
-    row_map = _source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = _source_index(geom.w, geom.pads[1], pad_mode)
+    row_map = source_index(geom.h, geom.pads[0], pad_mode)
+    col_map = source_index(geom.w, geom.pads[1], pad_mode)
     # A reflected, symmetric, edge or wrapped slab is gathered by fancy indexing, whose
     # temporaries come to about two more slabs (measured with tracemalloc).
     slabs = 2 if pad_mode == "constant" else 4
@@ -69,7 +69,7 @@ def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
 
 
-def _source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
+def source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
     """For each padded position along an axis, the input index it copies (-1: a zero)."""
     indices = np.arange(size)
     if pad_mode == "constant":
@@ -98,8 +98,8 @@ def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2, banks: bool =
 
 def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out, banks) -> None:
     """Compute one block of the output in place."""
-    rows, cols = _slab_indices(row_map, col_map, geom, block)
-    slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
+    rows, cols = slab_indices(row_map, col_map, geom, block)
+    slab, used = gather_slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
     patches = _patch_matrix(slab, geom, block, work[used:])
     target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
     pixels = patches.shape[1]
@@ -121,7 +121,7 @@ def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out
     by_group[...] = product.reshape(geom.groups, nb, rb, cb, -1).transpose(1, 2, 3, 0, 4)
 
 
-def _slab_indices(row_map, col_map, geom: ConvGeometry, block: Block):
+def slab_indices(row_map, col_map, geom: ConvGeometry, block: Block):
     """The input rows and columns (index-map entries) that a block's windows read."""
     sh, sw = geom.strides
     rows = row_map[block.r0 * sh : (block.r1 - 1) * sh + span(geom.fh, geom.dilation[0])]
@@ -129,7 +129,7 @@ def _slab_indices(row_map, col_map, geom: ConvGeometry, block: Block):
     return rows, cols
 
 
-def _slab(x, rows, cols, work, dtype) -> tuple[np.ndarray, int]:
+def gather_slab(x, rows, cols, work, dtype) -> tuple[np.ndarray, int]:
     """The padded input ``x[:, rows][:, :, cols]`` (-1 indices are zeros) and work used.
 
     A view of ``x`` when no padding is involved and the dtype matches; otherwise built in
@@ -203,12 +203,14 @@ def correlate_backward(
     grad_x: np.ndarray,
     budget: int,
     banks: "banked.Banks | None" = None,
+    input_grad: bool = True,
 ) -> np.ndarray:
     """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.
 
     ``grad_out`` is (n, out_h, out_w, k) of any real dtype, ``grad_x`` (n, h, w, c) in the
     result dtype (zeros, or gradient to add to). Returns the kernel's gradient, shaped like
-    the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``).
+    the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``). With
+    ``input_grad=False`` only the kernel's gradient is computed (``grad_x`` is untouched).
     """
     dtype = grad_x.dtype
     if banks is None:
@@ -219,8 +221,8 @@ def correlate_backward(
         grad_weights = np.zeros(weights.shape, dtype)
     if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
         return _kernel_gradient(grad_weights, kernel.shape, banks)
-    row_map = _source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = _source_index(geom.w, geom.pads[1], pad_mode)
+    row_map = source_index(geom.h, geom.pads[0], pad_mode)
+    col_map = source_index(geom.w, geom.pads[1], pad_mode)
     # Work holds a slab and its gradient. Gathering a reflected or wrapped slab (fancy
     # indexing) and np.add.at onto the border each make up to about three slabs of
     # temporaries (values and broadcast indices), one after the other: plan for five.
@@ -228,14 +230,16 @@ def correlate_backward(
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     work = np.empty(_block_cost(geom, dtype.itemsize, 2)(*size) // dtype.itemsize + 1, dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        rows, cols = _slab_indices(row_map, col_map, geom, block)
-        slab, used = _slab(x[block.n0 : block.n1], rows, cols, work, dtype)
+        rows, cols = slab_indices(row_map, col_map, geom, block)
+        slab, used = gather_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
         patches = _patch_matrix(slab, geom, block, work[used:])
         # The patch matrix is used up: its gradient takes its place (never x's memory).
         grad_patches = work[used : used + patches.size].reshape(patches.shape)
         if banks is None:
             grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
             grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
+            if not input_grad:
+                continue
             np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
         else:
             grad_target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]

@@ -9,11 +9,15 @@ Safety: nothing is written unless every check passes first (the layer, the input
 output names); an existing output is never replaced without ``--overwrite``; each file
 is written to a temporary name and renamed, so an interrupted run leaves complete files.
 Exit codes: 0 all done, 1 some inputs skipped (each reported), 2 nothing done.
+
+Images larger than memory (``--chunks``, ``--scheduler``, ``--workers``, Zarr inputs) take
+the Dask path of :mod:`._stream`.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -24,12 +28,15 @@ import numpy as np
 from .. import images
 from .._files import atomic_write
 from ..functional import conv2d, relu
+from . import _stream
 from ._layer import Layer, build_layer, layer_title
 
 EXAMPLE = """examples:
   convlayer filter photo.jpg -k edge -k blur --figure -o out/
   convlayer filter photos/ -k sobel_x -k sobel_y --relu --strides 2 -o out/
   convlayer filter scan.tif --mode gray --kernel-file my_filter.npy --save-raw -o out/
+  convlayer filter scene.tif -k edge -k blur --chunks 4096 --save-zarr -o out/
+  convlayer filter scene.zarr -k edge --save-zarr --workers 2 -o out/
 
 named kernels: edge, blur, gaussian, sharpen, sobel_x, sobel_y, emboss, identity
 
@@ -38,6 +45,12 @@ outputs, for an input NAME.ext, in OUTDIR:
   NAME.json         the layer, the shapes, and how each channel was scaled
   NAME.npy          the exact float output, (H', W', K)  (--save-raw)
   NAME.figure.png   input, every channel, the equalised edge map  (--figure)
+  NAME.zarr         the exact float output as a Zarr store, written chunk by chunk  (--save-zarr)
+  NAME.tif          the exact float output as a TIFF, written a row of chunks at a time  (--save-tiff)
+
+larger than memory: --chunks, --scheduler, --workers or a Zarr input read each image
+lazily (TIFF and Zarr region by region) and compute it chunk by chunk with Dask; then only
+NAME.zarr, NAME.tif and NAME.json are written (the PNGs need the whole output in memory)
 
 exit codes: 0 all done, 1 some inputs skipped (each is reported), 2 bad input, nothing done"""
 
@@ -75,15 +88,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save-raw", action="store_true", help="also write the float output as NAME.npy")
     parser.add_argument("--figure", action="store_true", help="also write a side-by-side figure NAME.figure.png")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    large = parser.add_argument_group("images larger than memory (Dask: pip install 'convlayer[dask]')")
+    large.add_argument("--chunks", metavar="SIZE",
+                       help="compute each image lazily in chunks of SIZE or HxW pixels (default: "
+                            "a Zarr input's own chunks, else 4096)")
+    large.add_argument("--save-zarr", action="store_true",
+                       help="write the exact float output as the Zarr store NAME.zarr")
+    large.add_argument("--save-tiff", action="store_true",
+                       help="write the exact float output as NAME.tif (BigTIFF when large)")
+    large.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run on this dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
+                            "(inputs and OUTDIR must be on a filesystem its workers share)")
+    large.add_argument("--workers", type=int, metavar="N",
+                       help="start a local Dask cluster of N worker processes for the run")
 
 
 def run(args: argparse.Namespace) -> int:
     layer = build_layer(args)
     inputs = collect_inputs(args.inputs)
+    lazy = _stream.wanted(args, inputs)
     outdir = Path(args.output)
-    plans = {path: output_paths(path, outdir, layer, args) for path in inputs}
+    plans = {path: output_paths(path, outdir, layer, args, lazy=lazy) for path in inputs}
     _check_outputs(plans, outdir, overwrite=args.overwrite)
-    done, skipped = _filter_all(plans, layer, args)
+    with _stream.scheduler(args) as client:
+        one = functools.partial(_stream.filter_one, client=client) if lazy else filter_one
+        done, skipped = _filter_all(plans, layer, args, one)
     if skipped and not done:
         return 2
     return 1 if skipped else 0
@@ -94,7 +123,7 @@ def collect_inputs(arguments: "list[str]") -> list[Path]:
     found = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir():
+        if path.is_dir() and not _stream.is_zarr(path):
             inside = sorted(p for p in path.iterdir() if p.is_file() and images.is_image_path(p))
             if not inside:
                 raise ValueError(f"{path}: the folder has no image files ({', '.join(images.IMAGE_SUFFIXES)})")
@@ -106,24 +135,30 @@ def collect_inputs(arguments: "list[str]") -> list[Path]:
     return found
 
 
-def output_paths(path: Path, outdir: Path, layer: Layer, args) -> dict[str, Path]:
-    """Where the outputs of one input go, keyed by what they hold."""
+def output_paths(path: Path, outdir: Path, layer: Layer, args, lazy: bool = False) -> dict[str, Path]:
+    """Where the outputs of one input go, keyed by what they hold (no PNGs when lazy)."""
     stem = path.stem
-    planned = {f"channel:{name}": outdir / f"{stem}.{name}.png" for name in layer.names}
+    planned = {} if lazy else {f"channel:{name}": outdir / f"{stem}.{name}.png" for name in layer.names}
     planned["sidecar"] = outdir / f"{stem}.json"
     if args.save_raw:
         planned["raw"] = outdir / f"{stem}.npy"
     if args.figure:
         planned["figure"] = outdir / f"{stem}.figure.png"
+    if args.save_zarr:
+        planned["zarr"] = outdir / f"{stem}.zarr"
+    if args.save_tiff:
+        planned["tiff"] = outdir / f"{stem}.tif"
     return planned
 
 
 def _check_outputs(plans: dict, outdir: Path, *, overwrite: bool) -> None:
     """Refuse before writing anything: name clashes, existing files, an output that is a file."""
     _check_writable(outdir)
-    owner = {}
+    owner, sources = {}, {source.resolve() for source in plans}
     for source, planned in plans.items():
         for target in planned.values():
+            if target.resolve() in sources:
+                raise ValueError(f"{target} is an input; choose another -o")
             if target in owner:
                 raise ValueError(f"{owner[target]} and {source} would both write {target}; "
                                  f"filter them in separate runs")
@@ -145,7 +180,7 @@ def _check_writable(outdir: Path) -> None:
         raise ValueError(f"-o {outdir}: {existing} is not writable")
 
 
-def _filter_all(plans: dict, layer: Layer, args) -> tuple[int, int]:
+def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
     """Filter every input; return (done, skipped). A bad image is reported and skipped."""
     from tqdm import tqdm
 
@@ -153,7 +188,7 @@ def _filter_all(plans: dict, layer: Layer, args) -> tuple[int, int]:
     bar = tqdm(plans.items(), unit="img", disable=True if len(plans) < 2 else None, file=sys.stderr)
     for path, planned in bar:
         try:
-            notes = filter_one(path, planned, layer, args)
+            notes = (one or filter_one)(path, planned, layer, args)
         except (images.ImageError, ValueError, TypeError) as error:
             bar.write(f"convlayer filter: skipped {error}" if str(path) in str(error)
                       else f"convlayer filter: skipped {path}: {error}", file=sys.stderr)
@@ -182,6 +217,10 @@ def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
         atomic_write(planned["raw"], lambda temporary: _save_npy(temporary, maps))
     if "figure" in planned:
         _write_figure(planned["figure"], pixels, maps, layer, path)
+    if "zarr" in planned:
+        _stream.write_zarr(planned["zarr"], maps)
+    if "tiff" in planned:
+        _stream.write_tiff(planned["tiff"], maps)
     _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes)
     return notes
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .. import shapes
+from .. import _validate, shapes
+from .._args import as_pair, padding_2d
 from .._files import atomic_write
-from .layers import Dense, Layer, ReLU, _rng
+from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, _rng
 from .losses import softmax_cross_entropy
 from .optim import Adam
 
@@ -72,7 +74,15 @@ class Sequential:
         return sum(layer.num_params for layer in self.layers)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """The model's outputs (logits for a classifier) for ``x``, batch by batch."""
+        """The model's outputs (logits for a classifier) for ``x``, batch by batch.
+
+        A Dask array gives a lazy Dask array, its batches computed in parallel by Dask's
+        scheduler or cluster (see :func:`convlayer.dask.predict`).
+        """
+        if _validate.is_dask_array(x):
+            from .. import dask as _dask
+
+            return _dask.predict(self, x, batch_size)
         outputs = [self.forward(x[start : start + batch_size]) for start in range(0, len(x), batch_size)]
         return np.concatenate(outputs) if outputs else self.forward(x)
 
@@ -158,6 +168,67 @@ class Sequential:
             print(result)
         return result
 
+    def receptive_field(self, input_shape=None) -> "list[ReceptiveField]":
+        """Where each layer's units look in the input: field size, jump and start per axis.
+
+        One record per layer, up to the first ``Flatten`` or ``Dense`` (whose units see the
+        whole input, so the list ends there). ``Conv2D`` (dilation included), ``MaxPool2D``
+        and ``AvgPool2D`` change the field; ``ReLU`` and ``Dropout`` keep it.
+
+        Parameters
+        ----------
+        input_shape : tuple, optional
+            One example's shape, e.g. ``(28, 28, 1)`` (default: the model's). Needed when a
+            layer pads with 'same' or 'same_lower', whose zeros depend on the size.
+
+        Returns
+        -------
+        list of ReceptiveField
+            ``(index, layer, size, jump, start, output_shape)``, pairs ``(vertical, horizontal)``
+            in input pixels: unit ``i`` of the layer's output sees input pixels ``start + i * jump``
+            to ``start + i * jump + size - 1`` (its centre is ``start + i * jump + (size - 1) / 2``).
+            ``start`` is negative when the field reaches into padding. ``output_shape`` is None
+            without an input shape.
+
+        Notes
+        -----
+        With ``k_eff = (k - 1) * dilation + 1`` and ``pad_before`` from
+        :func:`convlayer.shapes.resolve_padding` (TensorFlow's rule for 'same': the odd zero
+        goes after, so ``pad_before`` is the smaller half)::
+
+            size_out  = size_in + (k_eff - 1) * jump_in
+            jump_out  = jump_in * stride
+            start_out = start_in - pad_before * jump_in
+
+        starting from ``size = jump = 1``, ``start = 0`` for the input itself. This is the
+        first-pixel form of the usual recurrence ``centre_out = centre_in + ((k_eff - 1) / 2 -
+        pad_before) * jump_in``.
+
+        Examples
+        --------
+        >>> from convlayer.nn import Conv2D, ReLU
+        >>> model = Sequential([Conv2D(1, 4, 3, strides=2), ReLU(), Conv2D(4, 4, 3)])
+        >>> [(r.size, r.jump, r.start) for r in model.receptive_field((8, 8, 1))]
+        [((3, 3), (2, 2), (0, 0)), ((3, 3), (2, 2), (0, 0)), ((7, 7), (2, 2), (-2, -2))]
+        """
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        size, jump, start = (1, 1), (1, 1), (0, 0)
+        records = []
+        for index, layer in enumerate(self.layers):
+            if isinstance(layer, (Dense, Flatten)):
+                break
+            window = _window(layer)
+            if window is not None:
+                kernel, strides, padding, dilation = window
+                pads = _pads_before(layer, shape, kernel, strides, padding, dilation)
+                k_eff = tuple(shapes.span(k, d) for k, d in zip(kernel, dilation))
+                size = tuple(r + (k - 1) * j for r, k, j in zip(size, k_eff, jump))
+                start = tuple(s - p * j for s, p, j in zip(start, pads, jump))
+                jump = tuple(j * s for j, s in zip(jump, strides))
+            shape = layer.output_shape(shape) if shape is not None else None
+            records.append(ReceptiveField(index, repr(layer), size, jump, start, shape))
+        return records
+
     def save(self, path) -> Path:
         """Write every parameter to an ``.npz`` file, keyed ``'{index}.{Layer}.{name}'``."""
         arrays = {_key(index, layer, name): param for (index, name), param, _ in self.parameters()
@@ -179,6 +250,47 @@ class Sequential:
         for key, param in expected.items():
             param[...] = saved[key]
         return self
+
+
+class ReceptiveField(NamedTuple):
+    """The input pixels one unit of a layer's output sees; pairs are (vertical, horizontal)."""
+
+    index: int  # the layer's position in the model
+    layer: str  # its repr
+    size: tuple  # field height and width, in input pixels
+    jump: tuple  # input pixels between neighbouring units (the product of the strides so far)
+    start: tuple  # first input row and column of unit (0, 0)'s field; negative: padding
+    output_shape: "tuple | None"  # one example's shape after the layer, if known
+
+
+def _window(layer: Layer):
+    """(kernel, strides, padding, dilation) of a sliding-window layer; None if it keeps the field."""
+    if isinstance(layer, (ReLU, Dropout)):
+        return None
+    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+        pool = as_pair("pool_size", layer.pool_size)
+        strides = pool if layer.strides is None else as_pair("strides", layer.strides)
+        return pool, strides, layer.padding, (1, 1)
+    options = getattr(layer, "options", None)
+    if hasattr(layer, "kernel_size") and isinstance(options, dict):  # Conv2D and its relatives
+        return (layer.kernel_size, as_pair("strides", options.get("strides", 1)),
+                options.get("padding", "valid"), as_pair("dilation", options.get("dilation", 1)))
+    raise ValueError(f"receptive_field does not know how {layer!r} maps its input; it knows Conv2D, "
+                     f"MaxPool2D, AvgPool2D, ReLU, Dropout, Flatten and Dense")
+
+
+def _pads_before(layer, shape, kernel, strides, padding, dilation) -> tuple:
+    """Zeros before the first row and column; the size matters only for 'same' words."""
+    form = padding_2d(padding)
+    if isinstance(form, str) and form in ("same", "same_lower"):
+        if shape is None:
+            raise ValueError(f"receptive_field needs input_shape, one example's shape such as "
+                             f"(28, 28, 1), because {layer!r} pads with {form!r}; got None")
+        size_hw = tuple(shape[:2])
+    else:
+        size_hw = (0, 0)  # 'valid', 'full' and explicit padding do not depend on the size
+    (top, _), (left, _) = shapes.resolve_padding(size_hw, kernel, strides, padding, dilation)
+    return top, left
 
 
 def _count(layer: Layer) -> int:

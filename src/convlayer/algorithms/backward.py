@@ -1,0 +1,110 @@
+"""The two gradients of ``conv2d_backward``, each through the fastest route that applies.
+
+*Input gradient.* Output pixel ``(i, j)`` read input pixel ``(i + a * dh - top, ...)``
+through tap ``(a, b)``, so x's gradient at ``(y, x)`` collects ``grad_out`` at
+``(y + top - a * dh, ...)`` times tap ``(a, b)``. At stride 1 that is itself a
+cross-correlation: of ``grad_out``, padded by ``span - 1 - top`` before and
+``span - 1 - bottom`` after, with the kernel rotated by 180 degrees and its input and output
+channels swapped (per group). So it goes through :func:`.choose.correlate`, and every
+forward algorithm (and ``auto``'s choice) serves the backward pass too. With strides, with
+padding that copies pixels ('reflect' and kin: their gradient folds back onto the border)
+or with more padding than the kernel spans, im2col's backward pass computes it instead.
+
+*Kernel gradient.* Tap ``(a, b)``'s gradient is the tap's input pixels times ``grad_out``,
+summed over pixels: per-tap products over the padded slab, no patch matrix (shift for
+groups=1 at stride 1, a per-channel reduction for depthwise), a correlation of x with
+grad_out by FFT for large kernels, or im2col's ``patches^T @ grad_out``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import ConvGeometry, span
+from . import choose, depthwise, fft, im2col, shift
+
+
+def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
+                       algorithm="auto") -> tuple[np.ndarray, dict]:
+    """Add x's gradient into ``grad_x`` (zeros); return the kernel's (fh, fw, c // groups, k).
+
+    Arguments as for :func:`.im2col.correlate_backward`. ``algorithm`` names the route for
+    both gradients where it applies ('im2col' is im2col's backward pass throughout).
+    Also returns ``{"input": name, "kernel": name}``, the routes taken.
+    """
+    name = choose.check_name(algorithm)
+    if name != "auto":
+        choose.resolve(name, x, kernel, geom)  # raises for an unsupported explicit choice
+    kernel_route = _kernel_route(name, x, kernel, geom, grad_out)
+    if name == "im2col" or _transposed_pads(geom, pad_mode) is None:
+        routes = {"input": "im2col", "kernel": "im2col"}
+        return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget), routes
+    routes = {"input": _input_gradient(kernel, geom, pad_mode, grad_out, grad_x, budget, name),
+              "kernel": kernel_route}
+    if kernel_route == "shift":
+        grad_kernel = shift.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
+    elif kernel_route == "fft":
+        grad_kernel = fft.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
+    elif kernel_route == "depthwise":
+        grad_kernel = depthwise.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
+    else:
+        grad_kernel = im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget,
+                                                input_grad=False)
+    return grad_kernel, routes
+
+
+def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
+    """Which algorithm computes the kernel's gradient.
+
+    auto: where the forward pass would take FFT, so does the kernel's gradient (when x
+    and grad_out are finite: it sums their products over the whole image).
+    """
+    if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
+        return "depthwise"
+    if name == "fft":
+        return "fft"
+    if name == "auto" and choose.auto_choice(x, kernel, geom)[0] == "fft" and choose.finite(grad_out):
+        return "fft"
+    if name == "shift" or (name == "auto" and choose.prefers_shift(geom)):
+        return "shift" if geom.strides == (1, 1) else "im2col"
+    return "im2col"
+
+
+def _input_gradient(kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
+                    name: str) -> str:
+    """x's gradient as a stride-1 correlation of grad_out; returns the algorithm that ran."""
+    pads = _transposed_pads(geom, pad_mode)
+    transposed = geom._replace(
+        n=geom.n, h=geom.out_h, w=geom.out_w, c=geom.k, k=geom.c, pads=pads, out_h=geom.h,
+        out_w=geom.w, kernel_rank=4, batched=True, channels_first=False,
+    )
+    weights = transposed_kernel(kernel, geom.groups)
+    if name != "auto" and choose.unsupported(name, transposed) is not None:
+        name = "auto"  # e.g. a depthwise layer with a channel multiplier: its transpose is not
+    if grad_out.size == 0:
+        return name  # grad_x stays zero
+    return choose.correlate(grad_out, weights, transposed, "constant", grad_x, budget, name)
+
+
+def _transposed_pads(geom: ConvGeometry, pad_mode: str):
+    """grad_out's padding for the input gradient as a correlation; None when it is not one."""
+    if geom.strides != (1, 1):
+        return None
+    if pad_mode != "constant" and any(geom.pads[0] + geom.pads[1]):
+        return None
+    span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
+    (top, bottom), (left, right) = geom.pads
+    pads = ((span_h - 1 - top, span_h - 1 - bottom), (span_w - 1 - left, span_w - 1 - right))
+    if min(pads[0] + pads[1]) < 0:
+        return None
+    return pads
+
+
+def transposed_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
+    """(fh, fw, c // groups, k) to the input gradient's kernel, (fh, fw, k // groups, c).
+
+    Rotated by 180 degrees, input and output channels swapped within each group.
+    """
+    fh, fw, cg, k = kernel.shape
+    per_group = kernel[::-1, ::-1].reshape(fh, fw, cg, groups, k // groups)
+    return np.ascontiguousarray(per_group.transpose(0, 1, 4, 3, 2).reshape(fh, fw, k // groups, groups * cg))

@@ -1,0 +1,137 @@
+"""Which algorithm computes a convolution: ``algorithm="auto"`` and the explicit choices.
+
+Every algorithm gives the same result up to rounding (see each module for its error); they
+differ in speed, by up to 50x, depending on the shape:
+
+- ``"im2col"`` (:mod:`.im2col`): patch matrix + one matrix product. Any convolution. The
+  fastest when there are many channels in and out: the product is then a large GEMM.
+- ``"shift"`` (:mod:`.shift`): one product per kernel tap, added in place. groups=1.
+- ``"depthwise"`` (:mod:`.depthwise`): shift and accumulate with a per-channel multiply;
+  ``groups == c`` only.
+- ``"fft"`` (:mod:`.fft`): transforms, for large kernels. strides 1, groups 1; it spreads
+  a NaN or inf over its whole block, so ``auto`` takes it only for finite input.
+
+``auto`` follows the cost model of :func:`auto_choice`, fitted to measurements against the
+other algorithms on a 2-core machine (``convlayer bench`` prints what it picks per shape).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..shapes import ConvGeometry
+from . import depthwise, fft, im2col, shift
+
+ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft}
+CHOICES = ("auto",) + tuple(ALGORITHMS)
+
+
+def check_name(algorithm) -> str:
+    """Return ``algorithm`` as one of :data:`CHOICES`, or raise ValueError."""
+    if isinstance(algorithm, str) and algorithm.lower() in CHOICES:
+        return algorithm.lower()
+    names = ", ".join(repr(name) for name in CHOICES[:-1]) + f" or {CHOICES[-1]!r}"
+    raise ValueError(f"algorithm must be {names}; got {algorithm!r}")
+
+
+def unsupported(name: str, geom: ConvGeometry) -> "str | None":
+    """Why algorithm ``name`` cannot compute ``geom`` (None when it can)."""
+    return None if name == "im2col" else ALGORITHMS[name].unsupported(geom)
+
+
+def resolve(algorithm, x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> str:
+    """The algorithm that computes this convolution: ``auto``'s pick, or the one asked for.
+
+    Raises ValueError for an unknown name or one that cannot compute ``geom``.
+    """
+    name = check_name(algorithm)
+    if name == "auto":
+        return auto_choice(x, kernel, geom)[0]
+    reason = unsupported(name, geom)
+    if reason is not None:
+        raise ValueError(f"algorithm={name!r} cannot compute this convolution: {reason}")
+    return name
+
+
+def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
+              algorithm="auto") -> str:
+    """Fill ``out`` as :func:`.im2col.correlate` does, with the algorithm chosen; return its name."""
+    name = resolve(algorithm, x, kernel, geom)
+    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+    return name
+
+
+# The cost model, from measurements on the speed issue's 2-core machine (README, "Speed").
+FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
+FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
+FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
+SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
+SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
+
+
+def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[str, str]:
+    """``(name, why)``: the algorithm ``auto`` uses for this convolution, and the reason.
+
+    The rules, in order:
+
+    1. ``groups == c > 1``: depthwise (im2col would copy the input ``fh * fw`` times to
+       feed ``c`` one-column products).
+    2. strides 1, groups 1, at least :data:`FFT_MIN_TAPS` taps, ``c * k`` at most
+       :data:`FFT_MAX_CHANNELS`, FFT's estimated work below the direct sum's, and x and the
+       kernel finite: FFT. Per output pixel, the direct sum costs ``fh * fw * c * k``
+       multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
+       c * k`` (the transforms, then the product per frequency).
+    3. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
+       :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
+    4. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
+    """
+    taps, c, k = geom.fh * geom.fw, geom.c, geom.k
+    if geom.groups == c > 1:
+        return "depthwise", "groups == channels: a per-channel multiply per tap, no patch matrix"
+    fft_work = _fft_work(geom)
+    if fft_work is not None and fft_work < taps * c * k:
+        why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{fft_work:.0f} < direct {taps * c * k} "
+               f"multiply-adds per pixel")
+        if finite(x) and finite(kernel):
+            return "fft", why
+        name, _ = _direct_choice(geom)
+        return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
+    return _direct_choice(geom)
+
+
+def prefers_shift(geom: ConvGeometry) -> bool:
+    """Rule 3 of :func:`auto_choice` (used for the kernel's gradient too)."""
+    outputs = geom.n * geom.out_h * geom.out_w * geom.k
+    return (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
+            and outputs >= SHIFT_MIN_OUTPUTS)
+
+
+def _direct_choice(geom: ConvGeometry) -> tuple[str, str]:
+    if prefers_shift(geom):
+        return "shift", f"{geom.c} input channel(s): one product per tap beats copying a thin patch matrix"
+    return "im2col", "many channels, strides or a small output: one large GEMM"
+
+
+def _fft_work(geom: ConvGeometry) -> "float | None":
+    """FFT's estimated work per output pixel, or None when rule 2's shape tests fail."""
+    taps, c, k = geom.fh * geom.fw, geom.c, geom.k
+    if fft.unsupported(geom) is not None or taps < FFT_MIN_TAPS or c * k > FFT_MAX_CHANNELS:
+        return None
+    if geom.n * geom.out_h * geom.out_w == 0:
+        return None
+    pixels = (geom.h + sum(geom.pads[0])) * (geom.w + sum(geom.pads[1]))
+    return FFT_COST_PER_LOG * (c + k) * math.log2(max(pixels, 2)) + c * k
+
+
+def finite(array: np.ndarray) -> bool:
+    """One cheap pass: does ``array`` hold only finite numbers (always true for integers)?
+
+    A NaN or an infinity makes the sum NaN or infinite, and a sum needs no work memory
+    (``np.isfinite(array).all()`` would make a boolean copy of the input). A sum that
+    overflows says "not finite" too: then FFT is merely not used.
+    """
+    if array.dtype.kind != "f":
+        return True
+    return bool(np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float32))))

@@ -1,0 +1,239 @@
+"""The Dask path of ``convlayer filter``: images larger than memory, chunk by chunk.
+
+With ``--chunks``, ``--scheduler``, ``--workers`` or a Zarr input, each image is read
+lazily (TIFF and Zarr region by region, see :func:`convlayer.dask.read_image`), filtered by
+the lazy :func:`convlayer.conv2d`, and its exact output written chunk by chunk: a Zarr
+store (``--save-zarr``) or a strip TIFF (``--save-tiff``, one row of chunks in memory at a
+time). The display PNGs, ``--save-raw`` and ``--figure`` need the whole output in memory,
+so this path does not write them.
+
+The command's safety rules hold: every option is checked before anything is written; a
+Zarr store is written under a temporary name in the output folder and renamed at the end,
+so an interrupted run leaves no partial store; a TIFF goes through :func:`atomic_write`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from .. import images
+from .._args import as_int, as_pair
+from .._files import atomic_write
+from ..functional import conv2d, relu
+from . import _parse
+
+
+def wanted(args, inputs: "list[Path]") -> bool:
+    """Whether the run takes the Dask path; check its options (before anything is written)."""
+    lazy = any(v is not None for v in (args.chunks, args.scheduler, args.workers))
+    lazy = lazy or any(is_zarr(path) for path in inputs)
+    if args.scheduler is not None and args.workers is not None:
+        raise ValueError("give --scheduler ADDRESS or --workers N, not both")
+    if args.workers is not None:
+        as_int("--workers", args.workers, minimum=1)
+    if args.chunks is not None:
+        args.chunks = as_pair("--chunks", _parse.pair("chunks", args.chunks))
+    if lazy or args.save_zarr or args.save_tiff:
+        _require_dask()
+    if not lazy:
+        return False
+    for flag, given in (("--save-raw", args.save_raw), ("--figure", args.figure)):
+        if given:
+            raise ValueError(f"{flag} needs the whole output in memory; with --chunks, --scheduler, "
+                             f"--workers or a Zarr input write --save-zarr or --save-tiff")
+    if not (args.save_zarr or args.save_tiff):
+        raise ValueError("with --chunks, --scheduler, --workers or a Zarr input the output is "
+                         "written chunk by chunk: add --save-zarr and/or --save-tiff")
+    return True
+
+
+def is_zarr(path: Path) -> bool:
+    """A folder holding a Zarr array or group (format 2 or 3)."""
+    return path.is_dir() and any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
+def _require_dask() -> None:
+    try:
+        import dask.array  # noqa: F401
+        import zarr  # noqa: F401
+    except ImportError as error:
+        raise ValueError(f"needs the package {error.name!r}: pip install 'convlayer[dask]'") from None
+
+
+@contextlib.contextmanager
+def scheduler(args):
+    """Yield the ``dask.distributed`` client of ``--scheduler`` or ``--workers``, else None.
+
+    Without either, Dask's threaded scheduler runs the work in this process.
+    """
+    if args.scheduler is None and args.workers is None:
+        yield None
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as error:
+        raise ValueError(f"needs the package {error.name!r}: pip install 'convlayer[dask]'") from None
+    cluster = None
+    if args.scheduler is not None:
+        client = Client(args.scheduler, timeout="10s")
+    else:
+        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def filter_one(path: Path, planned: dict, layer, args, client=None) -> list[str]:
+    """Filter one image lazily and write its Zarr/TIFF outputs; return notes for the user."""
+    from .. import dask as lazy
+
+    stored = lazy.read_image(path, args.chunks)
+    pixels, more = images.prepare(stored, args.mode)
+    notes = [f"{path}: {note}" for note in more]
+    maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
+    if layer.relu:
+        maps = relu(maps)
+    Path(args.output).mkdir(parents=True, exist_ok=True)
+    if "zarr" in planned:
+        write_zarr(planned["zarr"], maps, client)
+    if "tiff" in planned:
+        write_tiff(planned["tiff"], maps)
+    _write_sidecar(planned, path, stored, pixels, maps, layer, notes)
+    return notes
+
+
+def _write_sidecar(planned, path, stored, pixels, maps, layer, notes) -> None:
+    record = {
+        "input": str(path),
+        "input_shape": list(stored.shape),
+        "input_dtype": str(stored.dtype),
+        "layer_input_shape": list(pixels.shape),
+        "layer": layer.describe(),
+        "output_shape": list(maps.shape),
+        "output_dtype": str(maps.dtype),
+        "chunks": [list(axis) for axis in maps.chunks],
+        "channels": [{"name": name, "index": index} for index, name in enumerate(layer.names)],
+        "zarr": planned["zarr"].name if "zarr" in planned else None,
+        "tiff": planned["tiff"].name if "tiff" in planned else None,
+        "notes": notes,
+    }
+    text = json.dumps(record, indent=2) + "\n"
+    atomic_write(planned["sidecar"], lambda temporary: Path(temporary).write_text(text))
+
+
+# Writers: whole or not at all.
+
+
+def write_zarr(target: Path, maps, client=None) -> Path:
+    """Write an array (NumPy or Dask) as the Zarr store ``target``, chunk by chunk.
+
+    The store is written under a temporary name next to ``target`` and renamed at the end;
+    an existing ``target`` is replaced only then.
+    """
+    import dask.array as da
+
+    array = _regular(maps if isinstance(maps, da.Array) else da.from_array(maps))
+    temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    try:
+        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs are ordinary folders
+        _compute(da.to_zarr(array, str(temporary), compute=False), client)
+        _replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return target
+
+
+def _regular(array):
+    """Zarr needs equal chunks (the last may be smaller): rechunk only when they are not."""
+    ragged = any(len(set(axis[:-1])) > 1 or axis[-1] > axis[0] for axis in array.chunks)
+    return array.rechunk(array.chunksize) if ragged else array
+
+
+def _compute(stored, client) -> None:
+    """Run a lazy store with a progress bar on stderr (shown after one second)."""
+    if client is None:
+        import dask
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(minimum=1.0, out=sys.stderr):
+            dask.compute(stored)
+        return
+    from distributed import progress
+
+    future = client.compute(stored)
+    with contextlib.redirect_stdout(sys.stderr):  # distributed's text bar prints to stdout
+        progress(future)
+    future.result()
+
+
+def _replace(temporary: Path, target: Path) -> None:
+    """Rename ``temporary`` to ``target``; an existing target (folder or file) is moved aside first."""
+    if not (target.exists() or target.is_symlink()):
+        os.rename(temporary, target)
+        return
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old")) / "old"
+    os.rename(target, aside)
+    try:
+        os.rename(temporary, target)
+    except BaseException:
+        os.rename(aside, target)
+        raise
+    finally:
+        shutil.rmtree(aside.parent, ignore_errors=True)
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def write_tiff(target: Path, maps) -> Path:
+    """Write an ``(h, w, k)`` array as a float TIFF, one row of chunks in memory at a time.
+
+    Strips of about 1 MiB, uncompressed, BigTIFF above 2 GiB, so other readers (and
+    :func:`convlayer.dask.read_image`) can read it region by region.
+    """
+    import dask.array as da
+
+    array = maps if isinstance(maps, da.Array) else da.from_array(maps)
+    return atomic_write(target, lambda temporary: _write_tiff_bands(temporary, array))
+
+
+def _write_tiff_bands(temporary: str, array) -> None:
+    import tifffile
+    from tqdm import tqdm
+
+    shape = array.shape if array.shape[2] > 1 else array.shape[:2]
+    row_bytes = array.shape[1] * array.shape[2] * array.dtype.itemsize
+    bands = tqdm(_bands(array), total=len(array.chunks[0]), unit="band", file=sys.stderr,
+                 disable=True if len(array.chunks[0]) < 2 else None, leave=False)
+    rows = (row if row.shape[1] > 1 else row[:, 0] for band in bands for row in band)
+    tifffile.imwrite(temporary, rows, shape=shape, dtype=array.dtype, photometric="minisblack",
+                     planarconfig="contig" if len(shape) == 3 else None,
+                     rowsperstrip=max(1, 2**20 // max(row_bytes, 1)),
+                     bigtiff=array.nbytes >= 2**31)
+
+
+def _bands(array):
+    """Each row of chunks, computed (in parallel across its columns) when it is needed.
+
+    A ``dask.distributed`` client, when there is one, is Dask's default scheduler.
+    """
+    start = 0
+    for height in array.chunks[0]:
+        yield array[start:start + height].compute()
+        start += height

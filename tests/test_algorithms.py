@@ -1,0 +1,374 @@
+"""Every algorithm behind ``conv2d(..., algorithm=...)`` against the plain-loop reference.
+
+Tolerances. float64: rtol = atol = 1e-9, as everywhere. float32: the reference runs in
+float64 on the same float32 values and the error is measured against the bound
+``B = max(sum |x| |kernel|)`` over the output (the size of the largest sum of products).
+Direct summation (im2col, shift, depthwise) of n products errs by about n * 6e-8 of its own
+sum, so 1e-5 * B holds with room for n up to ~100. FFT's error is global: about the unit
+roundoff times log2 of the transform size times B, whatever the pixel (measured below
+1e-6 * B here); it gets 1e-5 * B too. A wrong tap or a shifted window is off by O(B).
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import convlayer
+from convlayer import _validate, reference
+from convlayer.algorithms import backward, choose, fft, parallel
+
+ALGORITHMS = ["im2col", "shift", "depthwise", "fft"]
+PAD_MODES = ["constant", "reflect", "symmetric", "edge", "wrap"]
+F32_TOL = 1e-5
+
+
+def _random_case(rng, algorithm):
+    """x, kernel and conv2d keywords that ``algorithm`` supports, small enough for the loops."""
+    while True:
+        c = int(rng.integers(1, 4))
+        groups = c if algorithm == "depthwise" else 1
+        if algorithm == "im2col" and c > 1 and rng.random() < 0.4:
+            groups = c
+        k = groups * int(rng.integers(1, 3)) if groups > 1 else int(rng.integers(1, 4))
+        fh, fw = (int(v) for v in rng.integers(1, 6 if algorithm == "fft" else 4, size=2))
+        strides = 1 if algorithm == "fft" else tuple(int(v) for v in rng.integers(1, 3, size=2))
+        dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
+        padding = [
+            "same", "same_lower", "valid", "full", int(rng.integers(0, 3)),
+            ((int(rng.integers(0, 3)), int(rng.integers(0, 3))), (int(rng.integers(0, 3)), 0)),
+        ][int(rng.integers(0, 6))]
+        options = dict(strides=strides, padding=padding, dilation=dilation, groups=groups,
+                       pad_mode=PAD_MODES[int(rng.integers(0, 5))], flip=bool(rng.random() < 0.3))
+        shape = (int(rng.integers(1, 3)), int(rng.integers(1, 8)), int(rng.integers(1, 8)), c)
+        try:
+            convlayer.shapes.conv2d_output_shape(shape, (fh, fw, c // groups, k), strides, padding,
+                                                 dilation, groups=groups)
+        except ValueError:  # the kernel does not fit: draw again
+            continue
+        x = rng.standard_normal(shape)
+        return x, rng.standard_normal((fh, fw, c // groups, k)), options
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("seed", range(30))
+def test_random_cases_match_the_reference_float64(algorithm, seed):
+    rng = np.random.default_rng([seed, ALGORITHMS.index(algorithm)])
+    x, kernel, options = _random_case(rng, algorithm)
+    bias = rng.standard_normal(kernel.shape[-1]) if seed % 3 == 0 else None
+    if seed % 4 == 1:  # PyTorch's layout
+        x, kernel = x.transpose(0, 3, 1, 2), kernel.transpose(3, 2, 0, 1)
+        options["data_format"] = "channels_first"
+    expected = reference.conv2d(x, kernel, bias, **options)
+    got = convlayer.conv2d(x, kernel, bias, algorithm=algorithm, **options)
+    assert got.dtype == np.float64 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+def _float32_check(x, kernel, algorithm, **options):
+    x, kernel = x.astype(np.float32), kernel.astype(np.float32)
+    got = convlayer.conv2d(x, kernel, algorithm=algorithm, **options)
+    expected = reference.conv2d(x.astype(np.float64), kernel.astype(np.float64), **options)
+    bound = reference.conv2d(np.abs(x.astype(np.float64)), np.abs(kernel.astype(np.float64)), **options)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=F32_TOL * bound.max())
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_float32_within_the_stated_tolerance(algorithm, pad_mode):
+    rng = np.random.default_rng(7)
+    groups = 4 if algorithm == "depthwise" else 1
+    x = rng.standard_normal((2, 11, 13, 4)) + 3  # an offset makes cancellation visible
+    kernel = rng.standard_normal((5, 4, 4 // groups, 8))
+    _float32_check(x, kernel, algorithm, groups=groups, pad_mode=pad_mode, dilation=(1, 2))
+
+
+@pytest.mark.parametrize("algorithm", ["shift", "fft", "im2col"])
+def test_single_channel_large_kernel_float32(algorithm):
+    """The 31x31 benchmark shape, smaller: FFT's error stays far below the bound."""
+    rng = np.random.default_rng(8)
+    _float32_check(rng.random((40, 37)), rng.standard_normal((15, 15)), algorithm)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_integer_images_and_mixed_dtypes(algorithm):
+    rng = np.random.default_rng(9)
+    groups = 3 if algorithm == "depthwise" else 1
+    x = rng.integers(0, 256, (2, 9, 9, 3), dtype=np.uint8)
+    kernel = rng.standard_normal((3, 3, 3 // groups, 3))
+    for kernel_dtype in (np.float32, np.float64):
+        got = convlayer.conv2d(x, kernel.astype(kernel_dtype), algorithm=algorithm, groups=groups)
+        assert got.dtype == kernel_dtype
+        expected = reference.conv2d(x, kernel.astype(kernel_dtype), groups=groups)
+        np.testing.assert_allclose(got, expected, rtol=1e-5 if kernel_dtype == np.float32 else 1e-9,
+                                   atol=1e-3)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_empty_batches_and_images(algorithm):
+    groups = 2 if algorithm == "depthwise" else 1
+    kernel = np.ones((3, 3, 2 // groups, 4))
+    empty = convlayer.conv2d(np.ones((0, 5, 5, 2)), kernel, algorithm=algorithm, groups=groups)
+    assert empty.shape == (0, 5, 5, 4)
+    y = convlayer.conv2d(np.ones((1, 0, 5, 2)), kernel, [1, 2, 3, 4], padding=2, algorithm=algorithm,
+                         groups=groups)
+    np.testing.assert_array_equal(y, np.broadcast_to([1.0, 2, 3, 4], (1, 2, 7, 4)))  # bias over padding
+
+
+# ----------------------------------------------------------------------------- auto
+
+# Small versions of the benchmark suite, and what auto picks for each.
+AUTO_CASES = [
+    ((1, 256, 512, 3), (3, 3, 3, 2), {}, "shift"),
+    ((1, 512, 512, 1), (3, 3, 1, 1), {}, "shift"),
+    ((1, 64, 64, 3), (3, 3, 3, 2), {}, "im2col"),  # too small for shift's per-tap overhead
+    ((1, 48, 48, 1), (15, 15, 1, 1), {}, "fft"),
+    ((2, 12, 12, 16), (3, 3, 16, 16), {}, None),
+    ((2, 12, 12, 32), (1, 1, 32, 8), {"padding": "valid"}, None),
+    ((2, 30, 30, 3), (7, 7, 3, 8), {"strides": 2}, "im2col"),
+    ((2, 20, 20, 8), (3, 3, 1, 8), {"groups": 8}, "depthwise"),
+    ((2, 20, 20, 4), (3, 3, 1, 8), {"groups": 4, "strides": 2}, "depthwise"),
+    ((16, 8, 8, 1), (3, 3, 1, 16), {}, None),
+]
+
+
+def _auto_pick(x, kernel, **options):
+    options = dict(dict(strides=1, padding="same", dilation=1, groups=1, flip=False,
+                        pad_mode="constant", data_format="channels_last"), **options)
+    args = _validate.conv_args(x, kernel, None, **options)
+    return choose.auto_choice(args.x, args.kernel, args.geom)[0]
+
+
+@pytest.mark.parametrize("x_shape, kernel_shape, options, picked", AUTO_CASES)
+def test_auto_never_changes_a_result_beyond_the_tolerance(x_shape, kernel_shape, options, picked):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    kernel = rng.standard_normal(kernel_shape).astype(np.float32)
+    if picked is not None:
+        assert _auto_pick(x, kernel, **options) == picked
+    auto = convlayer.conv2d(x, kernel, **options)
+    im2col = convlayer.conv2d(x, kernel, algorithm="im2col", **options)
+    bound = convlayer.conv2d(np.abs(x), np.abs(kernel), algorithm="im2col", **options)
+    np.testing.assert_allclose(auto, im2col, rtol=0, atol=F32_TOL * bound.max())
+    x64, kernel64 = x.astype(np.float64), kernel.astype(np.float64)
+    np.testing.assert_allclose(convlayer.conv2d(x64, kernel64, **options),
+                               convlayer.conv2d(x64, kernel64, algorithm="im2col", **options),
+                               rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_values_stay_local_under_auto(bad):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 48, 48, 1)).astype(np.float32)
+    kernel = rng.standard_normal((15, 15, 1, 1)).astype(np.float32)
+    assert _auto_pick(x, kernel) == "fft"
+    x[0, 30, 10, 0] = bad
+    assert _auto_pick(x, kernel) != "fft"
+    auto = convlayer.conv2d(x, kernel)
+    direct = convlayer.conv2d(x, kernel, algorithm="im2col")
+    reached = np.zeros((48, 48), bool)
+    reached[30 - 7 : 30 + 8, 10 - 7 : 10 + 8] = True  # the outputs whose window holds the pixel
+    assert not np.isfinite(auto[0, :, :, 0][reached]).any()
+    assert np.isfinite(auto[0, :, :, 0][~reached]).all()
+    np.testing.assert_allclose(auto[0, ~reached], direct[0, ~reached], rtol=1e-5, atol=1e-4)
+    with np.errstate(invalid="ignore"):  # why auto checks: FFT spreads it over the image
+        smeared = convlayer.conv2d(x, kernel, algorithm="fft")
+    assert not np.isfinite(smeared[0, ~reached]).all()
+
+
+def test_a_non_finite_kernel_keeps_auto_off_fft():
+    kernel = np.ones((15, 15, 1, 1), np.float32)
+    kernel[3, 3] = np.inf
+    assert _auto_pick(np.ones((1, 48, 48, 1), np.float32), kernel) != "fft"
+
+
+def test_auto_choice_explains_itself():
+    args = _validate.conv_args(np.ones((1, 64, 64, 1)), np.ones((31, 31, 1, 1)), None, strides=1,
+                               padding="same", dilation=1, groups=1, flip=False, pad_mode="constant",
+                               data_format="channels_last")
+    name, why = choose.auto_choice(args.x, args.kernel, args.geom)
+    assert name == "fft" and "31x31" in why
+
+
+# ---------------------------------------------------------------------- memory budget
+
+
+def _work_memory(call):
+    tracemalloc.start()
+    try:
+        result = call()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - result.nbytes, result
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_memory_budget_respected(algorithm, pad_mode):
+    rng = np.random.default_rng(12)
+    groups = 8 if algorithm == "depthwise" else 1
+    x = rng.random((2, 96, 96, 8), dtype=np.float32)
+    kernel = rng.random((9, 9, 8 // groups, 8), dtype=np.float32)
+    options = dict(algorithm=algorithm, groups=groups, pad_mode=pad_mode)
+    convlayer.conv2d(x[:1, :20, :20], kernel, **options)  # imports (scipy.fft) and thread pool first
+    budget = 2**20
+    with convlayer.memory_budget(budget):
+        used, out = _work_memory(lambda: convlayer.conv2d(x, kernel, **options))
+    assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
+    bound = convlayer.conv2d(x, kernel, algorithm="im2col", groups=groups, pad_mode=pad_mode)
+    np.testing.assert_allclose(out, bound, rtol=0, atol=F32_TOL * np.abs(bound).max())
+
+
+def test_auto_checks_finiteness_without_copying_the_input():
+    x = np.ones((1, 512, 512, 1), np.float32)  # 1 MiB; a boolean mask would be 256 KiB
+    kernel = np.ones((31, 31, 1, 1), np.float32)
+    tracemalloc.start()
+    try:
+        choose.finite(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024
+    assert _auto_pick(x, kernel) == "fft"
+
+
+# ------------------------------------------------------------------- choices and errors
+
+
+@pytest.mark.parametrize(
+    "algorithm, options, message",
+    [
+        ("shift", dict(groups=2),
+         r"algorithm='shift' cannot compute this convolution: it needs groups=1 \(got groups=2"),
+        ("depthwise", dict(groups=1),
+         r"algorithm='depthwise' cannot .*groups == input channels \(got groups=1 with 4"),
+        ("fft", dict(strides=2), r"algorithm='fft' cannot .*it needs strides 1 \(got strides=\(2, 2\)\)"),
+        ("fft", dict(groups=2), r"algorithm='fft' cannot .*it needs groups=1 \(got groups=2\)"),
+    ],
+)
+def test_unsupported_explicit_choices_raise(algorithm, options, message):
+    groups = options.get("groups", 1)
+    kernel = np.ones((3, 3, 4 // groups, 4))
+    with pytest.raises(ValueError, match=message):
+        convlayer.conv2d(np.ones((1, 8, 8, 4)), kernel, algorithm=algorithm, **options)
+
+
+@pytest.mark.parametrize("bad", ["winograd", None, 3])
+def test_unknown_algorithm_raises(bad):
+    message = r"algorithm must be 'auto', 'im2col', 'shift', 'depthwise' or 'fft'; got " + repr(bad)
+    with pytest.raises(ValueError, match=message):
+        convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3)), algorithm=bad)
+
+
+def test_algorithm_names_ignore_case():
+    np.testing.assert_allclose(convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3)), algorithm="FFT"),
+                               convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3))), atol=1e-12)
+
+
+def test_fft_works_without_scipy(monkeypatch):
+    monkeypatch.setattr(fft, "_backend", lambda: (np.fft, fft._next_fast_len))
+    rng = np.random.default_rng(13)
+    x, kernel = rng.standard_normal((2, 17, 19, 2)), rng.standard_normal((6, 5, 2, 3))
+    np.testing.assert_allclose(convlayer.conv2d(x, kernel, algorithm="fft", pad_mode="wrap"),
+                               reference.conv2d(x, kernel, pad_mode="wrap"), rtol=1e-9, atol=1e-9)
+
+
+def test_next_fast_len():
+    assert [fft._next_fast_len(n) for n in (1, 7, 17, 97, 129, 286)] == [1, 8, 18, 100, 135, 288]
+
+
+def test_thread_pool_covers_every_item_and_raises_errors():
+    seen = []
+    parallel.run(seen.extend, list(range(10)), threads=2)
+    assert sorted(seen) == list(range(10))
+
+    def fail(part):
+        if 3 in part:
+            raise RuntimeError("worker failed")
+
+    with pytest.raises(RuntimeError, match="worker failed"):
+        parallel.run(fail, list(range(10)), threads=2)
+
+
+# ------------------------------------------------------------------------ backward
+
+
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS)
+@pytest.mark.parametrize("seed", range(15))
+def test_backward_random_cases_match_the_reference(algorithm, seed):
+    rng = np.random.default_rng([seed, 99, len(algorithm)])
+    x, kernel, options = _random_case(rng, "im2col" if algorithm == "auto" else algorithm)
+    if seed % 2:  # the routes that apply only to zero padding at stride 1
+        options.update(pad_mode="constant", strides=1)
+    grad = rng.standard_normal(reference.conv2d(x, kernel, **options).shape)
+    expected = reference.conv2d_backward(grad, x, kernel, **options)
+    got = convlayer.conv2d_backward(grad, x, kernel, algorithm=algorithm, **options)
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def _routes(x_shape, kernel_shape, algorithm="auto", **options):
+    options = dict(dict(strides=1, padding="same", dilation=1, groups=1, flip=False,
+                        pad_mode="constant", data_format="channels_last"), **options)
+    x, kernel = np.ones(x_shape, np.float32), np.ones(kernel_shape, np.float32)
+    grad = np.ones(convlayer.conv2d(x, kernel, **options).shape, np.float32)
+    args, grad_nhwc = _validate.conv_grad_args(grad, x, kernel, **options)
+    _, grad_x = _validate.new_input_grad(args.geom, args.dtype)
+    return backward.correlate_backward(args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc, grad_x,
+                                       2**26, algorithm)[1]
+
+
+def test_backward_routes():
+    assert _routes((1, 256, 512, 3), (3, 3, 3, 2)) == {"input": "shift", "kernel": "shift"}
+    assert _routes((1, 16, 16, 3), (3, 3, 3, 2)) == {"input": "im2col", "kernel": "im2col"}
+    assert _routes((2, 16, 16, 8), (3, 3, 1, 8), groups=8) == {"input": "depthwise", "kernel": "depthwise"}
+    assert _routes((1, 40, 40, 1), (15, 15, 1, 1)) == {"input": "fft", "kernel": "fft"}
+    assert _routes((2, 8, 8, 32), (3, 3, 32, 32))["kernel"] == "im2col"
+    # strides, or padding that copies pixels: im2col's backward pass
+    assert _routes((1, 16, 16, 3), (3, 3, 3, 2), strides=2) == {"input": "im2col", "kernel": "im2col"}
+    reflected = _routes((1, 16, 16, 3), (3, 3, 3, 2), pad_mode="reflect")
+    assert reflected == {"input": "im2col", "kernel": "im2col"}
+    assert _routes((1, 16, 16, 3), (3, 3, 3, 2), padding=3) == {"input": "im2col", "kernel": "im2col"}
+    # a depthwise layer with a channel multiplier: its transpose is grouped, not depthwise
+    assert _routes((1, 16, 16, 4), (3, 3, 1, 8), "depthwise", groups=4) == {"input": "im2col",
+                                                                            "kernel": "depthwise"}
+
+
+def test_backward_input_gradient_keeps_non_finite_values_local():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((1, 48, 48, 1))
+    kernel = rng.standard_normal((15, 15, 1, 1))
+    grad = rng.standard_normal((1, 48, 48, 1))
+    grad[0, 20, 20, 0] = np.nan
+    got = convlayer.conv2d_backward(grad, x, kernel).grad_x
+    expected = convlayer.conv2d_backward(grad, x, kernel, algorithm="im2col").grad_x
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isfinite(got).sum() > 0
+
+
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS)
+def test_backward_memory_budget_respected(algorithm):
+    rng = np.random.default_rng(15)
+    groups = 8 if algorithm == "depthwise" else 1
+    x = rng.random((2, 64, 64, 8), dtype=np.float32)
+    kernel = rng.random((5, 5, 8 // groups, 8), dtype=np.float32)
+    grad = rng.random((2, 64, 64, 8), dtype=np.float32)
+    def call():
+        return convlayer.conv2d_backward(grad, x, kernel, groups=groups, algorithm=algorithm)
+
+    expected = convlayer.conv2d_backward(grad, x, kernel, groups=groups, algorithm="im2col")
+    budget = 2**20
+    with convlayer.memory_budget(budget):
+        call()  # imports and thread pool first
+        tracemalloc.start()
+        try:
+            got = call()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    returned = got.grad_x.nbytes + got.grad_kernel.nbytes + got.grad_bias.nbytes
+    assert peak - returned <= 1.1 * budget + 64 * 1024, f"{(peak - returned) / budget:.2f} x the budget"
+    for value, want in zip(got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
