@@ -7,10 +7,8 @@
 True
 """
 
-from .layers import (
-    AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, LocallyConnected2D, MaxPool2D, RegionConv2D,
-    ReLU, TiledConv2D,
-)
+from .conv import Conv2D, LocallyConnected2D, RegionConv2D, TiledConv2D
+from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential
 from .optim import SGD, Adam
