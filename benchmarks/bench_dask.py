@@ -9,8 +9,10 @@ job three ways, each in a fresh child process: read the store, a 3x3 layer to 8 
 channels ('same' padding), write an uncompressed Zarr store. 'memory' reads the whole image
 and calls ``conv2d`` on the NumPy array; 'threads' and 'cluster' call it on
 ``dask.array.from_zarr`` and store with ``to_zarr``, on Dask's threaded scheduler (2 threads)
-or on a ``LocalCluster`` of 2 worker processes with 1 thread each. The outputs are checked
-against each other.
+or on a ``LocalCluster`` of 2 worker processes with 1 thread each. In memory runs twice,
+with NumPy's BLAS on every core and on one; the Dask runs use one BLAS thread per task
+(``OPENBLAS_NUM_THREADS=1``, as Dask's cluster workers set for themselves). The outputs are
+checked against each other.
 
 (b) generates a synthetic uint8 RGB scene as a Zarr store (chunks 4096) and runs the command
 a user would run, ``convlayer filter scene.zarr -k edge -k blur --save-zarr -o OUT``, to a

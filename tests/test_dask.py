@@ -144,6 +144,10 @@ def test_lazy_and_the_same_errors_before_any_work():
     assert conv2d(x, np.ones((3, 3, 3, 0))).compute().shape == (10, 10, 0)  # no output channels
     with pytest.raises(ValueError, match=r"kernel has 4 input channels but x has 3 \(kernel shape \(3, 3, 4, 8\), x shape \(10, 10, 3\)\)"):
         conv2d(x, np.ones((3, 3, 4, 8)))
+    with pytest.raises(ValueError, match="algorithm must be"):
+        conv2d(x, np.ones((3, 3, 3, 2)), algorithm="winograd-ish")
+    y = conv2d(da.from_array(np.ones((6, 7, 2)), chunks=3), np.ones((3, 3, 2, 2)), algorithm="im2col")
+    np.testing.assert_array_equal(y.compute(), conv2d(np.ones((6, 7, 2)), np.ones((3, 3, 2, 2))))
     with pytest.raises(ValueError, match="pad_mode must be"):
         conv2d(x, np.ones((3, 3, 3, 2)), pad_mode="mirror")
     with pytest.raises(ValueError, match="does not fit the padded input"):

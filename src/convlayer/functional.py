@@ -130,7 +130,8 @@ def conv2d(
         from . import dask as _dask
 
         return _dask.conv2d(x, kernel, bias, strides=strides, padding=padding, dilation=dilation,
-                            groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format)
+                            groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format,
+                            algorithm=algorithm)
     args = _validate.conv_args(
         x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
         flip=flip, pad_mode=pad_mode, data_format=data_format,
@@ -200,8 +201,8 @@ def conv2d_backward(
     At stride 1 with zero padding (no wider than the kernel), ``grad_x`` is itself a
     convolution (of grad_out with the rotated kernel, channels swapped) and goes through
     ``algorithm`` (or ``auto``'s choice); otherwise through im2col. The kernel's gradient
-    takes the 'shift' or 'depthwise' route when that is the algorithm (or auto's choice),
-    im2col's otherwise (see :mod:`convlayer.algorithms.backward`).
+    takes the 'shift', 'depthwise' or 'fft' route when that is the algorithm (or auto's
+    choice), im2col's otherwise (see :mod:`convlayer.algorithms.backward`).
 
     Examples
     --------

@@ -8,7 +8,9 @@ cross-correlation: of ``grad_out``, padded by ``span - 1 - top`` before and
 channels swapped (per group). So it goes through :func:`.choose.correlate`, and every
 forward algorithm (and ``auto``'s choice) serves the backward pass too. With strides, with
 padding that copies pixels ('reflect' and kin: their gradient folds back onto the border)
-or with more padding than the kernel spans, im2col's backward pass computes it instead.
+or with more padding than the kernel spans, im2col's backward pass computes it instead;
+``auto`` takes that single pass for small layers too (fewer than ``SHIFT_MIN_OUTPUTS``
+output values) unless the kernel's gradient has a route of its own (depthwise, FFT).
 
 *Kernel gradient.* Tap ``(a, b)``'s gradient is the tap's input pixels times ``grad_out``,
 summed over pixels: per-tap products over the padded slab, no patch matrix (shift for
@@ -36,7 +38,10 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     if name != "auto":
         choose.resolve(name, x, kernel, geom)  # raises for an unsupported explicit choice
     kernel_route = _kernel_route(name, x, kernel, geom, grad_out)
-    if name == "im2col" or _transposed_pads(geom, pad_mode) is None:
+    outputs = geom.n * geom.out_h * geom.out_w * geom.k
+    # A small layer is quickest in one pass over one patch matrix: fewer calls, fewer products.
+    small = name == "auto" and kernel_route == "im2col" and outputs < choose.SHIFT_MIN_OUTPUTS
+    if name == "im2col" or small or _transposed_pads(geom, pad_mode) is None:
         routes = {"input": "im2col", "kernel": "im2col"}
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget), routes
     routes = {"input": _input_gradient(kernel, geom, pad_mode, grad_out, grad_x, budget, name),

@@ -95,7 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     large.add_argument("--save-zarr", action="store_true",
                        help="write the exact float output as the Zarr store NAME.zarr")
     large.add_argument("--save-tiff", action="store_true",
-                       help="write the exact float output as NAME.tif (BigTIFF when large)")
+                       help="write the exact float output as NAME.tif (BigTIFF when large; one "
+                            "row of chunks is in memory at a time: use smaller --chunks for "
+                            "very wide images)")
     large.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on this dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 "
                             "(inputs and OUTDIR must be on a filesystem its workers share)")

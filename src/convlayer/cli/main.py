@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  convlayer demo\n"
                "  convlayer filter photo.jpg -k edge -k blur --figure -o out/\n"
                "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n"
-               "  convlayer train --epochs 30\n\n"
+               "  convlayer train --epochs 30\n"
+               "  convlayer explain --input 6x6 --kernel 3x3 --strides 2 -o stride.png\n"
+               "  convlayer bench\n\n"
                "'convlayer COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
