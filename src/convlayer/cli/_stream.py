@@ -15,7 +15,6 @@ so an interrupted run leaves no partial store; a TIFF goes through :func:`atomic
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import shutil
@@ -115,22 +114,15 @@ def filter_one(path: Path, planned: dict, layer, args, client=None) -> list[str]
 
 
 def _write_sidecar(planned, path, stored, pixels, maps, layer, notes) -> None:
-    record = {
-        "input": str(path),
-        "input_shape": list(stored.shape),
-        "input_dtype": str(stored.dtype),
-        "layer_input_shape": list(pixels.shape),
-        "layer": layer.describe(),
-        "output_shape": list(maps.shape),
-        "output_dtype": str(maps.dtype),
+    from .filter import write_sidecar
+
+    channels = [{"name": name, "index": index} for index, name in enumerate(layer.names)]
+    extra = {
         "chunks": [list(axis) for axis in maps.chunks],
-        "channels": [{"name": name, "index": index} for index, name in enumerate(layer.names)],
         "zarr": planned["zarr"].name if "zarr" in planned else None,
         "tiff": planned["tiff"].name if "tiff" in planned else None,
-        "notes": notes,
     }
-    text = json.dumps(record, indent=2) + "\n"
-    atomic_write(planned["sidecar"], lambda temporary: Path(temporary).write_text(text))
+    write_sidecar(planned["sidecar"], path, stored, pixels, maps, layer, channels, notes, extra)
 
 
 # Writers: whole or not at all.

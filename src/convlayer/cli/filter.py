@@ -233,6 +233,14 @@ def _save_npy(temporary: str, array: np.ndarray) -> None:
 
 
 def _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes) -> None:
+    channels = [{"name": name, "file": planned[f"channel:{name}"].name, **scalings[name]}
+                for name in layer.names]
+    extra = {"raw": planned["raw"].name if "raw" in planned else None}
+    write_sidecar(planned["sidecar"], path, stored, pixels, maps, layer, channels, notes, extra)
+
+
+def write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, notes, extra) -> None:
+    """The JSON sidecar of one input: input, layer, output, channels, then ``extra``."""
     record = {
         "input": str(path),
         "input_shape": list(stored.shape),
@@ -241,15 +249,12 @@ def _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes) 
         "layer": layer.describe(),
         "output_shape": list(maps.shape),
         "output_dtype": str(maps.dtype),
-        "channels": [
-            {"name": name, "file": planned[f"channel:{name}"].name, **scalings[name]}
-            for name in layer.names
-        ],
-        "raw": planned["raw"].name if "raw" in planned else None,
+        "channels": channels,
+        **extra,
         "notes": notes,
     }
     text = json.dumps(record, indent=2) + "\n"
-    atomic_write(planned["sidecar"], lambda temporary: Path(temporary).write_text(text))
+    atomic_write(target, lambda temporary: Path(temporary).write_text(text))
 
 
 def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
