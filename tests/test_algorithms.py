@@ -194,19 +194,9 @@ def test_auto_choice_explains_itself():
 # ---------------------------------------------------------------------- memory budget
 
 
-def _work_memory(call):
-    tracemalloc.start()
-    try:
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak - result.nbytes, result
-
-
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
-def test_memory_budget_respected(algorithm, pad_mode):
+def test_memory_budget_respected(algorithm, pad_mode, work_memory):
     rng = np.random.default_rng(12)
     groups = 8 if algorithm == "depthwise" else 1
     x = rng.random((2, 96, 96, 8), dtype=np.float32)
@@ -215,7 +205,7 @@ def test_memory_budget_respected(algorithm, pad_mode):
     convlayer.conv2d(x[:1, :20, :20], kernel, **options)  # imports (scipy.fft) and thread pool first
     budget = 2**20
     with convlayer.memory_budget(budget):
-        used, out = _work_memory(lambda: convlayer.conv2d(x, kernel, **options))
+        used, out = work_memory(lambda: convlayer.conv2d(x, kernel, **options))
     assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
     bound = convlayer.conv2d(x, kernel, algorithm="im2col", groups=groups, pad_mode=pad_mode)
     np.testing.assert_allclose(out, bound, rtol=0, atol=F32_TOL * np.abs(bound).max())
@@ -349,26 +339,20 @@ def test_backward_input_gradient_keeps_non_finite_values_local():
 
 
 @pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS)
-def test_backward_memory_budget_respected(algorithm):
+def test_backward_memory_budget_respected(algorithm, work_memory):
     rng = np.random.default_rng(15)
     groups = 8 if algorithm == "depthwise" else 1
     x = rng.random((2, 64, 64, 8), dtype=np.float32)
     kernel = rng.random((5, 5, 8 // groups, 8), dtype=np.float32)
     grad = rng.random((2, 64, 64, 8), dtype=np.float32)
+
     def call():
         return convlayer.conv2d_backward(grad, x, kernel, groups=groups, algorithm=algorithm)
 
     expected = convlayer.conv2d_backward(grad, x, kernel, groups=groups, algorithm="im2col")
     budget = 2**20
     with convlayer.memory_budget(budget):
-        call()  # imports and thread pool first
-        tracemalloc.start()
-        try:
-            got = call()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    returned = got.grad_x.nbytes + got.grad_kernel.nbytes + got.grad_bias.nbytes
-    assert peak - returned <= 1.1 * budget + 64 * 1024, f"{(peak - returned) / budget:.2f} x the budget"
+        used, got = work_memory(call)
+    assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
     for value, want in zip(got, expected):
         np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())

@@ -10,7 +10,6 @@ kernel) and converted to the form under test (channels last or first, batched or
 kernel ranks 2, 3 and 4). Tolerance in float64: rtol = atol = 1e-9.
 """
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -362,23 +361,12 @@ def test_nan_in_grad_out_reaches_only_its_window():
     assert np.isnan(grads.grad_kernel).all() and np.isnan(grads.grad_bias).all()
 
 
-def _work_memory(call):
-    """Run ``call()``; return (peak bytes traced beyond what it returns, its result)."""
-    tracemalloc.start()
-    try:
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak - sum(a.nbytes for a in result), result
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [dict(), dict(strides=2, padding=3, pad_mode="reflect"), dict(dilation=2),
      dict(padding=((40, 9), (30, 2)), pad_mode="symmetric", strides=3)],
 )
-def test_small_budget_bounds_work_memory(kwargs):
+def test_small_budget_bounds_work_memory(kwargs, work_memory):
     rng = np.random.default_rng(0)
     x = rng.random((2, 160, 160, 3), dtype=np.float32)
     kernel = rng.random((5, 5, 3, 8), dtype=np.float32)
@@ -386,7 +374,7 @@ def test_small_budget_bounds_work_memory(kwargs):
     unchunked_patches = g.size // 8 * 5 * 5 * 3 * 4
     budget = 512 * 1024
     with convlayer.memory_budget(budget):
-        used, grads = _work_memory(lambda: conv2d_backward(g, x, kernel, **kwargs))
+        used, grads = work_memory(lambda: conv2d_backward(g, x, kernel, **kwargs))
     assert used <= budget + 64 * 1024, f"{used / 2**20:.2f} MiB of work memory"
     assert used < unchunked_patches / 4
     _assert_grads_equal(grads, conv2d_backward(g, x, kernel, **kwargs), tol=1e-3)

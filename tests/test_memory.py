@@ -1,10 +1,9 @@
 """The work-memory budget really bounds what conv2d allocates beyond its output.
 
 NumPy reports its allocations to tracemalloc, so the traced peak during a call, minus the
-result it returns, is the work memory the call used.
+result it returns, is the work memory the call used (the
+`work_memory` fixture in conftest.py).
 """
-
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -14,51 +13,40 @@ import convlayer
 MiB = 2**20
 
 
-def _work_memory(call):
-    """Run ``call()``; return (peak bytes traced beyond the result, the result)."""
-    tracemalloc.start()
-    try:
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak - result.nbytes, result
-
-
 @pytest.mark.parametrize(
     "kwargs",
     [dict(), dict(strides=2, padding="valid"), dict(padding=3, pad_mode="reflect"), dict(dilation=2)],
 )
-def test_small_budget_bounds_work_memory(kwargs):
+def test_small_budget_bounds_work_memory(kwargs, work_memory):
     rng = np.random.default_rng(0)
     x = rng.random((4, 128, 128, 3), dtype=np.float32)
     kernel = rng.random((7, 7, 3, 16), dtype=np.float32)
     unchunked_patches = 4 * 128 * 128 * 7 * 7 * 3 * 4  # 38.5 MB at stride 1
     budget = 2 * MiB
     with convlayer.memory_budget(budget):
-        used, out = _work_memory(lambda: convlayer.conv2d(x, kernel, **kwargs))
+        used, out = work_memory(lambda: convlayer.conv2d(x, kernel, **kwargs))
     assert used <= budget + 64 * 1024, f"{used / MiB:.1f} MiB of work memory"
     assert used < unchunked_patches / 10
     np.testing.assert_allclose(out, convlayer.conv2d(x, kernel, **kwargs), rtol=1e-5, atol=1e-4)
 
 
-def test_without_a_small_budget_the_same_call_uses_more():
+def test_without_a_small_budget_the_same_call_uses_more(work_memory):
     """The check above can fail: the default budget lets this call use far more memory."""
     rng = np.random.default_rng(0)
     x = rng.random((4, 128, 128, 3), dtype=np.float32)
     kernel = rng.random((7, 7, 3, 16), dtype=np.float32)
     # im2col: the algorithm whose patch matrix the budget is there to bound (auto may pick
     # FFT for this kernel, which needs less)
-    used, _ = _work_memory(lambda: convlayer.conv2d(x, kernel, algorithm="im2col"))
+    used, _ = work_memory(lambda: convlayer.conv2d(x, kernel, algorithm="im2col"))
     assert used > 20 * MiB
 
 
-def test_issue_example_stays_within_the_default_budget():
+def test_issue_example_stays_within_the_default_budget(work_memory):
     """16 images of 512x512x3 through 64 7x7 filters: a 2.4 GB patch matrix if unchunked."""
     x = np.random.default_rng(1).random((16, 512, 512, 3), dtype=np.float32)
     kernel = np.random.default_rng(2).random((7, 7, 3, 64), dtype=np.float32)
     assert 16 * 512 * 512 * 7 * 7 * 3 * 4 > 2.4e9
-    used, out = _work_memory(lambda: convlayer.conv2d(x, kernel))
+    used, out = work_memory(lambda: convlayer.conv2d(x, kernel))
     assert out.shape == (16, 512, 512, 64)
     assert used <= convlayer.get_memory_budget() + MiB
     # spot-check one pixel of the last image against a direct sum
@@ -66,12 +54,12 @@ def test_issue_example_stays_within_the_default_budget():
     np.testing.assert_allclose(out[15, 100, 200], np.einsum("hwc,hwck->k", window, kernel), rtol=1e-4)
 
 
-def test_uint8_input_is_converted_block_by_block():
+def test_uint8_input_is_converted_block_by_block(work_memory):
     """A uint8 photo is not converted to float32 whole (that would be 4x its size)."""
     x = np.random.default_rng(3).integers(0, 256, (2, 512, 512, 3), dtype=np.uint8)
     kernel = np.ones((3, 3, 3, 1), np.float32)
     with convlayer.memory_budget(MiB):
-        used, _ = _work_memory(lambda: convlayer.conv2d(x, kernel))
+        used, _ = work_memory(lambda: convlayer.conv2d(x, kernel))
     assert used <= MiB + 64 * 1024
 
 
@@ -90,13 +78,13 @@ def test_budget_setting():
 
 
 @pytest.mark.parametrize("pad_mode, padding, strides", [("reflect", 5, 2), ("symmetric", 20, 1), ("wrap", 3, 3)])
-def test_gathered_padding_stays_near_the_budget(pad_mode, padding, strides):
+def test_gathered_padding_stays_near_the_budget(pad_mode, padding, strides, work_memory):
     """Small kernels and strides make the padded slab, not the patches, the largest buffer."""
     rng = np.random.default_rng(4)
     x = rng.random((4, 200, 200, 3), dtype=np.float32)
     kernel = rng.random((3, 3, 3, 4), dtype=np.float32)
     budget = 512 * 1024
     with convlayer.memory_budget(budget):
-        used, _ = _work_memory(lambda: convlayer.conv2d(x, kernel, padding=padding, pad_mode=pad_mode,
+        used, _ = work_memory(lambda: convlayer.conv2d(x, kernel, padding=padding, pad_mode=pad_mode,
                                                         strides=strides))
     assert used <= 1.1 * budget, f"{used / budget:.2f} x the budget"
