@@ -154,13 +154,17 @@ def conv_grad_args(grad_out, x, kernel, **options) -> tuple[ConvArgs, np.ndarray
     """
     x, kernel = as_real_array("x", x), as_real_array("kernel", kernel)
     args = conv_args(x, kernel, None, **options)
+    expected = (f"conv2d's output shape {args.geom.output_shape} for x shape {x.shape} and "
+                f"kernel shape {kernel.shape}")
+    return args, _grad_nhwc(grad_out, args.geom, expected)
+
+
+def _grad_nhwc(grad_out, geom: shapes.ConvGeometry, expected: str) -> np.ndarray:
+    """grad_out checked against the output's shape (``expected`` says which), as NHWC."""
     grad = as_real_array("grad_out", grad_out)
-    if grad.shape != args.geom.output_shape:
-        raise ValueError(
-            f"grad_out must have conv2d's output shape {args.geom.output_shape} for x shape "
-            f"{x.shape} and kernel shape {kernel.shape}; got grad_out shape {grad.shape}"
-        )
-    return args, _output_nhwc(grad, args.geom)
+    if grad.shape != geom.output_shape:
+        raise ValueError(f"grad_out must have {expected}; got grad_out shape {grad.shape}")
+    return _output_nhwc(grad, geom)
 
 
 def new_input_grad(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -239,10 +243,4 @@ def _bank_bias(bias, kernel_shape, dtype) -> "np.ndarray | None":
 def banked_grad_args(grad_out, x, kernel, *, strides, padding, sharing: str) -> tuple[ConvArgs, np.ndarray]:
     """:func:`banked_args`, then grad_out against the output; returns grad_out's NHWC view."""
     args = banked_args(x, kernel, None, strides=strides, padding=padding, sharing=sharing)
-    grad = as_real_array("grad_out", grad_out)
-    if grad.shape != args.geom.output_shape:
-        raise ValueError(
-            f"grad_out must have the output's shape {args.geom.output_shape}; got grad_out shape "
-            f"{grad.shape}"
-        )
-    return args, _output_nhwc(grad, args.geom)
+    return args, _grad_nhwc(grad_out, args.geom, f"the output's shape {args.geom.output_shape}")
