@@ -1,12 +1,26 @@
-"""``convlayer bench``: runs, prints its table and writes JSON (no timing is asserted)."""
+"""``convlayer bench``: runs, prints its table and writes JSON (no timing is asserted).
+
+The peers are checked against convlayer on shapes where TensorFlow's 'same' rule puts an
+odd zero at the bottom/right, so a peer given the wrong padding computes something else.
+JAX, PyTorch and SciPy are in the test extra: a missing peer fails these tests, never skips.
+"""
 
 import json
 
 import numpy as np
 import pytest
 
-from convlayer import bench
+from convlayer import _bench_peers, bench, conv2d, conv2d_backward, shapes
 from convlayer.cli.main import main
+
+# Each has an uneven 'same' pad on at least one axis: (top, bottom) or (left, right) = (k, k + 1).
+PADDING_CASES = [
+    bench.Case(2, 7, 6, 3, 4, 4),                      # even kernel: (1, 2) both ways
+    bench.Case(1, 8, 9, 4, 6, 3, strides=2),            # (0, 1) down, (1, 1) across
+    bench.Case(1, 7, 7, 2, 3, 4, strides=2),            # even kernel, stride 2: (1, 2)
+    bench.Case(2, 9, 8, 6, 6, 3, strides=2, groups=3),  # groups, (0, 1) across
+    bench.Case(1, 12, 12, 1, 1, 3),                     # one channel: SciPy computes it too
+]
 
 
 def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
@@ -14,18 +28,21 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
     assert main(["bench", "--only", "64x8x8", "--reps-time", "0.01", "--json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "64x8x8x1->16 3x3" in out and "geometric mean of ratios" in out and "plain loops" in out
+    assert "jax ms" in out and "conv/jax" in out and "convlayer ahead on" in out
     results = json.loads(path.read_text())
     (forward,), (backward,) = results["forward"], results["backward"]
     assert forward["algorithm"] in ("im2col", "shift") and forward["work_mib"] >= 0
     assert forward["ms"]["convlayer"] > 0 and backward["ms"]["convlayer"] > 0
-    assert results["reference"]["speedup"] > 1
+    assert forward["jax_ratio"] > 0 and backward["jax_ms"] > 0 and results["forward_jax_shapes"] == 1
+    assert results["environment"]["jax"] and results["reference"]["speedup"] > 1
 
 
 def test_bench_without_peers_still_runs(monkeypatch, capsys):
     monkeypatch.setattr(bench, "peers", lambda: {})
     results = bench.run_suite([bench.Case(2, 8, 8, 3, 4, 3)], reps_time=0.01, backward=False, echo=print)
     assert "ratio" not in results["forward"][0] and np.isnan(results["forward_geomean"])
-    assert "2x8x8x3->4 3x3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2x8x8x3->4 3x3" in out and "jax: not installed" in out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -50,3 +67,69 @@ def test_every_algorithm_adds_each_algorithms_ratio():
     if "ratio" in row:  # with PyTorch: im2col and depthwise can compute it, shift and fft cannot
         assert sorted(row["algorithm_ratios"]) == ["depthwise", "im2col"]
     assert {"algorithm=im2col", "algorithm=depthwise"} <= set(row["ms"])
+
+
+def test_padding_cases_have_an_odd_zero():
+    for case in PADDING_CASES[:4]:
+        (top, bottom), (left, right) = _bench_peers.tf_pads(case)
+        assert bottom == top + 1 or right == left + 1, case
+
+
+def test_peers_pad_as_tensorflow_does():
+    pads = shapes.resolve_padding((224, 224), (7, 7), strides=2, padding="same")
+    assert pads == ((2, 3), (2, 3)) == _bench_peers.tf_pads(bench.SUITE[7])
+
+
+def _as_nhwc(value) -> np.ndarray:
+    """A peer's result in convlayer's layout: torch's NCHW tensor, SciPy's 2-D image, JAX's array."""
+    if hasattr(value, "permute"):
+        return value.permute(0, 2, 3, 1).numpy()
+    value = np.asarray(value)
+    return value[None, :, :, None] if value.ndim == 2 else value
+
+
+def _assert_close(got, want):
+    """Equal within 1e-4 of the largest value (float32 sums in different orders)."""
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("case", PADDING_CASES, ids=lambda case: case.name)
+def test_every_peer_computes_what_conv2d_computes(case):
+    found = bench.peers()
+    assert {"torch", "jax", "scipy"} <= set(found)  # the test extra installs them all
+    x, kernel = bench.inputs(case, np.random.default_rng(1))
+    want = conv2d(x, kernel, **case.options)
+    calls = {}
+    for peer in found.values():
+        calls.update(peer.forward(case, x, kernel))
+    assert {"torch_nchw", "torch_cl", "jax"} <= set(calls)
+    assert ("scipy" in calls) == (case.c == 1)
+    for name, call in calls.items():
+        _assert_close(_as_nhwc(call()), want)
+
+
+@pytest.mark.parametrize("case", PADDING_CASES, ids=lambda case: case.name)
+def test_every_peers_gradients_are_conv2d_backwards(case):
+    rng = np.random.default_rng(2)
+    x, kernel = bench.inputs(case, rng)
+    grad = rng.standard_normal(conv2d(x, kernel, **case.options).shape, dtype=np.float32)
+    want = conv2d_backward(grad, x, kernel, **case.options)
+    calls = {}
+    for peer in bench.peers().values():
+        calls.update(peer.backward(case, x, kernel, grad))
+    assert {"torch_nchw", "torch_cl", "jax"} == set(calls)
+    for name, call in calls.items():
+        grad_x, grad_kernel = call()[:2]
+        if name.startswith("torch"):  # torch's grad_x is of its padded input, its kernel OIHW
+            (top, _), (left, _) = _bench_peers.tf_pads(case)
+            grad_x = _as_nhwc(grad_x)[:, top:top + case.h, left:left + case.w]
+            grad_kernel = grad_kernel.permute(2, 3, 1, 0).numpy()
+        _assert_close(np.asarray(grad_x), want.grad_x)
+        _assert_close(np.asarray(grad_kernel), want.grad_kernel)
+
+
+def test_the_loops_run_on_the_demo_shape_when_it_is_in_the_run():
+    assert bench.loops_case(bench.SUITE) == bench.SUITE[0] == bench.Case(1, 512, 512, 3, 2, 3)
+    small = [bench.SUITE[3], bench.SUITE[9]]
+    assert bench.loops_case(small) == bench.SUITE[9]

@@ -3,18 +3,38 @@
 For each shape of the speed issue's suite (float32, channels-last), every contender runs
 on the same data in this process: convlayer (``algorithm="auto"``), PyTorch when it can be
 imported (``torch.nn.functional.conv2d`` with 2 threads, the better of NCHW and
-channels_last), SciPy for the single-channel shapes (``scipy.signal.correlate``, which picks
-direct or FFT itself), and once, on the smallest shape, the tutorial's plain loops
-(:func:`convlayer.reference.conv2d`). The backward pass (input and kernel gradients) is
-timed against ``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel.
+channels_last), JAX when it can be imported (``jax.lax.conv_general_dilated``, jitted, NHWC
+and HWIO), SciPy for the single-channel shapes (``scipy.signal.correlate``, which picks
+direct or FFT itself), and once, on the tutorial's demo shape (1x512x512x3->2 3x3, one
+call of about 3 s), the tutorial's plain loops (:func:`convlayer.reference.conv2d`); when
+``cases`` leave the demo shape out, the loops run on the smallest shape instead. The
+backward pass (input and kernel gradients) is timed against
+``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel, and against
+``jax.vjp`` of the convolution, jitted.
 
-Timing: after a warm-up call, rounds of a few consecutive calls per contender, the order
-rotating from round to round, until each contender has had about ``reps_time`` seconds;
-the median call counts. Runs of consecutive calls, not single calls interleaved: NumPy's
-OpenBLAS and PyTorch keep their idle threads spinning for a while after each call, and a
-contender that starts while the other library's threads spin loses a core. Compare the
-ratios, not the milliseconds: a shared machine's speed drifts. Peak work memory is
-measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond its output).
+Peers get TensorFlow's 'same' padding as explicit numbers from :mod:`convlayer.shapes`
+(the odd zero at the bottom/right), applied before the timed call for PyTorch and passed
+as ``(low, high)`` pairs to JAX. Inputs are put on the peer's device beforehand; each JAX
+call ends in ``block_until_ready()``, so its time is the computation, not its dispatch.
+
+Threads: PyTorch is held to 2 threads; JAX is left as a user gets it (holding it would take
+``XLA_FLAGS`` set before JAX starts). XLA's CPU client starts its own threads (15 in a
+JAX-only process on this 2-core machine) and, measured with JAX 0.10.2 over this suite,
+keeps both cores busy on some shapes and one on others: CPU time / wall time between 0.9
+and 2.0, shape by shape.
+Before importing JAX, :func:`peers` sets ``JAX_PLATFORMS=cpu`` in ``os.environ`` when that
+variable is not already set, so that JAX stays on the CPU and does not probe for
+accelerators (a probe that warns on a machine with a GPU and a CPU-only jaxlib); it sets
+nothing else.
+
+Timing: after a warm-up call (for JAX, the compilation), rounds of a few consecutive calls
+per contender, the order rotating from round to round, until each contender has had about
+``reps_time`` seconds; the median call counts. Runs of consecutive calls, not single calls
+interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads spinning for a while
+after each call, and a contender that starts while another library's threads spin loses a
+core. Compare the ratios, not the milliseconds: a shared machine's speed drifts. Peak work
+memory is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond
+its output).
 """
 
 from __future__ import annotations
@@ -31,10 +51,10 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from . import _validate, reference
+from ._bench_peers import TORCH_THREADS, peers
 from .algorithms import choose
 from .functional import conv2d, conv2d_backward
 
-TORCH_THREADS = 2
 RUN = 3  # consecutive calls per contender and round
 MIN_ROUNDS, MAX_ROUNDS = 2, 30
 
@@ -132,10 +152,8 @@ def forward_row(case: Case, rng: np.random.Generator, reps_time: float, peers: d
     calls = {"convlayer": lambda: conv2d(x, kernel, **case.options)}
     if every_algorithm:
         calls.update(_explicit_calls(case, x, kernel))
-    if "torch" in peers:
-        calls.update(peers["torch"].forward(case, x, kernel))
-    if "scipy" in peers and case.c == case.k == 1:
-        calls["scipy"] = _scipy_forward(peers["scipy"], case, x, kernel)
+    for peer in peers.values():
+        calls.update(peer.forward(case, x, kernel))
     medians = time_calls(calls, reps_time)
     algorithm, why = auto_choice(case, x, kernel)
     row = dict(shape=case.name, algorithm=algorithm, why=why,
@@ -144,13 +162,13 @@ def forward_row(case: Case, rng: np.random.Generator, reps_time: float, peers: d
 
 
 def backward_row(case: Case, rng: np.random.Generator, reps_time: float, peers: dict) -> dict:
-    """Time one shape's gradients (input and kernel) against PyTorch's; return a result row."""
+    """Time one shape's gradients (input and kernel) against PyTorch's and JAX's; return a row."""
     x, kernel = inputs(case, rng)
     grad = rng.standard_normal(conv2d(x[:1], kernel, **case.options).shape[1:], dtype=np.float32)
     grad = np.broadcast_to(grad, (case.n,) + grad.shape).copy()
     calls = {"convlayer": lambda: conv2d_backward(grad, x, kernel, **case.options)[:2]}
-    if "torch" in peers:
-        calls.update(peers["torch"].backward(case, x, kernel, grad))
+    for peer in peers.values():
+        calls.update(peer.backward(case, x, kernel, grad))
     medians = time_calls(calls, reps_time)
     row = dict(shape=case.name, work_mib=work_memory(calls["convlayer"]) / 2**20,
                ms={k: v * 1e3 for k, v in medians.items()})
@@ -171,87 +189,30 @@ def _with_ratios(row: dict, medians: dict) -> dict:
         row["ratio"] = medians["convlayer"] / min(torch_times)
         row["algorithm_ratios"] = {name.split("=")[1]: value / min(torch_times)
                                    for name, value in medians.items() if name.startswith("algorithm=")}
+    if "jax" in medians:
+        row["jax_ms"] = medians["jax"] * 1e3
+        row["jax_ratio"] = medians["convlayer"] / medians["jax"]
     if "scipy" in medians:
         row["scipy_ratio"] = medians["convlayer"] / medians["scipy"]
     return row
 
 
-def _scipy_forward(signal, case: Case, x: np.ndarray, kernel: np.ndarray) -> Callable:
-    image, filt = x[0, :, :, 0], kernel[:, :, 0, 0]
-    return lambda: signal.correlate(image, filt, mode="same")  # odd kernel: TF's 'same'
-
-
-class _Torch:
-    """PyTorch's forward and backward on the same data, NCHW and channels_last."""
-
-    def __init__(self, torch):
-        self.torch = torch
-        torch.set_num_threads(TORCH_THREADS)
-
-    def _tensors(self, case: Case, x, kernel, channels_last: bool):
-        torch = self.torch
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        pads = _validate.conv_args(x, kernel, None, **case.options, dilation=1, flip=False,
-                                   pad_mode="constant", data_format="channels_last").geom.pads
-        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
-        xt = torch.nn.functional.pad(xt, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
-        wt = torch.from_numpy(kernel).permute(3, 2, 0, 1)
-        return xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
-
-    def forward(self, case: Case, x, kernel) -> dict:
-        """TF padding applied beforehand (torch's 'same' refuses strides), so not timed."""
-        calls = {}
-        for name, channels_last in (("torch_nchw", False), ("torch_cl", True)):
-            xt, wt = self._tensors(case, x, kernel, channels_last)
-            calls[name] = self._forward_call(xt, wt, case)
-        return calls
-
-    def _forward_call(self, xt, wt, case: Case):
-        conv = self.torch.nn.functional.conv2d
-        return lambda: conv(xt, wt, stride=case.strides, groups=case.groups)
-
-    def backward(self, case: Case, x, kernel, grad) -> dict:
-        calls = {}
-        for name, channels_last in (("torch_nchw", False), ("torch_cl", True)):
-            xt, wt = self._tensors(case, x, kernel, channels_last)
-            fmt = self.torch.channels_last if channels_last else self.torch.contiguous_format
-            gt = self.torch.from_numpy(grad).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
-            calls[name] = self._backward_call(gt, xt, wt, case)
-        return calls
-
-    def _backward_call(self, gt, xt, wt, case: Case):
-        op = self.torch.ops.aten.convolution_backward
-        stride = [case.strides] * 2
-        return lambda: op(gt, xt, wt, None, stride, [0, 0], [1, 1], False, [0, 0], case.groups,
-                          [True, True, False])
-
-
-def peers() -> dict:
-    """The peers that can be imported here: {'torch': ..., 'scipy': scipy.signal}."""
-    found = {}
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
-        found["torch"] = _Torch(torch)
-    try:
-        from scipy import signal
-    except ImportError:
-        pass
-    else:
-        found["scipy"] = signal
-    return found
+def loops_case(cases) -> Case:
+    """The shape for the tutorial's loops: the demo shape if it is among ``cases``, else the smallest."""
+    if SUITE[0] in cases:
+        return SUITE[0]
+    return min(cases, key=lambda case: case.n * case.h * case.w * case.c * case.k * case.f**2)
 
 
 def reference_row(case: Case, rng: np.random.Generator) -> dict:
-    """The tutorial's plain loops against conv2d on one (small) shape: one call each."""
+    """The tutorial's plain loops against conv2d on one shape: one call of the loops."""
     x, kernel = inputs(case, rng)
     start = time.perf_counter()
     reference.conv2d(x, kernel, **case.options)
     loops = time.perf_counter() - start
     fast = time_calls({"convlayer": lambda: conv2d(x, kernel, **case.options)}, 0.2)["convlayer"]
-    return dict(shape=case.name, loops_ms=loops * 1e3, convlayer_ms=fast * 1e3, speedup=loops / fast)
+    return dict(shape=case.name, demo=case == SUITE[0], loops_ms=loops * 1e3, convlayer_ms=fast * 1e3,
+                speedup=loops / fast)
 
 
 def environment(found: dict) -> dict:
@@ -262,6 +223,8 @@ def environment(found: dict) -> dict:
                                                     "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")})
     if "torch" in found:
         info["torch"] = found["torch"].torch.__version__
+    if "jax" in found:
+        info["jax"] = found["jax"].jax.__version__
     try:
         import threadpoolctl
     except ImportError:
@@ -295,39 +258,47 @@ def run_suite(cases=SUITE, reps_time: float = 0.3, backward: bool = True, echo=p
         for case in cases:
             results["backward"].append(backward_row(case, rng, reps_time, found))
             echo(_backward_line(results["backward"][-1]))
-    smallest = min(cases, key=lambda case: case.n * case.h * case.w * case.c * case.k * case.f**2)
-    results["reference"] = reference_row(smallest, rng)
+    results["reference"] = reference_row(loops_case(cases), rng)
     for part in ("forward", "backward"):
         results[f"{part}_geomean"] = geometric_mean(row.get("ratio") for row in results[part])
+        jax_ratios = [row["jax_ratio"] for row in results[part] if "jax_ratio" in row]
+        results[f"{part}_jax_geomean"] = geometric_mean(jax_ratios)
+        results[f"{part}_ahead_of_jax"] = sum(ratio < 1 for ratio in jax_ratios)
+        results[f"{part}_jax_shapes"] = len(jax_ratios)
     echo(_summary(results))
     return results
 
 
-_FORWARD_HEADER = (f"\nforward{'':<29} {'convlayer ms':>12} {'torch ms':>9} {'ratio':>6} {'scipy':>6} "
-                   f"{'work MiB':>8}  auto")
-_BACKWARD_HEADER = (f"\nbackward{'':<28} {'convlayer ms':>12} {'torch ms':>9} {'ratio':>6} {'':>6} "
-                    f"{'work MiB':>8}")
+_COLUMNS = f"{'convlayer ms':>12} {'torch ms':>9} {'conv/torch':>10} {'jax ms':>9} {'conv/jax':>8}"
+_FORWARD_HEADER = f"\nforward{'':<29} {_COLUMNS} {'conv/scipy':>10} {'work MiB':>8}  auto"
+_BACKWARD_HEADER = f"\nbackward{'':<28} {_COLUMNS} {'':>10} {'work MiB':>8}"
 
 
 def _cell(value, spec: str) -> str:
     return format(value, spec) if value is not None else format("-", spec.split(".")[0].rstrip("f") + "s")
 
 
+def _times(row: dict) -> str:
+    """The shape, convlayer's time and each peer's time and ratio (the columns both tables share)."""
+    return (f"{row['shape']:<36} {row['ms']['convlayer']:>12.3f} {_cell(row.get('torch_ms'), '>9.3f')} "
+            f"{_cell(row.get('ratio'), '>10.2f')} {_cell(row.get('jax_ms'), '>9.3f')} "
+            f"{_cell(row.get('jax_ratio'), '>8.2f')}")
+
+
 def _forward_line(row: dict) -> str:
     each = "  ".join(f"{name} {ratio:.2f}" for name, ratio in row.get("algorithm_ratios", {}).items())
-    return (f"{row['shape']:<36} {row['ms']['convlayer']:>12.3f} {_cell(row.get('torch_ms'), '>9.3f')} "
-            f"{_cell(row.get('ratio'), '>6.2f')} {_cell(row.get('scipy_ratio'), '>6.2f')} "
-            f"{row['work_mib']:>8.1f}  {row['algorithm']}" + (f"  [{each}]" if each else ""))
+    return (f"{_times(row)} {_cell(row.get('scipy_ratio'), '>10.2f')} {row['work_mib']:>8.1f}  "
+            f"{row['algorithm']}" + (f"  [{each}]" if each else ""))
 
 
 def _backward_line(row: dict) -> str:
-    return (f"{row['shape']:<36} {row['ms']['convlayer']:>12.3f} {_cell(row.get('torch_ms'), '>9.3f')} "
-            f"{_cell(row.get('ratio'), '>6.2f')} {'':>6} {row['work_mib']:>8.1f}")
+    return f"{_times(row)} {'':>10} {row['work_mib']:>8.1f}"
 
 
 def _environment_line(info: dict) -> str:
     blas = "; ".join(info.get("blas", [])) or "threadpoolctl not installed"
     torch = f", torch {info['torch']} ({TORCH_THREADS} threads)" if "torch" in info else ", no torch"
+    torch += f", jax {info['jax']} (XLA's own threads)" if "jax" in info else ", no jax"
     set_ = ", ".join(f"{name}={value}" for name, value in info["env"].items() if value is not None)
     line = f"numpy {info['numpy']}{torch}, {info['cpus']} CPUs; BLAS: {blas}"
     return line + (f"; set: {set_}" if set_ else "")
@@ -335,13 +306,25 @@ def _environment_line(info: dict) -> str:
 
 def _summary(results: dict) -> str:
     ref = results["reference"]
-    lines = ["", "ratio = convlayer / best of torch NCHW and channels_last (below 1: convlayer is faster);",
-             "scipy = convlayer / scipy.signal.correlate (single-channel shapes)",
-             f"geometric mean of ratios: forward {results['forward_geomean']:.2f}"
-             + (f", backward {results['backward_geomean']:.2f}" if results["backward"] else ""),
+    parts = ("forward", "backward") if results["backward"] else ("forward",)
+    lines = ["", "conv/torch = convlayer / best of torch NCHW and channels_last, conv/jax = convlayer / jax,",
+             "conv/scipy = convlayer / scipy.signal.correlate (single-channel shapes); below 1: convlayer "
+             "is faster",
+             "geometric mean of ratios to torch: "
+             + ", ".join(f"{part} {results[f'{part}_geomean']:.2f}" for part in parts),
+             _jax_summary(results, parts),
              f"tutorial's plain loops on {ref['shape']}: {ref['loops_ms']:.0f} ms, "
-             f"{ref['speedup']:.0f}x conv2d's {ref['convlayer_ms']:.3f} ms"]
+             f"{ref['speedup']:.0f}x conv2d's {ref['convlayer_ms']:.3f} ms"
+             + (" (target: at least 1,000x on the demo shape)" if ref["demo"] else "")]
     return "\n".join(lines)
+
+
+def _jax_summary(results: dict, parts) -> str:
+    if "jax" not in results["environment"]:
+        return "jax: not installed (pip install 'convlayer[bench]')"
+    return "geometric mean of ratios to jax: " + ", ".join(
+        f"{part} {results[f'{part}_jax_geomean']:.2f} (convlayer ahead on "
+        f"{results[f'{part}_ahead_of_jax']} of {results[f'{part}_jax_shapes']} shapes)" for part in parts)
 
 
 def write_json(results: dict, path: str) -> None:

@@ -1,0 +1,149 @@
+"""The other libraries :mod:`convlayer.bench` times conv2d against, each behind one interface.
+
+A peer's ``forward(case, x, kernel)`` and ``backward(case, x, kernel, grad)`` take the
+suite's channels-last float32 arrays and return ``{name: call}``: zero-argument callables,
+timed as they are, that compute on the peer's own copies of the data (layout changes,
+padding and transfers to the device happen here, before the timing). A peer that cannot
+compute a shape returns ``{}``.
+
+Each peer gets the same padding numbers convlayer uses, from :mod:`convlayer.shapes`
+(TensorFlow's 'same': the odd zero at the bottom/right), never a padding word of its own.
+:func:`peers` imports them lazily; ``import convlayer`` imports only NumPy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import TYPE_CHECKING, Callable
+
+from . import shapes
+
+if TYPE_CHECKING:
+    from .bench import Case
+
+TORCH_THREADS = 2
+
+
+def tf_pads(case: Case) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) for the case, as convlayer resolves its padding."""
+    return shapes.resolve_padding((case.h, case.w), (case.f, case.f), case.strides, case.padding)
+
+
+class _Torch:
+    """PyTorch's forward and backward on the same data, NCHW and channels_last."""
+
+    def __init__(self, torch):
+        self.torch = torch
+        torch.set_num_threads(TORCH_THREADS)
+
+    def _tensors(self, case: Case, x, kernel, channels_last: bool):
+        torch = self.torch
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        (top, bottom), (left, right) = tf_pads(case)
+        xt = torch.from_numpy(x).permute(0, 3, 1, 2)
+        xt = torch.nn.functional.pad(xt, (left, right, top, bottom))
+        wt = torch.from_numpy(kernel).permute(3, 2, 0, 1)
+        return xt.contiguous(memory_format=fmt), wt.contiguous(memory_format=fmt)
+
+    def forward(self, case: Case, x, kernel) -> dict:
+        """TF padding applied beforehand (torch's 'same' refuses strides), so not timed."""
+        calls = {}
+        for name, channels_last in (("torch_nchw", False), ("torch_cl", True)):
+            xt, wt = self._tensors(case, x, kernel, channels_last)
+            calls[name] = self._forward_call(xt, wt, case)
+        return calls
+
+    def _forward_call(self, xt, wt, case: Case):
+        conv = self.torch.nn.functional.conv2d
+        return lambda: conv(xt, wt, stride=case.strides, groups=case.groups)
+
+    def backward(self, case: Case, x, kernel, grad) -> dict:
+        calls = {}
+        for name, channels_last in (("torch_nchw", False), ("torch_cl", True)):
+            xt, wt = self._tensors(case, x, kernel, channels_last)
+            fmt = self.torch.channels_last if channels_last else self.torch.contiguous_format
+            gt = self.torch.from_numpy(grad).permute(0, 3, 1, 2).contiguous(memory_format=fmt)
+            calls[name] = self._backward_call(gt, xt, wt, case)
+        return calls
+
+    def _backward_call(self, gt, xt, wt, case: Case):
+        op = self.torch.ops.aten.convolution_backward
+        stride = [case.strides] * 2
+        return lambda: op(gt, xt, wt, None, stride, [0, 0], [1, 1], False, [0, 0], case.groups,
+                          [True, True, False])
+
+
+class _Jax:
+    """JAX's forward and backward on the same data: NHWC and HWIO, jitted, on the CPU."""
+
+    def __init__(self, jax):
+        self.jax = jax
+        self.device = jax.devices("cpu")[0]
+
+    def conv(self, case: Case) -> Callable:
+        """``lax.conv_general_dilated`` for the case, TF's 'same' as explicit (low, high) pads."""
+        conv_general_dilated, pads = self.jax.lax.conv_general_dilated, tf_pads(case)
+        return lambda x, kernel: conv_general_dilated(
+            x, kernel, (case.strides, case.strides), pads,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=case.groups)
+
+    def forward(self, case: Case, x, kernel) -> dict:
+        """Compiled by the first (warm-up) call; the arrays are on the device beforehand."""
+        conv = self.jax.jit(self.conv(case))
+        xj, kernelj = self.jax.device_put((x, kernel), self.device)
+        return {"jax": lambda: conv(xj, kernelj).block_until_ready()}
+
+    def backward(self, case: Case, x, kernel, grad) -> dict:
+        """``jax.vjp`` of the jitted convolution with respect to (x, kernel), itself jitted."""
+        jax = self.jax
+        conv = jax.jit(self.conv(case))
+        grads = jax.jit(lambda x, kernel, grad: jax.vjp(conv, x, kernel)[1](grad))
+        xj, kernelj, gradj = jax.device_put((x, kernel, grad), self.device)
+        return {"jax": lambda: jax.block_until_ready(grads(xj, kernelj, gradj))}
+
+
+class _Scipy:
+    """``scipy.signal.correlate`` on the single-channel shapes (it picks direct or FFT itself)."""
+
+    def __init__(self, signal):
+        self.signal = signal
+
+    def forward(self, case: Case, x, kernel) -> dict:
+        # scipy's 'same' centres an even kernel the other way from TensorFlow's
+        if not case.n == case.c == case.k == case.strides == case.f % 2 == 1 or case.padding != "same":
+            return {}
+        image, filt = x[0, :, :, 0], kernel[:, :, 0, 0]
+        return {"scipy": lambda: self.signal.correlate(image, filt, mode="same")}
+
+    def backward(self, case: Case, x, kernel, grad) -> dict:
+        return {}
+
+
+def peers() -> dict:
+    """The peers that can be imported here, by name: 'torch', 'jax', 'scipy'.
+
+    Sets ``JAX_PLATFORMS=cpu`` in ``os.environ`` before importing JAX, unless it is set.
+    """
+    found: dict = {}
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        found["torch"] = _Torch(torch)
+    if importlib.util.find_spec("jax") is not None:
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the CPU, without probing for accelerators
+        try:
+            import jax
+        except ImportError:
+            pass
+        else:
+            found["jax"] = _Jax(jax)
+    try:
+        from scipy import signal
+    except ImportError:
+        pass
+    else:
+        found["scipy"] = _Scipy(signal)
+    return found
