@@ -1,19 +1,25 @@
-"""Benchmark ``convlayer.conv2d`` against ``torch.nn.functional.conv2d``.
+"""Benchmark ``convlayer.conv2d`` against ``torch.nn.functional.conv2d`` and JAX.
 
-Both libraries run the same shapes in the same process, with torch limited
-to 2 threads.  For every shape the script
+The libraries run the same shapes in the same process, with torch limited
+to 2 threads (JAX, when installed, keeps XLA's own thread pool; ``JAX_PLATFORMS``
+is set to ``cpu`` unless it is already set).  For every shape the script
 
 1. builds float32 inputs (x in NHWC, kernel in HWIO for convlayer; the same
-   data in NCHW / OIHW for torch, once NCHW-contiguous and once channels_last),
-2. checks that convlayer and torch agree (max relative error, printed),
+   data in NCHW / OIHW for torch, once NCHW-contiguous and once channels_last;
+   NHWC / HWIO for JAX's jitted ``lax.conv_general_dilated``),
+2. checks that convlayer and torch agree (max relative error, printed), and
+   that JAX agrees with torch (flagged ``JAX MISMATCH`` when it does not),
 3. warms every function up, then times them interleaved (round-robin, so
    that machine noise hits all of them alike) and keeps the median,
-4. reports convlayer ms, the best torch layout's ms, and their ratio.
+4. reports convlayer ms, the best torch layout's ms, and their ratio; JAX's ms
+   and convlayer / JAX.
 
 TensorFlow-style 'same' padding with stride > 1 is not accepted by torch's
 ``padding='same'``; torch then gets the explicit TF padding, through the
 ``padding=`` argument when it is symmetric, otherwise through ``F.pad``
-inside the timed call (marked with ``*`` in the table).
+inside the timed call (marked with ``*`` in the table).  JAX gets the same
+padding as explicit (low, high) pairs from :mod:`convlayer.shapes`, and each
+call ends in ``block_until_ready()``; its compilation happens before timing.
 
 Usage::
 
@@ -23,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -172,6 +179,29 @@ def make_torch_fn(case: Case, x: np.ndarray, kernel: np.ndarray, channels_last: 
     return run
 
 
+def load_jax():
+    """The ``jax`` module on the CPU, or None when JAX is not installed."""
+    if importlib.util.find_spec("jax") is None:
+        return None
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")  # no probing for accelerators
+    import jax
+    return jax
+
+
+def make_jax_fn(jax, case: Case, x: np.ndarray, kernel: np.ndarray):
+    """Jitted lax.conv_general_dilated, NHWC/HWIO, convlayer's padding as (low, high) pairs."""
+    pads = convlayer.shapes.resolve_padding((case.h, case.w), (case.fh, case.fw),
+                                            case.stride, case.padding)
+    conv = jax.jit(lambda x, kernel: jax.lax.conv_general_dilated(
+        x, kernel, (case.stride, case.stride), pads,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=case.groups))
+    xj, kernelj = jax.device_put((x, kernel), jax.devices("cpu")[0])
+
+    def run():
+        return conv(xj, kernelj).block_until_ready()
+    return run
+
+
 def torch_to_nhwc(y: torch.Tensor) -> np.ndarray:
     return y.permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -210,14 +240,16 @@ def time_interleaved(fns: dict, reps_time: float) -> dict[str, float]:
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
-def run_case(case: Case, reps_time: float, rng: np.random.Generator) -> dict:
-    """Check and time one shape; returns a result row."""
+def run_case(case: Case, reps_time: float, rng: np.random.Generator, jax=None) -> dict:
+    """Check and time one shape; returns a result row (with JAX's columns when ``jax``)."""
     x, kernel = make_inputs(case, rng)
     fns = {
         "convlayer": make_convlayer_fn(case, x, kernel),
         "nchw": make_torch_fn(case, x, kernel, channels_last=False),
         "cl": make_torch_fn(case, x, kernel, channels_last=True),
     }
+    if jax is not None:
+        fns["jax"] = make_jax_fn(jax, case, x, kernel)
     row = {"shape": case.name, "torch_pad_in_call": torch_padding(case)[1] is not None}
     try:
         got = np.asarray(fns["convlayer"]())
@@ -229,6 +261,8 @@ def run_case(case: Case, reps_time: float, rng: np.random.Generator) -> dict:
     row["dtype"] = str(got.dtype)
     row["max_rel_err"] = max(max_rel_error(got, ref_nchw), max_rel_error(got, ref_cl))
     row["torch_layouts_rel_err"] = max_rel_error(ref_cl, ref_nchw)
+    if jax is not None:
+        row["jax_rel_err"] = max_rel_error(np.asarray(fns["jax"]()), ref_nchw)
 
     medians = time_interleaved(fns, reps_time)
     best = min(("nchw", "cl"), key=medians.get)
@@ -240,6 +274,8 @@ def run_case(case: Case, reps_time: float, rng: np.random.Generator) -> dict:
         torch_layout=best,
         ratio=medians["convlayer"] / medians[best],
     )
+    if jax is not None:
+        row.update(jax_ms=medians["jax"] * 1e3, jax_ratio=medians["convlayer"] / medians["jax"])
     return row
 
 
@@ -247,7 +283,8 @@ def run_case(case: Case, reps_time: float, rng: np.random.Generator) -> dict:
 # Output
 # --------------------------------------------------------------------------- #
 
-HEADER = f"{'shape':<36} {'convlayer ms':>12} {'torch ms':>15} {'ratio':>7} {'max rel err':>12}"
+HEADER = (f"{'shape':<36} {'convlayer ms':>12} {'torch ms':>15} {'ratio':>7} {'max rel err':>12}"
+          f" {'jax ms':>9} {'conv/jax':>8}")
 
 
 def format_row(row: dict) -> str:
@@ -256,10 +293,14 @@ def format_row(row: dict) -> str:
     mark = "*" if row["torch_pad_in_call"] else " "
     torch_col = f"{row['torch_ms']:.3f}{mark}({row['torch_layout']})"
     flag = "" if row["max_rel_err"] <= MISMATCH_TOL else "  MISMATCH"
+    if row.get("jax_rel_err", 0.0) > MISMATCH_TOL:
+        flag += "  JAX MISMATCH"
     if row["dtype"] != "float32":
         flag += f"  dtype={row['dtype']}"
+    jax_cols = (f" {row['jax_ms']:>9.3f} {row['jax_ratio']:>8.2f}" if "jax_ms" in row
+                else f" {'-':>9} {'-':>8}")
     return (f"{row['shape']:<36} {row['convlayer_ms']:>12.3f} {torch_col:>15} "
-            f"{row['ratio']:>7.2f} {row['max_rel_err']:>12.2e}{flag}")
+            f"{row['ratio']:>7.2f} {row['max_rel_err']:>12.2e}{jax_cols}{flag}")
 
 
 def geometric_mean(values: list[float]) -> float:
@@ -285,14 +326,17 @@ def main(argv=None) -> int:
         print(f"no shape matches --only {args.only!r}", file=sys.stderr)
         return 2
 
+    jax = load_jax()
     info = print_environment()
+    info["jax"] = jax.__version__ if jax is not None else None
+    print(f"jax {info['jax']} (XLA's own threads)\n" if jax is not None else "jax: not installed\n")
     print(HEADER)
     print("-" * len(HEADER))
     rng = np.random.default_rng(0)
     rows = []
     with torch.inference_mode():
         for case in cases:
-            row = run_case(case, args.reps_time, rng)
+            row = run_case(case, args.reps_time, rng, jax)
             rows.append(row)
             print(format_row(row), flush=True)
 
@@ -302,10 +346,17 @@ def main(argv=None) -> int:
     if any(r.get("torch_pad_in_call") for r in rows):
         print("* torch time includes F.pad (asymmetric TF 'same' padding, stride > 1)")
     print(f"geometric mean of ratios convlayer/torch: {gmean:.3f} over {len(ratios)} shapes")
+    jax_ratios = [r["jax_ratio"] for r in rows if "jax_ratio" in r]
+    jax_gmean = geometric_mean(jax_ratios)
+    if jax_ratios:
+        ahead = sum(ratio < 1 for ratio in jax_ratios)
+        print(f"geometric mean of ratios convlayer/jax: {jax_gmean:.3f} over {len(jax_ratios)} "
+              f"shapes; convlayer ahead on {ahead}")
 
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"info": info, "results": rows, "geomean_ratio": gmean}, fh, indent=2)
+            json.dump({"info": info, "results": rows, "geomean_ratio": gmean,
+                       "jax_geomean_ratio": jax_gmean}, fh, indent=2)
     return 0
 
 
