@@ -28,8 +28,9 @@ accelerators (a probe that warns on a machine with a GPU and a CPU-only jaxlib);
 nothing else.
 
 Timing: after a warm-up call (for JAX, the compilation), rounds of a few consecutive calls
-per contender, the order rotating from round to round, until each contender has had about
-``reps_time`` seconds; the median call counts. Runs of consecutive calls, not single calls
+per contender, the order rotating from round to round; a contender leaves the rotation once
+it has had about ``reps_time`` seconds (and at least two rounds), so a 300 ms call is not
+repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not single calls
 interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads spinning for a while
 after each call, and a contender that starts while another library's threads spin loses a
 core. Compare the ratios, not the milliseconds: a shared machine's speed drifts. Peak work
@@ -114,6 +115,8 @@ def time_calls(calls: "dict[str, Callable]", reps_time: float) -> dict[str, floa
     for round_ in range(MAX_ROUNDS):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
+            if round_ >= MIN_ROUNDS and sum(samples[name]) >= reps_time:
+                continue  # it has had its time: a slow peer is not dragged along by a fast one
             for _ in range(RUN):
                 start = time.perf_counter()
                 calls[name]()
