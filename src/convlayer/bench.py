@@ -30,12 +30,14 @@ nothing else.
 Timing: after a warm-up call (for JAX, the compilation), rounds of a few consecutive calls
 per contender, the order rotating from round to round; a contender leaves the rotation once
 it has had about ``reps_time`` seconds (and at least two rounds), so a 300 ms call is not
-repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not single calls
-interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads spinning for a while
-after each call, and a contender that starts while another library's threads spin loses a
-core. Compare the ratios, not the milliseconds: a shared machine's speed drifts. Peak work
-memory is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond
-its output).
+repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not
+single calls interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads
+spinning for a while after each call, and a contender that starts while another library's
+threads spin loses a core. Compare the ratios, not the milliseconds: a shared machine's
+speed drifts. PyTorch's two threads suffer most when other work runs on the machine: its
+times were seen to snap to multiples of about 8 ms (a scheduler slice). Peak work memory
+is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond its
+output).
 """
 
 from __future__ import annotations

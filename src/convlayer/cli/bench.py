@@ -10,6 +10,8 @@ EXAMPLE = """examples:
   convlayer bench --every-algorithm          # each algorithm's ratio to torch, too
   convlayer bench --json results.json
 
+Peers, each when installed: PyTorch (2 threads), JAX (on the CPU: JAX_PLATFORMS=cpu
+is set unless already set) and SciPy (single-channel shapes).
 Compare ratios, not milliseconds. For the OpenBLAS kernel OpenBLAS would pick by itself:
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE convlayer bench"""
 
