@@ -6,6 +6,7 @@ JAX, PyTorch and SciPy are in the test extra: a missing peer fails these tests, 
 """
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -133,3 +134,15 @@ def test_the_loops_run_on_the_demo_shape_when_it_is_in_the_run():
     assert bench.loops_case(bench.SUITE) == bench.SUITE[0] == bench.Case(1, 512, 512, 3, 2, 3)
     small = [bench.SUITE[3], bench.SUITE[9]]
     assert bench.loops_case(small) == bench.SUITE[9]
+
+
+def test_a_slow_contender_leaves_the_rotation_once_it_has_had_its_time():
+    counts = {"fast": 0, "slow": 0}
+
+    def call(name, seconds=0.0):
+        counts[name] += 1
+        time.sleep(seconds)
+
+    bench.time_calls({"fast": lambda: call("fast"), "slow": lambda: call("slow", 0.02)}, reps_time=0.05)
+    # warm-up, then two rounds of RUN calls for the slow one; the fast one never reaches 0.05 s
+    assert counts == {"slow": 1 + bench.MIN_ROUNDS * bench.RUN, "fast": 1 + bench.MAX_ROUNDS * bench.RUN}
