@@ -16,9 +16,30 @@ import pytest
 
 import convlayer
 from convlayer import _validate, reference
-from convlayer.algorithms import backward, choose, fft, parallel
+from convlayer.algorithms import backward, choose, compiled, fft, parallel
 
-ALGORITHMS = ["im2col", "shift", "depthwise", "fft"]
+
+class NumPyPath(str):
+    """An algorithm name whose test runs the algorithm's NumPy code, not the compiled loops."""
+
+
+# 'shift' and 'depthwise' run Numba's compiled loops (the test extra installs Numba); each
+# also appears as a NumPyPath, which runs its NumPy code with the compiled loops off.
+ALGORITHMS = ["im2col", "shift", "depthwise", "fft", NumPyPath("shift"), NumPyPath("depthwise")]
+ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "shift-numpy", "depthwise-numpy"]
+
+
+@pytest.fixture(autouse=True)
+def _compiled_or_numpy(request):
+    """Switch the compiled loops off for a test whose ``algorithm`` is a NumPyPath."""
+    params = getattr(getattr(request.node, "callspec", None), "params", {})
+    with compiled.use_compiled(not isinstance(params.get("algorithm"), NumPyPath)):
+        yield
+
+
+def test_the_compiled_loops_are_installed_for_the_tests():
+    # Without Numba the "compiled" cases would silently test the NumPy code twice.
+    assert compiled.enabled()
 PAD_MODES = ["constant", "reflect", "symmetric", "edge", "wrap"]
 F32_TOL = 1e-5
 
@@ -50,7 +71,7 @@ def _random_case(rng, algorithm):
         return x, rng.standard_normal((fh, fw, c // groups, k)), options
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("seed", range(30))
 def test_random_cases_match_the_reference_float64(algorithm, seed):
     rng = np.random.default_rng([seed, ALGORITHMS.index(algorithm)])
@@ -74,7 +95,7 @@ def _float32_check(x, kernel, algorithm, **options):
     np.testing.assert_allclose(got, expected, rtol=0, atol=F32_TOL * bound.max())
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
 def test_float32_within_the_stated_tolerance(algorithm, pad_mode):
     rng = np.random.default_rng(7)
@@ -91,7 +112,7 @@ def test_single_channel_large_kernel_float32(algorithm):
     _float32_check(rng.random((40, 37)), rng.standard_normal((15, 15)), algorithm)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
 def test_integer_images_and_mixed_dtypes(algorithm):
     rng = np.random.default_rng(9)
     groups = 3 if algorithm == "depthwise" else 1
@@ -105,7 +126,7 @@ def test_integer_images_and_mixed_dtypes(algorithm):
                                    atol=1e-3)
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
 def test_empty_batches_and_images(algorithm):
     groups = 2 if algorithm == "depthwise" else 1
     kernel = np.ones((3, 3, 2 // groups, 4))
@@ -194,7 +215,7 @@ def test_auto_choice_explains_itself():
 # ---------------------------------------------------------------------- memory budget
 
 
-@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ALGORITHMS, ids=ALGORITHM_IDS)
 @pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
 def test_memory_budget_respected(algorithm, pad_mode, work_memory):
     rng = np.random.default_rng(12)
@@ -285,7 +306,7 @@ def test_thread_pool_covers_every_item_and_raises_errors():
 # ------------------------------------------------------------------------ backward
 
 
-@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
 @pytest.mark.parametrize("seed", range(15))
 def test_backward_random_cases_match_the_reference(algorithm, seed):
     rng = np.random.default_rng([seed, 99, len(algorithm)])
@@ -338,7 +359,7 @@ def test_backward_input_gradient_keeps_non_finite_values_local():
     assert np.isfinite(got).sum() > 0
 
 
-@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS)
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
 def test_backward_memory_budget_respected(algorithm, work_memory):
     rng = np.random.default_rng(15)
     groups = 8 if algorithm == "depthwise" else 1
@@ -356,3 +377,47 @@ def test_backward_memory_budget_respected(algorithm, work_memory):
     assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
     for value, want in zip(got, expected):
         np.testing.assert_allclose(value, want, rtol=1e-4, atol=1e-3 * np.abs(want).max())
+
+
+# ------------------------------------------------------------------------ compiled loops
+
+
+def test_use_compiled_switches_the_loops_off_and_restores_the_setting():
+    rng = np.random.default_rng(16)
+    x = rng.standard_normal((1, 9, 9, 2)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 2, 2)).astype(np.float32)
+    calls = []
+    original = compiled.direct
+    try:
+        compiled.direct = lambda *args: calls.append(1) or original(*args)
+        with compiled.use_compiled(False):
+            assert not compiled.enabled()
+            convlayer.conv2d(x, kernel, algorithm="shift")
+        assert calls == [] and compiled.enabled()
+        convlayer.conv2d(x, kernel, algorithm="shift")
+        assert calls == [1]
+    finally:
+        compiled.direct = original
+
+
+def test_switching_the_loops_on_without_numba_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(compiled._state, "enabled", None)
+    monkeypatch.setattr(compiled.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ImportError, match="pip install numba"):
+        compiled.set_enabled(True)
+    assert not compiled.enabled()
+
+
+def test_compiled_loops_keep_an_infinite_weight_over_zero_padding_nan():
+    # Plain arithmetic: inf * 0 (a padded zero) is NaN, as im2col computes it.
+    x = np.ones((1, 5, 5, 2), np.float32)
+    kernel = np.ones((3, 3, 2, 2), np.float32)
+    kernel[0, 0, 1, 0] = np.inf
+    depthwise_kernel = np.ones((3, 3, 1, 2), np.float32)
+    depthwise_kernel[0, 0, 0, 1] = np.inf
+    for k, groups in ((kernel, 1), (depthwise_kernel, 2)):
+        with np.errstate(invalid="ignore"):
+            expected = convlayer.conv2d(x, k, groups=groups, algorithm="im2col")
+        got = convlayer.conv2d(x, k, groups=groups, algorithm="shift" if groups == 1 else "depthwise")
+        np.testing.assert_array_equal(got, expected)
+        assert np.isnan(got).any()

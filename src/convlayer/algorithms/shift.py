@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..shapes import ConvGeometry, span
-from . import im2col, parallel
+from . import compiled, im2col, parallel
 from .buffers import Block, blocks, plan_blocks
 
 # Blocks are kept small enough to stay in a core's cache while the taps sweep over them
@@ -50,7 +50,12 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     """Fill ``out`` (n, out_h, out_w, k) with the cross-correlation, one product per tap.
 
     Arguments as for :func:`.im2col.correlate` (groups must be 1). Returns ``out``.
+    With Numba, the compiled loop of :mod:`.compiled` does the same sum row by row.
     """
+    if out.size == 0 or geom.c == 0:
+        return accumulate(x, geom, pad_mode, out, budget, None)
+    if compiled.enabled():
+        return compiled.direct(x, kernel, geom, pad_mode, out)
     if geom.c == 1:  # one input channel: k multiplies per tap, no BLAS, both cores
         return accumulate(x, geom, pad_mode, out, budget, _planar_product(kernel[:, :, 0, :]),
                           threads=parallel.thread_count(), planar=True)
@@ -200,6 +205,8 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     grad = np.zeros((geom.fh, geom.fw, geom.c, geom.k), dtype)
     if grad_out.size == 0 or geom.c == 0:
         return grad
+    if compiled.enabled():
+        return compiled.direct_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
     row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
     col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
     cost = _block_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3)
