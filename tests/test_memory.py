@@ -88,3 +88,24 @@ def test_gathered_padding_stays_near_the_budget(pad_mode, padding, strides, work
         used, _ = work_memory(lambda: convlayer.conv2d(x, kernel, padding=padding, pad_mode=pad_mode,
                                                         strides=strides))
     assert used <= 1.1 * budget, f"{used / budget:.2f} x the budget"
+
+
+def test_the_kept_work_buffer_is_reused_bounded_and_released():
+    from convlayer.algorithms import buffers
+
+    buffers.release_work_buffers()
+    with convlayer.memory_budget(64 * 2**20):
+        with buffers.work_buffer(2**21, np.float32) as first:
+            with buffers.work_buffer(2**21, np.float32) as nested:  # lent out: a fresh array
+                assert not np.shares_memory(first, nested)
+        with buffers.work_buffer(2**20, np.float64) as again:  # same bytes, another dtype
+            assert np.shares_memory(first, again) and again.dtype == np.float64
+        with buffers.work_buffer(2**25, np.float32) as above_budget:  # 128 MiB > 64 MiB
+            assert not np.shares_memory(first, above_budget)
+        with buffers.work_buffer(100, np.float32) as small:  # left to malloc
+            assert not np.shares_memory(first, small)
+    with convlayer.memory_budget(4 * 2**20):  # a lower budget drops the larger kept bytes
+        with buffers.work_buffer(2**20, np.float32) as within:
+            assert not np.shares_memory(first, within)
+    buffers.release_work_buffers()
+    assert buffers._held["buffer"] is None

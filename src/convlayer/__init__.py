@@ -11,7 +11,7 @@ files load their dependencies when they are used.
 """
 
 from . import kernels, reference, shapes
-from .algorithms.buffers import get_memory_budget, memory_budget, set_memory_budget
+from .algorithms.buffers import get_memory_budget, memory_budget, release_work_buffers, set_memory_budget
 from .functional import Conv2DGrads, conv2d, conv2d_backward, relu, relu_backward
 from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
 from .sharing import (
@@ -43,6 +43,7 @@ __all__ = [
     "region_conv2d_backward",
     "relu",
     "relu_backward",
+    "release_work_buffers",
     "set_memory_budget",
     "shapes",
     "tiled_conv2d",

@@ -10,7 +10,10 @@ images, output columns, each block's work memory within the budget.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Iterator, NamedTuple
+
+import numpy as np
 
 from .._args import as_int
 
@@ -52,6 +55,49 @@ def memory_budget(nbytes: int) -> Iterator[int]:
         yield nbytes
     finally:
         _state["budget"] = previous
+
+
+# Buffers below this size are left to malloc, which reuses freed memory of that size anyway
+# (glibc maps only larger blocks fresh from the OS, from 32 MiB at the most).
+KEEP_FROM = 4 * 2**20
+_held: dict = {"buffer": None, "busy": False}  # one kept buffer per process
+_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def work_buffer(items: int, dtype) -> Iterator[np.ndarray]:
+    """A 1-D work array of ``items`` elements of ``dtype``, reused from call to call.
+
+    The process keeps the bytes of its last large buffer (at least :data:`KEEP_FROM`, at
+    most the budget) and lends them to the next call that fits, so a convolution called in
+    a loop does not pay the OS's page faults every time: measured on the 8x56x56x64 layer,
+    the patch copy took half the time into kept memory. While the buffer is lent out
+    (a nested call, another thread), callers get fresh arrays: at most one budget's worth
+    is ever kept. The contents are undefined.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = items * dtype.itemsize
+    with _lock:
+        lend = KEEP_FROM <= nbytes <= _state["budget"] and not _held["busy"]
+        if lend:
+            kept = _held["buffer"]
+            if kept is None or kept.nbytes < nbytes or kept.nbytes > _state["budget"]:
+                _held["buffer"] = None  # let the old bytes go before taking new ones
+                _held["buffer"] = kept = np.empty(nbytes, np.uint8)
+            _held["busy"] = True
+    if not lend:
+        yield np.empty(items, dtype)
+        return
+    try:
+        yield kept[:nbytes].view(dtype)
+    finally:
+        _held["busy"] = False
+
+
+def release_work_buffers() -> None:
+    """Give back the work memory kept between calls (see :func:`work_buffer`)."""
+    with _lock:
+        _held["buffer"] = None
 
 
 class Block(NamedTuple):

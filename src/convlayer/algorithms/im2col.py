@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..shapes import ConvGeometry, span
 from . import banks as banked
-from .buffers import Block, blocks, plan_blocks
+from .buffers import Block, blocks, plan_blocks, work_buffer
 
 
 def correlate(
@@ -56,9 +56,10 @@ def correlate(
     slabs = 2 if pad_mode == "constant" else 4
     cost = _block_cost(geom, out.dtype.itemsize, slabs=slabs, banks=banks is not None)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    work = np.empty(_block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1, out.dtype)
-    for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
+    items = _block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1
+    with work_buffer(items, out.dtype) as work:
+        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+            _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
     return out
 
 
@@ -228,27 +229,27 @@ def correlate_backward(
     # temporaries (values and broadcast indices), one after the other: plan for five.
     cost = _block_cost(geom, dtype.itemsize, 5, banks=banks is not None, backward=True)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    work = np.empty(_block_cost(geom, dtype.itemsize, 2)(*size) // dtype.itemsize + 1, dtype)
-    for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        rows, cols = slab_indices(row_map, col_map, geom, block)
-        slab, used = gather_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
-        patches = _patch_matrix(slab, geom, block, work[used:])
-        # The patch matrix is used up: its gradient takes its place (never x's memory).
-        grad_patches = work[used : used + patches.size].reshape(patches.shape)
-        if banks is None:
-            grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
-            grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
-            if not input_grad:
-                continue
-            np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
-        else:
-            grad_target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-            banked.gradients(patches[0], grad_target.astype(dtype, copy=False), weights, banks, block,
-                             grad_weights, grad_patches[0])
-        start = used + patches.size + block_pixels(block) * geom.k
-        grad_slab = work[start : start + slab.size].reshape(slab.shape)
-        _col2im(grad_patches, geom, block, grad_slab)
-        _fold_padding(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
+    with work_buffer(_block_cost(geom, dtype.itemsize, 2)(*size) // dtype.itemsize + 1, dtype) as work:
+        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+            rows, cols = slab_indices(row_map, col_map, geom, block)
+            slab, used = gather_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
+            patches = _patch_matrix(slab, geom, block, work[used:])
+            # The patch matrix is used up: its gradient takes its place (never x's memory).
+            grad_patches = work[used : used + patches.size].reshape(patches.shape)
+            if banks is None:
+                grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
+                grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
+                if not input_grad:
+                    continue
+                np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
+            else:
+                grad_target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
+                banked.gradients(patches[0], grad_target.astype(dtype, copy=False), weights, banks, block,
+                                 grad_weights, grad_patches[0])
+            start = used + patches.size + block_pixels(block) * geom.k
+            grad_slab = work[start : start + slab.size].reshape(slab.shape)
+            _col2im(grad_patches, geom, block, grad_slab)
+            _fold_padding(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
     return _kernel_gradient(grad_weights, kernel.shape, banks)
 
 
