@@ -33,7 +33,9 @@ it has had about ``reps_time`` seconds (and at least two rounds), so a 300 ms ca
 repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not
 single calls interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads
 spinning for a while after each call, and a contender that starts while another library's
-threads spin loses a core. Compare the ratios, not the milliseconds: a shared machine's
+threads spin loses a core. So each run starts after ``SETTLE`` seconds of sleep and lasts
+``RUN`` calls or ``RUN_SECONDS``, whichever is longer (without the pause, PyTorch's
+2-thread times came out 1.5-2x too slow on some shapes, one lost time slice per call). Compare the ratios, not the milliseconds: a shared machine's
 speed drifts. PyTorch's two threads suffer most when other work runs on the machine: its
 times were seen to snap to multiples of about 8 ms (a scheduler slice). Peak work memory
 is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond its
@@ -55,10 +57,13 @@ import numpy as np
 
 from . import _validate, reference
 from ._bench_peers import TORCH_THREADS, peers
-from .algorithms import choose
+from .algorithms import choose, compiled
+from .algorithms.buffers import release_work_buffers
 from .functional import conv2d, conv2d_backward
 
-RUN = 3  # consecutive calls per contender and round
+RUN = 3  # consecutive calls per contender and round, at least
+RUN_SECONDS = 0.04  # and at least this long
+SETTLE = 0.1  # seconds of sleep before each run: other libraries' idle threads stop spinning
 MIN_ROUNDS, MAX_ROUNDS = 2, 30
 
 
@@ -119,17 +124,26 @@ def time_calls(calls: "dict[str, Callable]", reps_time: float) -> dict[str, floa
         for name in names[shift:] + names[:shift]:
             if round_ >= MIN_ROUNDS and sum(samples[name]) >= reps_time:
                 continue  # it has had its time: a slow peer is not dragged along by a fast one
-            for _ in range(RUN):
+            time.sleep(SETTLE)
+            run_start = count = 0
+            while count < RUN or time.perf_counter() - run_start < RUN_SECONDS:
                 start = time.perf_counter()
+                run_start = run_start or start
                 calls[name]()
                 samples[name].append(time.perf_counter() - start)
+                count += 1
         if round_ + 1 >= MIN_ROUNDS and min(sum(s) for s in samples.values()) >= reps_time:
             break
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def work_memory(call: Callable[[], object]) -> int:
-    """Peak bytes that ``call()`` allocates beyond what it returns (tracemalloc)."""
+    """Peak bytes that ``call()`` allocates beyond what it returns (tracemalloc).
+
+    The work buffer that conv2d keeps between calls is given back first, so that the
+    call's own allocation of it is counted.
+    """
+    release_work_buffers()
     tracemalloc.start()
     try:
         result = call()
@@ -230,6 +244,10 @@ def environment(found: dict) -> dict:
         info["torch"] = found["torch"].torch.__version__
     if "jax" in found:
         info["jax"] = found["jax"].jax.__version__
+    if compiled.enabled():
+        from importlib.metadata import version
+
+        info["numba"] = version("numba")
     try:
         import threadpoolctl
     except ImportError:
@@ -264,6 +282,7 @@ def run_suite(cases=SUITE, reps_time: float = 0.3, backward: bool = True, echo=p
             results["backward"].append(backward_row(case, rng, reps_time, found))
             echo(_backward_line(results["backward"][-1]))
     results["reference"] = reference_row(loops_case(cases), rng)
+    results["compile_seconds"] = compiled.compile_seconds()
     for part in ("forward", "backward"):
         results[f"{part}_geomean"] = geometric_mean(row.get("ratio") for row in results[part])
         jax_ratios = [row["jax_ratio"] for row in results[part] if "jax_ratio" in row]
@@ -305,7 +324,8 @@ def _environment_line(info: dict) -> str:
     torch = f", torch {info['torch']} ({TORCH_THREADS} threads)" if "torch" in info else ", no torch"
     torch += f", jax {info['jax']} (XLA's own threads)" if "jax" in info else ", no jax"
     set_ = ", ".join(f"{name}={value}" for name, value in info["env"].items() if value is not None)
-    line = f"numpy {info['numpy']}{torch}, {info['cpus']} CPUs; BLAS: {blas}"
+    loops = f"numba {info['numba']} (compiled loops)" if "numba" in info else "no numba (NumPy loops)"
+    line = f"numpy {info['numpy']}, {loops}{torch}, {info['cpus']} CPUs; BLAS: {blas}"
     return line + (f"; set: {set_}" if set_ else "")
 
 
@@ -321,6 +341,9 @@ def _summary(results: dict) -> str:
              f"tutorial's plain loops on {ref['shape']}: {ref['loops_ms']:.0f} ms, "
              f"{ref['speedup']:.0f}x conv2d's {ref['convlayer_ms']:.3f} ms"
              + (" (target: at least 1,000x on the demo shape)" if ref["demo"] else "")]
+    if "numba" in results["environment"]:
+        lines.append(f"compiled loops: {results['compile_seconds']:.1f} s compiling them (or loading them "
+                     "from Numba's cache) in the warm-up calls, not timed")
     return "\n".join(lines)
 
 

@@ -24,6 +24,8 @@ input pixels each padded pixel was copied from (the same index maps read backwar
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -70,12 +72,19 @@ def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
 
 
+@functools.lru_cache(maxsize=256)
 def source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
-    """For each padded position along an axis, the input index it copies (-1: a zero)."""
+    """For each padded position along an axis, the input index it copies (-1: a zero).
+
+    Cached (read-only): ``np.pad`` costs about 25 us, a fifth of a small layer's call.
+    """
     indices = np.arange(size)
     if pad_mode == "constant":
-        return np.pad(indices, pads, mode="constant", constant_values=-1)
-    return np.pad(indices, pads, mode=pad_mode)
+        indices = np.pad(indices, pads, mode="constant", constant_values=-1)
+    else:
+        indices = np.pad(indices, pads, mode=pad_mode)
+    indices.flags.writeable = False
+    return indices
 
 
 def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = 2, banks: bool = False,
