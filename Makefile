@@ -18,9 +18,10 @@ test: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m pytest
 
+# The speed suite against PyTorch and JAX (README, "Speed"); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/bench_conv2d.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/convlayer bench
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info convlayer-demo.png

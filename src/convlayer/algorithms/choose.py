@@ -11,6 +11,10 @@ differ in speed, by up to 50x, depending on the shape:
 - ``"fft"`` (:mod:`.fft`): transforms, for large kernels. strides 1, groups 1; it spreads
   a NaN or inf over its whole block, so ``auto`` takes it only for finite input.
 
+``shift`` and ``depthwise`` run Numba-compiled loops when Numba is installed
+(:mod:`.compiled`), their NumPy code otherwise; the rules below hold for both (the
+compiled loops are faster on the same shapes, not on others).
+
 ``auto`` follows the cost model of :func:`auto_choice`, fitted to measurements against the
 other algorithms on a 2-core machine (``convlayer bench`` prints what it picks per shape).
 """

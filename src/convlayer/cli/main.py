@@ -17,7 +17,7 @@ COMMANDS = {
     "filter": "Run a convolutional layer over images and write what each filter sees.",
     "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
     "train": "Train a small CNN on scikit-learn's digits and draw what it learned.",
-    "bench": "Time conv2d and its gradients against PyTorch and SciPy, shape by shape.",
+    "bench": "Time conv2d and its gradients against PyTorch, JAX and SciPy, shape by shape.",
 }
 
 # What to install when a command's optional dependency is missing.
