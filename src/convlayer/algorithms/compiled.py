@@ -4,7 +4,7 @@ NumPy runs one loop per call: a depthwise or few-channel convolution written in 
 (:mod:`.shift`, :mod:`.depthwise`) makes a pass over the whole block for every kernel tap
 and channel, and runs it on one core. The loops of :mod:`._loops` do the same arithmetic
 one output row at a time, with the row's input and sums in the core's cache, on every core
-(Numba's ``prange``): on the speed issue's shapes they are 3-10x faster than the NumPy
+(the thread pool of :mod:`.parallel`): on the speed issue's shapes they are 3-10x faster than the NumPy
 paths. ``shift`` and ``depthwise`` use them when :func:`enabled` is true, and their NumPy
 code otherwise: the results agree within rounding (the tests run both).
 
