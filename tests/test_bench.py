@@ -138,6 +138,7 @@ def test_the_loops_run_on_the_demo_shape_when_it_is_in_the_run():
 
 def test_a_slow_contender_leaves_the_rotation_once_it_has_had_its_time(monkeypatch):
     monkeypatch.setattr(bench, "SETTLE", 0.0)
+    monkeypatch.setattr(bench, "WARM_SECONDS", 0.0)  # one untimed call per run
     monkeypatch.setattr(bench, "RUN_SECONDS", 0.0)  # runs of exactly RUN calls
     counts = {"fast": 0, "slow": 0}
 
@@ -146,17 +147,19 @@ def test_a_slow_contender_leaves_the_rotation_once_it_has_had_its_time(monkeypat
         time.sleep(seconds)
 
     bench.time_calls({"fast": lambda: call("fast"), "slow": lambda: call("slow", 0.02)}, reps_time=0.05)
-    # warm-up, then two rounds of RUN calls for the slow one; the fast one never reaches 0.05 s
-    assert counts == {"slow": 1 + bench.MIN_ROUNDS * bench.RUN, "fast": 1 + bench.MAX_ROUNDS * bench.RUN}
+    # warm-up, then two rounds of 1 + RUN calls for the slow one; the fast one never reaches 0.05 s
+    assert counts == {"slow": 1 + bench.MIN_ROUNDS * (1 + bench.RUN),
+                      "fast": 1 + bench.MAX_ROUNDS * (1 + bench.RUN)}
 
 
 def test_a_run_lasts_at_least_run_seconds(monkeypatch):
     monkeypatch.setattr(bench, "SETTLE", 0.0)
+    monkeypatch.setattr(bench, "WARM_SECONDS", 0.0)
     monkeypatch.setattr(bench, "RUN_SECONDS", 0.1)
     monkeypatch.setattr(bench, "MAX_ROUNDS", 1)
     monkeypatch.setattr(bench, "MIN_ROUNDS", 1)
     calls = []
     bench.time_calls({"fast": lambda: calls.append(time.sleep(0.001))}, reps_time=0.0)
-    # warm-up, then one run of calls of at least 1 ms each until 0.1 s have passed:
-    # more than RUN of them (3 ms), at most 100
-    assert 1 + bench.RUN < len(calls) <= 1 + 101
+    # warm-up, one untimed call, then a run of calls of at least 1 ms each until 0.1 s have
+    # passed: more than RUN of them (3 ms), at most 100
+    assert 2 + bench.RUN < len(calls) <= 2 + 101

@@ -33,9 +33,11 @@ it has had about ``reps_time`` seconds (and at least two rounds), so a 300 ms ca
 repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not
 single calls interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads
 spinning for a while after each call, and a contender that starts while another library's
-threads spin loses a core. So each run starts after ``SETTLE`` seconds of sleep and lasts
-``RUN`` calls or ``RUN_SECONDS``, whichever is longer (without the pause, PyTorch's
-2-thread times came out 1.5-2x too slow on some shapes, one lost time slice per call). Compare the ratios, not the milliseconds: a shared machine's
+threads spin loses a core. So each run starts after ``SETTLE`` seconds of sleep, then
+untimed calls for ``WARM_SECONDS`` (the contender's own threads and the CPUs wake up: right
+after a pause the depthwise layer took 4 ms a call instead of 2), and lasts ``RUN`` calls or
+``RUN_SECONDS``, whichever is longer (without the pause, PyTorch's 2-thread times came out
+1.5-2x too slow on some shapes, one lost time slice per call). Compare the ratios, not the milliseconds: a shared machine's
 speed drifts. PyTorch's two threads suffer most when other work runs on the machine: its
 times were seen to snap to multiples of about 8 ms (a scheduler slice). Peak work memory
 is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond its
@@ -64,6 +66,7 @@ from .functional import conv2d, conv2d_backward
 RUN = 3  # consecutive calls per contender and round, at least
 RUN_SECONDS = 0.04  # and at least this long
 SETTLE = 0.1  # seconds of sleep before each run: other libraries' idle threads stop spinning
+WARM_SECONDS = 0.02  # then untimed calls for this long (at least one)
 MIN_ROUNDS, MAX_ROUNDS = 2, 30
 
 
@@ -125,6 +128,10 @@ def time_calls(calls: "dict[str, Callable]", reps_time: float) -> dict[str, floa
             if round_ >= MIN_ROUNDS and sum(samples[name]) >= reps_time:
                 continue  # it has had its time: a slow peer is not dragged along by a fast one
             time.sleep(SETTLE)
+            warm_start = time.perf_counter()
+            calls[name]()
+            while time.perf_counter() - warm_start < WARM_SECONDS:
+                calls[name]()
             run_start = count = 0
             while count < RUN or time.perf_counter() - run_start < RUN_SECONDS:
                 start = time.perf_counter()
