@@ -25,8 +25,8 @@ class NumPyPath(str):
 
 # 'shift' and 'depthwise' run Numba's compiled loops (the test extra installs Numba); each
 # also appears as a NumPyPath, which runs its NumPy code with the compiled loops off.
-ALGORITHMS = ["im2col", "shift", "depthwise", "fft", NumPyPath("shift"), NumPyPath("depthwise")]
-ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "shift-numpy", "depthwise-numpy"]
+ALGORITHMS = ["im2col", "shift", "depthwise", "fft", "winograd", NumPyPath("shift"), NumPyPath("depthwise")]
+ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "winograd", "shift-numpy", "depthwise-numpy"]
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +55,9 @@ def _random_case(rng, algorithm):
         fh, fw = (int(v) for v in rng.integers(1, 6 if algorithm == "fft" else 4, size=2))
         strides = 1 if algorithm == "fft" else tuple(int(v) for v in rng.integers(1, 3, size=2))
         dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
+        if algorithm == "winograd":  # 3x3, stride 1, no dilation: Winograd's one shape
+            fh = fw = 3
+            strides = dilation = 1
         padding = [
             "same", "same_lower", "valid", "full", int(rng.integers(0, 3)),
             ((int(rng.integers(0, 3)), int(rng.integers(0, 3))), (int(rng.integers(0, 3)), 0)),
@@ -100,6 +103,10 @@ def _float32_check(x, kernel, algorithm, **options):
 def test_float32_within_the_stated_tolerance(algorithm, pad_mode):
     rng = np.random.default_rng(7)
     groups = 4 if algorithm == "depthwise" else 1
+    if algorithm == "winograd":  # its one shape, with channels enough for its sums to matter
+        x = rng.standard_normal((2, 11, 13, 32)) + 3
+        _float32_check(x, rng.standard_normal((3, 3, 32, 16)), algorithm, pad_mode=pad_mode)
+        return
     x = rng.standard_normal((2, 11, 13, 4)) + 3  # an offset makes cancellation visible
     kernel = rng.standard_normal((5, 4, 4 // groups, 8))
     _float32_check(x, kernel, algorithm, groups=groups, pad_mode=pad_mode, dilation=(1, 2))
@@ -145,7 +152,7 @@ AUTO_CASES = [
     ((1, 512, 512, 1), (3, 3, 1, 1), {}, "shift"),
     ((1, 64, 64, 3), (3, 3, 3, 2), {}, "im2col"),  # too small for shift's per-tap overhead
     ((1, 48, 48, 1), (15, 15, 1, 1), {}, "fft"),
-    ((2, 12, 12, 16), (3, 3, 16, 16), {}, None),
+    ((2, 12, 12, 16), (3, 3, 16, 16), {}, "winograd"),
     ((2, 12, 12, 32), (1, 1, 32, 8), {"padding": "valid"}, None),
     ((2, 30, 30, 3), (7, 7, 3, 8), {"strides": 2}, "im2col"),
     ((2, 20, 20, 8), (3, 3, 1, 8), {"groups": 8}, "depthwise"),
@@ -198,6 +205,28 @@ def test_non_finite_values_stay_local_under_auto(bad):
     assert not np.isfinite(smeared[0, ~reached]).all()
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_input_keeps_auto_off_winograd(bad):
+    rng = np.random.default_rng(17)
+    x = rng.standard_normal((1, 12, 12, 16)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
+    assert _auto_pick(x, kernel) == "winograd"
+    x[0, 5, 6, 2] = bad
+    assert _auto_pick(x, kernel) != "winograd"
+    with np.errstate(invalid="ignore"):
+        direct = convlayer.conv2d(x, kernel, algorithm="im2col")
+        winograd = convlayer.conv2d(x, kernel, algorithm="winograd")
+    np.testing.assert_array_equal(convlayer.conv2d(x, kernel), direct)  # inf stays inf, NaN NaN
+    reached = np.zeros((12, 12), bool)
+    reached[4:7, 5:8] = True  # the 3x3 outputs whose window holds the pixel
+    assert not np.isfinite(direct[0][reached]).any() and np.isfinite(direct[0][~reached]).all()
+    # Why auto checks: F(2x2, 3x3) keeps the pixel's reach, but its transforms subtract
+    # infinities (inf - inf) and multiply them by transformed zeros: NaN where the sum is inf.
+    np.testing.assert_array_equal(np.isfinite(winograd), np.isfinite(direct))
+    if bad == np.inf:
+        assert np.isnan(winograd).sum() > 0 == np.isnan(direct).sum()
+
+
 def test_a_non_finite_kernel_keeps_auto_off_fft():
     kernel = np.ones((15, 15, 1, 1), np.float32)
     kernel[3, 3] = np.inf
@@ -221,7 +250,8 @@ def test_memory_budget_respected(algorithm, pad_mode, work_memory):
     rng = np.random.default_rng(12)
     groups = 8 if algorithm == "depthwise" else 1
     x = rng.random((2, 96, 96, 8), dtype=np.float32)
-    kernel = rng.random((9, 9, 8 // groups, 8), dtype=np.float32)
+    size = 3 if algorithm == "winograd" else 9
+    kernel = rng.random((size, size, 8 // groups, 8), dtype=np.float32)
     options = dict(algorithm=algorithm, groups=groups, pad_mode=pad_mode)
     convlayer.conv2d(x[:1, :20, :20], kernel, **options)  # imports (scipy.fft) and thread pool first
     budget = 2**20
@@ -266,9 +296,9 @@ def test_unsupported_explicit_choices_raise(algorithm, options, message):
         convlayer.conv2d(np.ones((1, 8, 8, 4)), kernel, algorithm=algorithm, **options)
 
 
-@pytest.mark.parametrize("bad", ["winograd", None, 3])
+@pytest.mark.parametrize("bad", ["winograd4x4", None, 3])
 def test_unknown_algorithm_raises(bad):
-    message = r"algorithm must be 'auto', 'im2col', 'shift', 'depthwise' or 'fft'; got " + repr(bad)
+    message = r"algorithm must be 'auto', 'im2col', 'shift', 'depthwise', 'fft' or 'winograd'; got " + repr(bad)
     with pytest.raises(ValueError, match=message):
         convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3)), algorithm=bad)
 
@@ -364,7 +394,8 @@ def test_backward_memory_budget_respected(algorithm, work_memory):
     rng = np.random.default_rng(15)
     groups = 8 if algorithm == "depthwise" else 1
     x = rng.random((2, 64, 64, 8), dtype=np.float32)
-    kernel = rng.random((5, 5, 8 // groups, 8), dtype=np.float32)
+    size = 3 if algorithm == "winograd" else 5
+    kernel = rng.random((size, size, 8 // groups, 8), dtype=np.float32)
     grad = rng.random((2, 64, 64, 8), dtype=np.float32)
 
     def call():

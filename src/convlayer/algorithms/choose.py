@@ -10,6 +10,8 @@ differ in speed, by up to 50x, depending on the shape:
   ``groups == c`` only.
 - ``"fft"`` (:mod:`.fft`): transforms, for large kernels. strides 1, groups 1; it spreads
   a NaN or inf over its whole block, so ``auto`` takes it only for finite input.
+- ``"winograd"`` (:mod:`.winograd`): F(2x2, 3x3) for 3x3 stride-1 layers, 2.25x fewer
+  multiplications; needs Numba, and turns an infinite sum into NaN (finite input only).
 
 ``shift`` and ``depthwise`` run Numba-compiled loops when Numba is installed
 (:mod:`.compiled`), their NumPy code otherwise; the rules below hold for both (the
@@ -26,9 +28,9 @@ import math
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import depthwise, fft, im2col, shift
+from . import depthwise, fft, im2col, shift, winograd
 
-ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft}
+ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
 CHOICES = ("auto",) + tuple(ALGORITHMS)
 
 
@@ -71,6 +73,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
 FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
 FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
 FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
+WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
 
@@ -87,9 +90,12 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
        kernel finite: FFT. Per output pixel, the direct sum costs ``fh * fw * c * k``
        multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
        c * k`` (the transforms, then the product per frequency).
-    3. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
+    3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
+       channels in and out, Numba installed, and x and the kernel finite: Winograd
+       F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
+    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
        :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
-    4. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
+    5. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
     """
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
     if geom.groups == c > 1:
@@ -102,6 +108,10 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
             return "fft", why
         name, _ = _direct_choice(geom)
         return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
+    if winograd.unsupported(geom) is None and min(c, k) >= WINOGRAD_MIN_CHANNELS:
+        if finite(x) and finite(kernel):
+            return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
+        return "im2col", "not Winograd: the input is not finite (its transforms turn inf into NaN)"
     return _direct_choice(geom)
 
 

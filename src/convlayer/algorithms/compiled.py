@@ -60,15 +60,19 @@ def compile_seconds() -> float:
     return _state["compile_seconds"]
 
 
-def _loops():
+def _loop(name: str):
+    """The compiled loop ``name``, from :mod:`._loops` or :mod:`._winograd_loops` (imported now)."""
     if _state["loops"] is None:
-        from . import _loops
+        from . import _loops, _winograd_loops
 
-        _state["loops"] = _loops
-    return _state["loops"]
+        _state["loops"] = (_loops, _winograd_loops)
+    for module in _state["loops"]:
+        if hasattr(module, name):
+            return getattr(module, name)
+    raise AttributeError(f"no compiled loop {name!r}")
 
 
-def _run(name: str, tasks: int, *args, sums=None) -> None:
+def run(name: str, tasks: int, *args, sums=None) -> None:
     """Run loop ``name`` over rows ``0 .. tasks - 1``, shared among the threads of :mod:`.parallel`.
 
     Each thread takes one contiguous run of rows (its row ring is reused from row to row)
@@ -76,7 +80,7 @@ def _run(name: str, tasks: int, *args, sums=None) -> None:
     ``sums`` at the end. A run that compiled the loop for new argument types (or loaded it
     from the cache) counts as compile time, whole.
     """
-    loop = getattr(_loops(), name)
+    loop = _loop(name)
     known = len(loop.signatures)
     start = time.perf_counter()
     threads = max(1, min(parallel.thread_count(), tasks))
@@ -104,7 +108,7 @@ def direct(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.
     """Fill ``out`` with the groups=1 correlation; arguments as for :func:`.shift.correlate`."""
     rows, cols, left = _maps(geom, pad_mode)
     weights = np.ascontiguousarray(kernel, out.dtype)
-    _run("direct", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
+    run("direct", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
     return out
 
 
@@ -114,7 +118,7 @@ def depthwise(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> 
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
-    _run("depthwise", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
+    run("depthwise", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
     return out
 
 
@@ -122,7 +126,7 @@ def direct_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype
     """The groups=1 kernel gradient, (fh, fw, c, k), as :func:`.shift.kernel_gradient` computes it."""
     rows, cols, left = _maps(geom, pad_mode)
     grad = np.zeros((geom.fh, geom.fw, geom.c, geom.k), dtype)
-    _run("direct_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
+    run("direct_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
          *geom.dilation, sums=grad)
     return grad
 
@@ -132,6 +136,6 @@ def depthwise_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dt
     rows, cols, left = _maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
-    _run("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
+    run("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
          *geom.dilation, sums=grad)
     return grad.transpose(0, 1, 3, 2).reshape(geom.fh, geom.fw, 1, geom.k)

@@ -1,0 +1,107 @@
+"""The compiled transforms of :mod:`.winograd` (F(2x2, 3x3)); this module imports Numba.
+
+A *task* is one row of output tiles of one image: tile row ``ti`` covers output rows
+``2 ti, 2 ti + 1`` and reads padded input rows ``2 ti .. 2 ti + 3``. ``V`` and ``M`` hold
+a block of tasks from ``task0`` on; each loop takes the block's tasks ``first .. last - 1``
+(one thread's share, as in :mod:`._loops`), task ``task0 + t`` holding tiles
+``t * tiles_w .. (t + 1) * tiles_w - 1``. Every inner loop runs over a whole row of tiles'
+channels (``width * c`` or ``tiles_w * k`` items), long enough to vectorise.
+
+Input: ``V[4 i + j] = (B^T d B)[i, j]`` for the 4x4 input tile ``d`` of every channel,
+``B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]``: first along the
+rows (four flat loops over the padded rows), then along the columns, tile by tile.
+Output: ``Y = A^T M A`` with ``A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]``, the same way round.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from ._loops import _OPTIONS, _fill_last
+
+
+@numba.njit(**_OPTIONS)
+def _add(target, a, b):
+    for t in range(target.shape[0]):
+        target[t] = a[t] + b[t]
+
+
+@numba.njit(**_OPTIONS)
+def _sub(target, a, b):
+    for t in range(target.shape[0]):
+        target[t] = a[t] - b[t]
+
+
+@numba.njit(**_OPTIONS)
+def _add3(target, a, b, c):
+    for t in range(target.shape[0]):
+        target[t] = a[t] + b[t] + c[t]
+
+
+@numba.njit(**_OPTIONS)
+def _sub3(target, a, b, c):
+    for t in range(target.shape[0]):
+        target[t] = a[t] - b[t] - c[t]
+
+
+@numba.njit(**_OPTIONS)
+def winograd_input(x, rows, cols, left, tiles_h, tiles_w, V, task0, first, last):
+    """V[:, tile, :] = B^T d B of the input tiles of the block's tasks ``first .. last - 1``.
+
+    ``rows`` and ``cols`` are index maps at least ``2 * tiles + 2`` long (-1: a zero).
+    """
+    c = V.shape[2]
+    width = 2 * tiles_w + 2
+    d = np.empty((4, width, c), V.dtype)  # the four padded input rows of a tile row
+    bd = np.empty((4, width, c), V.dtype)  # B^T d, along the rows
+    for t in range(first, last):
+        img, ti = (task0 + t) // tiles_h, (task0 + t) % tiles_h
+        for r in range(4):
+            _fill_last(x, img, rows[2 * ti + r], cols, left, d[r])
+        flat_d, flat_t = d.reshape(4, width * c), bd.reshape(4, width * c)
+        _sub(flat_t[0], flat_d[0], flat_d[2])
+        _add(flat_t[1], flat_d[1], flat_d[2])
+        _sub(flat_t[2], flat_d[2], flat_d[1])
+        _sub(flat_t[3], flat_d[1], flat_d[3])
+        base = t * tiles_w
+        for i in range(4):
+            for tj in range(tiles_w):
+                p = 2 * tj
+                tile = base + tj
+                _sub(V[4 * i, tile], bd[i, p], bd[i, p + 2])
+                _add(V[4 * i + 1, tile], bd[i, p + 1], bd[i, p + 2])
+                _sub(V[4 * i + 2, tile], bd[i, p + 2], bd[i, p + 1])
+                _sub(V[4 * i + 3, tile], bd[i, p + 1], bd[i, p + 3])
+
+
+@numba.njit(**_OPTIONS)
+def winograd_output(M, tiles_h, tiles_w, out, task0, first, last):
+    """out's 2x2 output tiles A^T M A of the block's tasks ``first .. last - 1``."""
+    _, oh, ow, k = out.shape
+    size = tiles_w * k
+    s = np.empty((2, 4, size), M.dtype)  # A^T M, along the rows
+    y = np.empty((2, 2, size), M.dtype)
+    for t in range(first, last):
+        img, ti = (task0 + t) // tiles_h, (task0 + t) % tiles_h
+        base = t * tiles_w
+        for j in range(4):  # M[4 i + j] of this tile row, flat: i = 0 .. 3
+            m0, m1 = M[j, base : base + tiles_w].reshape(size), M[4 + j, base : base + tiles_w].reshape(size)
+            m2, m3 = M[8 + j, base : base + tiles_w].reshape(size), M[12 + j, base : base + tiles_w].reshape(size)
+            _add3(s[0, j], m0, m1, m2)
+            _sub3(s[1, j], m1, m2, m3)
+        for a in range(2):
+            _add3(y[a, 0], s[a, 0], s[a, 1], s[a, 2])
+            _sub3(y[a, 1], s[a, 1], s[a, 2], s[a, 3])
+            row = 2 * ti + a
+            if row >= oh:
+                continue
+            target = out[img, row]
+            for tj in range(tiles_w):
+                for b in range(2):
+                    col = 2 * tj + b
+                    if col < ow:
+                        source = y[a, b, tj * k : (tj + 1) * k]
+                        pixel = target[col]
+                        for q in range(k):
+                            pixel[q] = source[q]
