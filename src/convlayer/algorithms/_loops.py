@@ -95,15 +95,20 @@ def _fill_planar(x, img, r, cols, left, line):
     pixels = x[img, r]
     w = pixels.shape[0]
     for phase in range(step):
+        # t_lo .. t_hi - 1: the input's own columns, a loop without branches (it vectorises)
+        t_lo = min(width, max(0, (left - phase + step - 1) // step))
+        t_hi = max(t_lo, min(width, (left + w - phase + step - 1) // step))
         for ch in range(c):  # channel by channel: 2x faster than pixel by pixel for c = 3
             target = line[ch, phase]
+            source = pixels[t_lo * step + phase - left :, ch]
+            for t in range(t_hi - t_lo):
+                target[t_lo + t] = source[t * step]
             for t in range(width):
+                if t_lo <= t < t_hi:
+                    continue
                 p = t * step + phase
-                if left <= p < left + w:
-                    target[t] = pixels[p - left, ch]
-                else:
-                    s = cols[p] if p < cols.shape[0] else -1
-                    target[t] = pixels[s, ch] if s >= 0 else 0
+                s = cols[p] if p < cols.shape[0] else -1
+                target[t] = pixels[s, ch] if s >= 0 else 0
 
 
 @numba.njit(**_OPTIONS)
@@ -250,6 +255,7 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     ring = np.empty(((fh - 1) * dh + 1, c, sw, width), out.dtype)
     keys = np.full(ring.shape[0], -1)
     acc = np.empty((k, ow), out.dtype)
+    scratch = np.empty(ow * k, out.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
         acc[:] = 0
@@ -263,9 +269,13 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
                     for q in range(k):
                         o = b * dw
                         _axpy(acc[q], w[a, b, ch, q], line[ch, o % sw], o // sw)
-        for j in range(ow):
-            for q in range(k):
-                out[img, i, j, q] = acc[q, j]
+        row, in_place = _row_of(out, img, i, scratch)
+        for q in range(k):  # planes to channels-last, one filter at a time
+            plane = acc[q]
+            for j in range(ow):
+                row[j * k + q] = plane[j]
+        if not in_place:
+            out[img, i] = row.reshape(ow, k)
 
 
 @numba.njit(**_OPTIONS)
