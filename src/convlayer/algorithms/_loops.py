@@ -348,6 +348,10 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
     ring = np.empty(((fh - 1) * dh + 1, width, c), total.dtype)
     keys = np.full(ring.shape[0], -1)
     grad = np.empty((ow, m, c), total.dtype)
+    # m = 1, stride 1: per tap, products summed along the rows in one flat run (items
+    # j * c + ch), added up over j at the end; the channel loop alone is too short to vectorise.
+    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= 4 * _TILE_BYTES
+    runs = np.zeros((fh, fw, ow * c if flat else 0), total.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
         for j in range(ow):
@@ -360,4 +364,20 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
                 _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
             line = ring[slot]
             for b in range(fw):
-                _gradient_madd(total[a, b], line, grad, b * dw, sw)
+                if flat:
+                    pixels = line.reshape(line.size)[b * dw * c : b * dw * c + ow * c]
+                    _madd1(runs[a, b], grad.reshape(ow * c), pixels)
+                else:
+                    _gradient_madd(total[a, b], line, grad, b * dw, sw)
+    if flat:
+        for a in range(fh):
+            for b in range(fw):
+                for j in range(ow):
+                    _add_to(total[a, b, 0], runs[a, b, j * c : (j + 1) * c])
+
+
+@numba.njit(**_OPTIONS)
+def _add_to(target, values):
+    """target[t] += values[t] for every t."""
+    for t in range(target.shape[0]):
+        target[t] += values[t]
