@@ -229,7 +229,7 @@ def conv2d_backward(
         buffers.get_memory_budget(), algorithm,
     )
     grad_kernel = _validate.kernel_from_hwio(grad_hwio, args.geom, bool(flip))
-    grad_bias = backward.bias_gradient(grad_nhwc, args.dtype)
+    grad_bias = backward.bias_gradient(grad_nhwc, args.dtype, buffers.get_memory_budget())
     return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
 

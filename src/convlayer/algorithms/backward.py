@@ -115,24 +115,22 @@ def transposed_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(per_group.transpose(0, 1, 4, 3, 2).reshape(fh, fw, k // groups, groups * cg))
 
 
-BIAS_ROWS = 2**16  # pixels per block of bias_gradient's float64 products (1 MiB per channel)
-
-
-def bias_gradient(grad_out: np.ndarray, dtype) -> np.ndarray:
+def bias_gradient(grad_out: np.ndarray, dtype, budget: int) -> np.ndarray:
     """grad_out (n, out_h, out_w, k) summed over images and pixels: (k,) in ``dtype``.
 
     ``np.sum(grad_out, axis=(0, 1, 2))`` over channels-last memory runs an inner loop of k
     items per pixel (3.7 ms for 512 x 512 x 2); here a contiguous grad_out is summed by
-    ``ones @ block`` in float64 (BLAS, 0.3 ms), block by block so the float64 copy stays
-    small. Other layouts (channels-first views) keep NumPy's sum, which runs along their
+    ``ones @ block`` in float64 (BLAS, 0.3 ms), block by block so that the float64 copy
+    and the ones stay within ``budget`` bytes. Other layouts (channels-first views) keep NumPy's sum, which runs along their
     contiguous rows.
     """
     k = grad_out.shape[-1]
     if not grad_out.flags.c_contiguous or grad_out.size == 0:
         return np.sum(grad_out, axis=(0, 1, 2), dtype=dtype)
     rows = grad_out.reshape(-1, k)
+    step = max(1, budget // (8 * (k + 1)))  # float64: the block's copy and its ones
     total = np.zeros(k)
-    for start in range(0, rows.shape[0], BIAS_ROWS):
-        block = rows[start : start + BIAS_ROWS]
+    for start in range(0, rows.shape[0], step):
+        block = rows[start : start + step]
         total += np.ones(block.shape[0]) @ block
     return total.astype(dtype)
