@@ -452,3 +452,18 @@ def test_compiled_loops_keep_an_infinite_weight_over_zero_padding_nan():
         got = convlayer.conv2d(x, k, groups=groups, algorithm="shift" if groups == 1 else "depthwise")
         np.testing.assert_array_equal(got, expected)
         assert np.isnan(got).any()
+
+
+@pytest.mark.parametrize("algorithm", ["shift", "depthwise", "winograd", "auto"])
+@pytest.mark.parametrize("dtype", [">f4", "<f2", ">i2"])
+def test_inputs_numba_cannot_read_take_the_numpy_code(algorithm, dtype):
+    rng = np.random.default_rng(18)
+    x = (rng.standard_normal((1, 10, 10, 16)) * 10).astype(dtype)
+    groups = 16 if algorithm == "depthwise" else 1
+    kernel = rng.standard_normal((3, 3, 16 // groups, 16))
+    got = convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm)
+    grads = convlayer.conv2d_backward(np.ones_like(got), x, kernel, groups=groups, algorithm=algorithm)
+    x_native = x.astype(x.dtype.newbyteorder("="))
+    np.testing.assert_allclose(got, reference.conv2d(x_native, kernel, groups=groups), rtol=1e-9, atol=1e-9)
+    expected = reference.conv2d_backward(np.ones_like(got), x_native, kernel, groups=groups)
+    np.testing.assert_allclose(grads.grad_kernel, expected.grad_kernel, rtol=1e-9, atol=1e-7)

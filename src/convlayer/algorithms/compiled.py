@@ -37,6 +37,17 @@ def enabled() -> bool:
     return _state["enabled"]
 
 
+def usable(*arrays: np.ndarray) -> bool:
+    """Whether the compiled loops are :func:`enabled` and can read these arrays.
+
+    Numba reads native-byte-order booleans, integers and float32/64; a big-endian or
+    float16 input (rare) takes the NumPy path, which converts it block by block, rather
+    than a whole converted copy of the input.
+    """
+    return enabled() and all(a.dtype.isnative and a.dtype.kind in "biuf" and a.dtype != np.float16
+                             for a in arrays)
+
+
 def set_enabled(flag: bool) -> None:
     """Switch the compiled loops on (when Numba is installed) or off (NumPy paths throughout)."""
     _state["enabled"] = None if flag else False

@@ -10,7 +10,7 @@ additions only; they run in compiled loops (:mod:`._winograd_loops`, Numba) on b
 so this algorithm needs Numba. Work memory (``V``: 16 c numbers per tile, ``M``: 16 k) is
 planned in blocks of tile rows within the budget, in the kept work buffer (:mod:`.buffers`);
 an image so wide that one row of tiles passes the budget goes to im2col, which can split
-rows.
+rows, and so does a big-endian or float16 input.
 
 Accuracy. The kernel transform multiplies by 1/2 and the input transform adds four pixels
 with signs, so an output is a sum of products each off by a few units of roundoff of
@@ -75,7 +75,9 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
     cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
     per_task = 16 * tiles_w * (geom.c + geom.k)  # items of V and M per tile row
-    if per_task * out.dtype.itemsize > budget:  # one row of tiles is too wide: im2col splits rows
+    if per_task * out.dtype.itemsize > budget or not compiled.usable(x):
+        # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
+        # float16, which the compiled transforms cannot read: im2col converts it by blocks.
         return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
     u = kernel_transform(kernel, out.dtype)
     tasks = geom.n * tiles_h
