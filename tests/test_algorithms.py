@@ -467,3 +467,53 @@ def test_inputs_numba_cannot_read_take_the_numpy_code(algorithm, dtype):
     np.testing.assert_allclose(got, reference.conv2d(x_native, kernel, groups=groups), rtol=1e-9, atol=1e-9)
     expected = reference.conv2d_backward(np.ones_like(got), x_native, kernel, groups=groups)
     np.testing.assert_allclose(grads.grad_kernel, expected.grad_kernel, rtol=1e-9, atol=1e-7)
+
+
+@pytest.mark.parametrize("algorithm", ["shift", "winograd", "auto"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_non_finite_weight_reaches_only_the_input_pixels_it_read(bad, algorithm):
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((1, 9, 9, 2))
+    kernel = rng.standard_normal((3, 3, 2, 2))
+    kernel[0, 0, 1, 0] = bad  # top-left tap: 'same' padding puts it on zeros along two borders
+    grad = rng.standard_normal((1, 9, 9, 2))
+    with np.errstate(invalid="ignore"):
+        expected = reference.conv2d_backward(grad, x, kernel, padding="same")
+        got = convlayer.conv2d_backward(grad, x, kernel, padding="same", algorithm=algorithm)
+    np.testing.assert_array_equal(np.isnan(got.grad_x), np.isnan(expected.grad_x))
+    np.testing.assert_array_equal(np.isfinite(got.grad_x), np.isfinite(expected.grad_x))
+
+
+def test_compiled_loops_step_aside_when_their_rows_pass_the_budget(monkeypatch):
+    # Numba allocates outside tracemalloc's view, so the test checks the decision: a wide
+    # image under a small budget goes to the NumPy code, which splits rows (test_memory).
+    calls = []
+    for name in ("direct", "depthwise", "direct_kernel_gradient", "depthwise_kernel_gradient"):
+        original = getattr(compiled, name)
+        monkeypatch.setattr(compiled, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+    rng = np.random.default_rng(20)
+    x = rng.standard_normal((1, 3, 20000, 4)).astype(np.float32)
+    for kernel, groups in ((rng.standard_normal((3, 3, 4, 4)), 1), (rng.standard_normal((3, 3, 1, 4)), 4)):
+        algorithm = "shift" if groups == 1 else "depthwise"
+        expected = convlayer.conv2d(x, kernel, groups=groups, algorithm="im2col")
+        with convlayer.memory_budget(2**16):
+            got = convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm)
+            convlayer.conv2d_backward(np.ones_like(got), x, kernel, groups=groups, algorithm=algorithm)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+        assert calls == []
+        convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm)  # the default budget: fits
+        assert calls == ["direct" if groups == 1 else "depthwise"]
+        calls.clear()
+
+
+def test_auto_keeps_winograd_away_from_values_its_transforms_would_overflow():
+    # +-2e38 with alternating signs: the sum cancels to 0 (finite), but Winograd's d2 - d1
+    # overflows float32.
+    signs = (-1.0) ** np.add.outer(np.arange(8), np.arange(16))  # (-1)^(row + channel)
+    x = np.broadcast_to((2e38 * signs)[:, None, :], (8, 8, 16))[None].astype(np.float32)
+    kernel = np.full((3, 3, 16, 16), 1e-3, np.float32)
+    assert choose.finite(x) and _auto_pick(x, kernel) == "im2col"
+    assert np.isfinite(convlayer.conv2d(x, kernel)).all()
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert not np.isfinite(convlayer.conv2d(x, kernel, algorithm="winograd")).all()
+    assert _auto_pick(x / 1e30, kernel) == "winograd"

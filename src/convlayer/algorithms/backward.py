@@ -41,7 +41,9 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     outputs = geom.n * geom.out_h * geom.out_w * geom.k
     # A small layer is quickest in one pass over one patch matrix: fewer calls, fewer products.
     small = name == "auto" and kernel_route == "im2col" and outputs < choose.SHIFT_MIN_OUTPUTS
-    if name == "im2col" or small or _transposed_pads(geom, pad_mode) is None:
+    # A NaN or inf weight times the zeros that pad grad_out would reach input pixels that
+    # no window with that weight read: im2col's pass multiplies only what was read.
+    if name == "im2col" or small or _transposed_pads(geom, pad_mode) is None or not choose.finite(kernel):
         routes = {"input": "im2col", "kernel": "im2col"}
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget), routes
     routes = {"input": _input_gradient(kernel, geom, pad_mode, grad_out, grad_x, budget, name),

@@ -39,6 +39,7 @@ def set_memory_budget(nbytes: int) -> int:
     """
     nbytes = as_int("nbytes", nbytes, minimum=1)
     previous, _state["budget"] = _state["budget"], nbytes
+    _drop_kept_above(nbytes)
     return previous
 
 
@@ -55,6 +56,7 @@ def memory_budget(nbytes: int) -> Iterator[int]:
         yield nbytes
     finally:
         _state["budget"] = previous
+        _drop_kept_above(previous)
 
 
 # Buffers below this size are left to malloc, which reuses freed memory of that size anyway
@@ -92,6 +94,14 @@ def work_buffer(items: int, dtype) -> Iterator[np.ndarray]:
         yield kept[:nbytes].view(dtype)
     finally:
         _held["busy"] = False
+
+
+def _drop_kept_above(nbytes: int) -> None:
+    """Give back a kept buffer larger than a new budget (unless it is lent out right now)."""
+    with _lock:
+        kept = _held["buffer"]
+        if kept is not None and kept.nbytes > nbytes and not _held["busy"]:
+            _held["buffer"] = None
 
 
 def release_work_buffers() -> None:

@@ -73,6 +73,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
 FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
 FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
 FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
+WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
 WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
@@ -91,7 +92,8 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
        multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
        c * k`` (the transforms, then the product per frequency).
     3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
-       channels in and out, Numba installed, and x and the kernel finite: Winograd
+       channels in and out, Numba installed, and x and the kernel finite and at most
+       ``finfo.max / WINOGRAD_HEADROOM`` in size (:func:`bounded`): Winograd
        F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
     4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
        :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
@@ -109,9 +111,10 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
         name, _ = _direct_choice(geom)
         return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
     if winograd.unsupported(geom) is None and min(c, k) >= WINOGRAD_MIN_CHANNELS:
-        if finite(x) and finite(kernel):
+        if bounded(x, WINOGRAD_HEADROOM) and bounded(kernel, WINOGRAD_HEADROOM):
             return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
-        return "im2col", "not Winograd: the input is not finite (its transforms turn inf into NaN)"
+        return "im2col", ("not Winograd: the input is not finite or near the dtype's largest value "
+                          "(its transforms would turn inf, or an overflow, into NaN)")
     return _direct_choice(geom)
 
 
@@ -148,4 +151,18 @@ def finite(array: np.ndarray) -> bool:
     """
     if array.dtype.kind != "f":
         return True
-    return bool(np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float32))))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow just says "not finite"
+        return bool(np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float32))))
+
+
+def bounded(array: np.ndarray, headroom: float) -> bool:
+    """Two cheap passes (max, min; no copy): finite, and every value within ``finfo.max / headroom``.
+
+    A sum of finite values can cancel (``finite`` would pass ``[2e38, -2e38]``) while
+    Winograd's input transform, which subtracts neighbours, overflows on them.
+    """
+    if array.dtype.kind != "f" or array.size == 0:
+        return True
+    high, low = array.max(), array.min()
+    limit = np.finfo(array.dtype).max / headroom
+    return bool(np.isfinite(high) and np.isfinite(low) and max(float(high), -float(low)) <= limit)

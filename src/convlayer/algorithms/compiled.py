@@ -48,6 +48,25 @@ def usable(*arrays: np.ndarray) -> bool:
                              for a in arrays)
 
 
+# Per thread, beyond the rows below: the depthwise weight tiles (256 KiB at most) and the
+# depthwise kernel gradient's running products (1 MiB at most), in :mod:`._loops`.
+LOOP_EXTRA = 5 * 2**18
+
+
+def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+    """Whether the compiled loops' work memory for ``geom`` stays within ``budget`` bytes.
+
+    Each thread holds a ring of ``span_h`` padded input rows, a row of sums and a scratch
+    row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`; the
+    loops do not split rows, so for images wide enough to pass the budget the NumPy code
+    (which does) runs instead.
+    """
+    span_h = (geom.fh - 1) * geom.dilation[0] + 1
+    width = geom.out_w * geom.strides[1] + (geom.fw - 1) * geom.dilation[1] + geom.strides[1]
+    items = span_h * width * geom.c + 3 * geom.out_w * geom.k + geom.fh * geom.fw * geom.c * geom.k
+    return parallel.thread_count() * (items * itemsize + LOOP_EXTRA) <= budget
+
+
 def set_enabled(flag: bool) -> None:
     """Switch the compiled loops on (when Numba is installed) or off (NumPy paths throughout)."""
     _state["enabled"] = None if flag else False
@@ -57,7 +76,10 @@ def set_enabled(flag: bool) -> None:
 
 @contextmanager
 def use_compiled(flag: bool):
-    """``with use_compiled(False):`` runs the NumPy paths; the setting is restored after."""
+    """``with use_compiled(False):`` runs the NumPy paths; the setting is restored after.
+
+    The setting is process-wide (like the memory budget): other threads see it too.
+    """
     before = _state["enabled"]
     set_enabled(flag)
     try:

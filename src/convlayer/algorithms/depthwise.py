@@ -35,7 +35,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     ``kernel`` is (fh, fw, 1, k) with ``k = c * multiplier``; other arguments as for
     :func:`.im2col.correlate`. Returns ``out``.
     """
-    if out.size and geom.c and compiled.usable(x):
+    if out.size and geom.c and compiled.usable(x) and compiled.fits(geom, out.itemsize, budget):
         return compiled.depthwise(x, kernel, geom, pad_mode, out)
     multiplier = geom.k // max(geom.c, 1)
     weights = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier)
@@ -64,7 +64,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     multiplier = geom.k // max(geom.c, 1)
     if grad_out.size == 0 or geom.c == 0:
         return np.zeros((geom.fh, geom.fw, 1, geom.k), dtype)
-    if compiled.usable(x, grad_out):
+    if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
         return compiled.depthwise_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
     row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
     col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)

@@ -72,12 +72,28 @@ def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
 
 
-@functools.lru_cache(maxsize=256)
 def source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
     """For each padded position along an axis, the input index it copies (-1: a zero).
 
-    Cached (read-only): ``np.pad`` costs about 25 us, a fifth of a small layer's call.
+    Read-only. Maps of up to :data:`CACHED_INDEX` positions are cached: ``np.pad`` costs
+    about 25 us, a fifth of a small layer's call; longer ones are made each time (a cache
+    of them would keep megabytes per image width).
     """
+    pads = (int(pads[0]), int(pads[1]))
+    if size + sum(pads) <= CACHED_INDEX:
+        return _cached_index(size, pads, pad_mode)
+    return _index(size, pads, pad_mode)
+
+
+CACHED_INDEX = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
+    return _index(size, pads, pad_mode)
+
+
+def _index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
     indices = np.arange(size)
     if pad_mode == "constant":
         indices = np.pad(indices, pads, mode="constant", constant_values=-1)

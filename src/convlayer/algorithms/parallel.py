@@ -14,12 +14,14 @@ time as one thread (no gain, no loss).
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 _MAX_THREADS = 4  # element-wise work is memory-bound: more threads than this buy little
 
 _state: dict = {"pool": None}
+_lock = threading.Lock()
 
 
 def thread_count() -> int:
@@ -50,7 +52,8 @@ def run(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> No
 
 def _pool(threads: int) -> ThreadPoolExecutor:
     """The process's pool, created on first use (and again if more threads are needed)."""
-    pool = _state["pool"]
-    if pool is None or pool._max_workers < threads - 1:
-        pool = _state["pool"] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="convlayer")
-    return pool
+    with _lock:  # two first callers at once would each make one
+        pool = _state["pool"]
+        if pool is None or pool._max_workers < threads - 1:
+            pool = _state["pool"] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="convlayer")
+        return pool

@@ -54,7 +54,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     """
     if out.size == 0 or geom.c == 0:
         return accumulate(x, geom, pad_mode, out, budget, None)
-    if compiled.usable(x):
+    if compiled.usable(x) and compiled.fits(geom, out.itemsize, budget):
         return compiled.direct(x, kernel, geom, pad_mode, out)
     if geom.c == 1:  # one input channel: k multiplies per tap, no BLAS, both cores
         return accumulate(x, geom, pad_mode, out, budget, _planar_product(kernel[:, :, 0, :]),
@@ -205,7 +205,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     grad = np.zeros((geom.fh, geom.fw, geom.c, geom.k), dtype)
     if grad_out.size == 0 or geom.c == 0:
         return grad
-    if compiled.usable(x, grad_out):
+    if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
         return compiled.direct_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
     row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
     col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)

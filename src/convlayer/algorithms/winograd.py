@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, im2col
+from . import compiled, im2col, parallel
 from .buffers import work_buffer
 
 def unsupported(geom: ConvGeometry) -> "str | None":
@@ -75,10 +75,13 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
     cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
     per_task = 16 * tiles_w * (geom.c + geom.k)  # items of V and M per tile row
+    # each transform thread's rows: four input rows and their transform, 12 rows of sums
+    rows_memory = parallel.thread_count() * (8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k)
+    budget -= rows_memory * out.dtype.itemsize
     if per_task * out.dtype.itemsize > budget or not compiled.usable(x):
         # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
         # float16, which the compiled transforms cannot read: im2col converts it by blocks.
-        return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
+        return im2col.correlate(x, kernel, geom, pad_mode, out, budget + rows_memory * out.dtype.itemsize)
     u = kernel_transform(kernel, out.dtype)
     tasks = geom.n * tiles_h
     block = max(1, min(tasks, budget // (per_task * out.dtype.itemsize)))
