@@ -354,10 +354,13 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
     runs = np.zeros((fh, fw, ow * c if flat else 0), total.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
-        for j in range(ow):
-            for ch in range(c):
-                for q in range(m):
-                    grad[j, q, ch] = grad_out[img, i, j, ch * m + q]
+        if m == 1:  # the row as it is: one copy loop (a view would do, but not for every layout)
+            _copy(grad.reshape(ow, c), grad_out[img, i])
+        else:
+            for j in range(ow):
+                for ch in range(c):
+                    for q in range(m):
+                        grad[j, q, ch] = grad_out[img, i, j, ch * m + q]
         for a in range(fh):
             slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
             if stale:
