@@ -23,17 +23,27 @@ class NumPyPath(str):
     """An algorithm name whose test runs the algorithm's NumPy code, not the compiled loops."""
 
 
+class RowBlocks(str):
+    """'im2col' through its row blocks on every thread (compiled.im2col_rows), whatever the size."""
+
+
 # 'shift' and 'depthwise' run Numba's compiled loops (the test extra installs Numba); each
-# also appears as a NumPyPath, which runs its NumPy code with the compiled loops off.
-ALGORITHMS = ["im2col", "shift", "depthwise", "fft", "winograd", NumPyPath("shift"), NumPyPath("depthwise")]
-ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "winograd", "shift-numpy", "depthwise-numpy"]
+# also appears as a NumPyPath, which runs its NumPy code with the compiled loops off. Large
+# im2col calls run in row blocks; RowBlocks sends the small test cases that way too.
+ALGORITHMS = ["im2col", "shift", "depthwise", "fft", "winograd", NumPyPath("shift"), NumPyPath("depthwise"),
+              RowBlocks("im2col")]
+ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "winograd", "shift-numpy", "depthwise-numpy",
+                 "im2col-rows"]
 
 
 @pytest.fixture(autouse=True)
-def _compiled_or_numpy(request):
-    """Switch the compiled loops off for a test whose ``algorithm`` is a NumPyPath."""
+def _compiled_or_numpy(request, monkeypatch):
+    """Switch the compiled loops off for a NumPyPath; row blocks at any size for RowBlocks."""
     params = getattr(getattr(request.node, "callspec", None), "params", {})
-    with compiled.use_compiled(not isinstance(params.get("algorithm"), NumPyPath)):
+    algorithm = params.get("algorithm")
+    if isinstance(algorithm, RowBlocks):
+        monkeypatch.setattr(compiled, "ROWS_MIN", 0)
+    with compiled.use_compiled(not isinstance(algorithm, NumPyPath)):
         yield
 
 

@@ -31,6 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..shapes import ConvGeometry, span
 from . import banks as banked
+from . import compiled, parallel
 from .buffers import Block, blocks, plan_blocks, work_buffer
 
 
@@ -51,6 +52,8 @@ def correlate(
         out[...] = 0
         return out
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
+    if banks is None and _row_blocks(x, geom, out.itemsize, budget):
+        return compiled.im2col_rows(x, weights[0], geom, pad_mode, out, budget)
     row_map = source_index(geom.h, geom.pads[0], pad_mode)
     col_map = source_index(geom.w, geom.pads[1], pad_mode)
     # A reflected, symmetric, edge or wrapped slab is gathered by fancy indexing, whose
@@ -63,6 +66,17 @@ def correlate(
         for block in blocks(geom.n, geom.out_h, geom.out_w, size):
             _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
     return out
+
+
+def _row_blocks(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+    """Whether :func:`.compiled.im2col_rows` computes this call: groups=1, a patch matrix to
+    make (not 1x1 at stride 1), at least :data:`.compiled.ROWS_MIN` patch rows, Numba and
+    threadpoolctl installed, and a block of one output row per thread within the budget."""
+    one_by_one = geom.fh == geom.fw == 1 and geom.strides == (1, 1)
+    one_row = geom.out_w * (geom.fh * geom.fw * geom.c + geom.k) * itemsize
+    return (geom.groups == 1 and not one_by_one and geom.n * geom.out_h * geom.out_w >= compiled.ROWS_MIN
+            and compiled.usable(x) and compiled.blocked_gemm_ready()
+            and compiled.fits(geom, itemsize, budget - parallel.thread_count() * one_row))
 
 
 def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
