@@ -175,9 +175,10 @@ def depthwise_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dt
 
 
 # im2col in row blocks on every core (:func:`im2col_rows`): patch rows per block, and the
-# fewest patch rows for which auto takes it (below, one GEMM on BLAS's threads is as good).
+# fewest patch rows for which im2col takes them. Measured, blocks against one product:
+# 4096 rows (64x8x8x1, 3x3) 0.22 against 0.13 ms; 16384 rows (4x64x64x3) 0.35 against 0.58.
 ROWS_PER_BLOCK = 2048
-ROWS_MIN = 2**15
+ROWS_MIN = 2**13
 
 
 def blocked_gemm_ready() -> bool:
