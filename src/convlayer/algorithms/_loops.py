@@ -385,34 +385,3 @@ def _add_to(target, values):
     for t in range(target.shape[0]):
         target[t] += values[t]
 
-
-@numba.njit(**_OPTIONS)
-def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, first, last):
-    """im2col's patch matrix of output rows ``first .. last - 1`` (task ``img * out_h + i``).
-
-    ``patches`` is (rows * ow, fh * fw * c): item ``(a * fw + b) * c + ch`` of pixel j is
-    padded x at tap (a, b); padded input rows come from a ring as in :func:`depthwise`.
-    """
-    c = x.shape[3]
-    width = (ow - 1) * sw + (fw - 1) * dw + 1
-    ring = np.empty(((fh - 1) * dh + 1, width, c), patches.dtype)
-    keys = np.full(ring.shape[0], -1)
-    for task in range(first, last):
-        img, i = task // oh, task % oh
-        base = (task - first) * ow
-        for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            flat = ring[slot].reshape(width * c)
-            for j in range(ow):
-                target = patches[base + j, a * fw * c : (a + 1) * fw * c]
-                if dw == 1:  # the row's fw taps are fw * c consecutive values
-                    source = flat[j * sw * c : (j * sw + fw) * c]
-                    for t in range(fw * c):
-                        target[t] = source[t]
-                else:
-                    for b in range(fw):
-                        source = flat[(j * sw + b * dw) * c : (j * sw + b * dw + 1) * c]
-                        for ch in range(c):
-                            target[b * c + ch] = source[ch]

@@ -94,11 +94,11 @@ def compile_seconds() -> float:
 
 
 def _loop(name: str):
-    """The compiled loop ``name``, from :mod:`._loops` or :mod:`._winograd_loops` (imported now)."""
+    """The compiled loop ``name``, from :mod:`._loops` or :mod:`._gemm_loops` (imported now)."""
     if _state["loops"] is None:
-        from . import _loops, _winograd_loops
+        from . import _loops, _gemm_loops
 
-        _state["loops"] = (_loops, _winograd_loops)
+        _state["loops"] = (_loops, _gemm_loops)
     for module in _state["loops"]:
         if hasattr(module, name):
             return getattr(module, name)

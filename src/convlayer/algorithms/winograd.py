@@ -6,7 +6,7 @@ and kernel ``g``, summed over channels. The 16 products per tile, summed over ch
 16 matrix products ``V[xi] @ U[xi]`` of shape ``(tiles, c) @ (c, k)`` where im2col makes
 one ``(4 * tiles, 9 c) @ (9 c, k)``: 16 c k multiply-adds per tile of 4 pixels instead of
 36 c k. The transforms (``B^T d B`` of every tile, ``A^T M A`` of every product) are
-additions only; they run in compiled loops (:mod:`._winograd_loops`, Numba) on both cores,
+additions only; they run in compiled loops (:mod:`._gemm_loops`, Numba) on both cores,
 so this algorithm needs Numba. Work memory (``V``: 16 c numbers per tile, ``M``: 16 k) is
 planned in blocks of tile rows within the budget, in the kept work buffer (:mod:`.buffers`);
 an image so wide that one row of tiles passes the budget goes to im2col, which can split

@@ -1,6 +1,8 @@
-"""The compiled transforms of :mod:`.winograd` (F(2x2, 3x3)); this module imports Numba.
+"""Compiled loops around matrix products: im2col's patch rows (:func:`patch_rows`, for
+:func:`.compiled.im2col_rows`) and the transforms of :mod:`.winograd` (F(2x2, 3x3)).
+This module imports Numba, as :mod:`._loops` does, whose row helpers it shares.
 
-A *task* is one row of output tiles of one image: tile row ``ti`` covers output rows
+Winograd: a *task* is one row of output tiles of one image: tile row ``ti`` covers output rows
 ``2 ti, 2 ti + 1`` and reads padded input rows ``2 ti .. 2 ti + 3``. ``V`` and ``M`` hold
 a block of tasks from ``task0`` on; each loop takes the block's tasks ``first .. last - 1``
 (one thread's share, as in :mod:`._loops`), task ``task0 + t`` holding tiles
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._loops import _OPTIONS, _fill_last
+from ._loops import _OPTIONS, _fill_last, _ring_slot
 
 
 @numba.njit(**_OPTIONS)
@@ -105,3 +107,35 @@ def winograd_output(M, tiles_h, tiles_w, out, task0, first, last):
                         pixel = target[col]
                         for q in range(k):
                             pixel[q] = source[q]
+
+
+@numba.njit(**_OPTIONS)
+def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, first, last):
+    """im2col's patch matrix of output rows ``first .. last - 1`` (task ``img * out_h + i``).
+
+    ``patches`` is (rows * ow, fh * fw * c): item ``(a * fw + b) * c + ch`` of pixel j is
+    padded x at tap (a, b); padded input rows come from a ring as in :func:`._loops.depthwise`.
+    """
+    c = x.shape[3]
+    width = (ow - 1) * sw + (fw - 1) * dw + 1
+    ring = np.empty(((fh - 1) * dh + 1, width, c), patches.dtype)
+    keys = np.full(ring.shape[0], -1)
+    for task in range(first, last):
+        img, i = task // oh, task % oh
+        base = (task - first) * ow
+        for a in range(fh):
+            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
+            if stale:
+                _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
+            flat = ring[slot].reshape(width * c)
+            for j in range(ow):
+                target = patches[base + j, a * fw * c : (a + 1) * fw * c]
+                if dw == 1:  # the row's fw taps are fw * c consecutive values
+                    source = flat[j * sw * c : (j * sw + fw) * c]
+                    for t in range(fw * c):
+                        target[t] = source[t]
+                else:
+                    for b in range(fw):
+                        source = flat[(j * sw + b * dw) * c : (j * sw + b * dw + 1) * c]
+                        for ch in range(c):
+                            target[b * c + ch] = source[ch]
