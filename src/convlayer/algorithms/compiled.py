@@ -133,8 +133,7 @@ def run(name: str, tasks: int, *args, sums=None) -> None:
 
 def _maps(geom: ConvGeometry, pad_mode: str):
     """The row and column index maps, and the padding before the first column."""
-    return (im2col.source_index(geom.h, geom.pads[0], pad_mode),
-            im2col.source_index(geom.w, geom.pads[1], pad_mode), geom.pads[1][0])
+    return (*im2col.index_maps(geom, pad_mode), geom.pads[1][0])
 
 
 def direct(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:

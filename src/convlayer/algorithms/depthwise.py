@@ -66,8 +66,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
         return np.zeros((geom.fh, geom.fw, 1, geom.k), dtype)
     if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
         return compiled.depthwise_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
-    row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = im2col.index_maps(geom, pad_mode)
     threads = parallel.thread_count()
     cost = _gradient_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, min(budget // threads, shift.BLOCK_BYTES))

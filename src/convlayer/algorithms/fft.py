@@ -54,8 +54,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
         return out
     backend, fast_len = _backend()
     dilated = _dilated(kernel, geom.dilation)
-    row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = im2col.index_maps(geom, pad_mode)
     slabs = 1 if pad_mode == "constant" else 3
     cost = _block_cost(geom, out.dtype.itemsize, slabs, fast_len)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
@@ -167,8 +166,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
         return grad[:: geom.dilation[0], :: geom.dilation[1]].copy()
     backend, fast_len = _backend()
     kwargs = _workers(backend)
-    row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = im2col.index_maps(geom, pad_mode)
     forward_cost = _block_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3, fast_len)
 
     def cost(images: int, rows: int, cols: int) -> int:

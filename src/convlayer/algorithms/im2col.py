@@ -54,8 +54,7 @@ def correlate(
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     if banks is None and _row_blocks(x, geom, out.itemsize, budget):
         return compiled.im2col_rows(x, weights[0], geom, pad_mode, out, budget)
-    row_map = source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = index_maps(geom, pad_mode)
     # A reflected, symmetric, edge or wrapped slab is gathered by fancy indexing, whose
     # temporaries come to about two more slabs (measured with tracemalloc).
     slabs = 2 if pad_mode == "constant" else 4
@@ -84,6 +83,11 @@ def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     fh, fw, cg, k = kernel.shape
     per_group = kernel.reshape(fh, fw, cg, groups, k // groups).transpose(3, 0, 1, 2, 4)
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
+
+
+def index_maps(geom: ConvGeometry, pad_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The row and the column :func:`source_index` maps of a convolution's padded input."""
+    return source_index(geom.h, geom.pads[0], pad_mode), source_index(geom.w, geom.pads[1], pad_mode)
 
 
 def source_index(size: int, pads: tuple[int, int], pad_mode: str) -> np.ndarray:
@@ -261,8 +265,7 @@ def correlate_backward(
         grad_weights = np.zeros(weights.shape, dtype)
     if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
         return _kernel_gradient(grad_weights, kernel.shape, banks)
-    row_map = source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = index_maps(geom, pad_mode)
     # Work holds a slab and its gradient. Gathering a reflected or wrapped slab (fancy
     # indexing) and np.add.at onto the border each make up to about three slabs of
     # temporaries (values and broadcast indices), one after the other: plan for five.

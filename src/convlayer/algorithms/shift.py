@@ -96,8 +96,7 @@ def accumulate(x: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray
     if geom.c == 0:  # no input channels: every sum is empty
         out[...] = 0
         return out
-    row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = im2col.index_maps(geom, pad_mode)
     slabs = 1 if pad_mode == "constant" else 3  # gathering by fancy index: two temporaries
     cost = _block_cost(geom, out.dtype.itemsize, slabs)
     threads = max(1, threads)
@@ -207,8 +206,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
         return grad
     if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
         return compiled.direct_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
-    row_map = im2col.source_index(geom.h, geom.pads[0], pad_mode)
-    col_map = im2col.source_index(geom.w, geom.pads[1], pad_mode)
+    row_map, col_map = im2col.index_maps(geom, pad_mode)
     cost = _block_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     work = np.empty(_block_cost(geom, dtype.itemsize, 1)(*size) // dtype.itemsize + 1, dtype)
