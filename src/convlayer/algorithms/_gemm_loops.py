@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._loops import _OPTIONS, _fill_last, _ring_slot
+from ._loops import _OPTIONS, _fill_last, _last_slot
 
 
 @numba.njit(**_OPTIONS)
@@ -124,10 +124,7 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
         img, i = task // oh, task % oh
         base = (task - first) * ow
         for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            flat = ring[slot].reshape(width * c)
+            flat = ring[_last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)].reshape(width * c)
             for j in range(ow):
                 target = patches[base + j, a * fw * c : (a + 1) * fw * c]
                 if dw == 1:  # the row's fw taps are fw * c consecutive values

@@ -148,6 +148,28 @@ def _ring_slot(img, p, rows, keys):
     return slot, stale
 
 
+@numba.njit(**_OPTIONS)
+def _planar_slot(x, img, p, rows, cols, left, ring, keys):
+    """The slot of ``ring`` that holds padded row ``p`` of image ``img``, planar (filled if stale).
+
+    One helper per row layout: passing the fill function as an argument stops Numba from
+    caching the loops on disk.
+    """
+    slot, stale = _ring_slot(img, p, rows, keys)
+    if stale:
+        _fill_planar(x, img, rows[p], cols, left, ring[slot])
+    return slot
+
+
+@numba.njit(**_OPTIONS)
+def _last_slot(x, img, p, rows, cols, left, ring, keys):
+    """The slot of ``ring`` that holds padded row ``p`` of image ``img``, channels-last."""
+    slot, stale = _ring_slot(img, p, rows, keys)
+    if stale:
+        _fill_last(x, img, rows[p], cols, left, ring[slot])
+    return slot
+
+
 @numba.njit(fastmath={"contract"}, **_OPTIONS)
 def _axpy(acc, weight, src, start):
     """acc[j] += weight * src[start + j] for every j (fused multiply-adds where the CPU has them)."""
@@ -260,10 +282,7 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
         img, i = task // oh, task % oh
         acc[:] = 0
         for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_planar(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            line = ring[slot]
+            line = ring[_planar_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
             for b in range(fw):
                 for ch in range(c):
                     for q in range(k):
@@ -293,10 +312,7 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     for task in range(first, last):
         img, i = task // oh, task % oh
         for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            slots[a] = slot
+            slots[a] = _last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)
         if flat:
             row, in_place = _row_of(out, img, i, acc.reshape(ow * k))
             _sum_taps(row, ring, slots, tiles, fw, dw)
@@ -328,10 +344,7 @@ def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total,
             for q in range(k):
                 grad[q, j] = grad_out[img, i, j, q]
         for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_planar(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            line = ring[slot]
+            line = ring[_planar_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
             for b in range(fw):
                 for ch in range(c):
                     for q in range(k):
@@ -362,10 +375,7 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
                     for q in range(m):
                         grad[j, q, ch] = grad_out[img, i, j, ch * m + q]
         for a in range(fh):
-            slot, stale = _ring_slot(img, i * sh + a * dh, rows, keys)
-            if stale:
-                _fill_last(x, img, rows[i * sh + a * dh], cols, left, ring[slot])
-            line = ring[slot]
+            line = ring[_last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
             for b in range(fw):
                 if flat:
                     pixels = line.reshape(line.size)[b * dw * c : b * dw * c + ow * c]
