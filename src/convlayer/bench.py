@@ -144,11 +144,12 @@ def time_calls(calls: "dict[str, Callable]", reps_time: float) -> dict[str, floa
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
-def work_memory(call: Callable[[], object]) -> int:
-    """Peak bytes that ``call()`` allocates beyond what it returns (tracemalloc).
+def work_memory(call: Callable[[], object]) -> tuple[int, object]:
+    """``(bytes, result)``: the peak that ``call()`` allocates beyond what it returns, and
+    what it returns (tracemalloc; a tuple result counts all its arrays as returned).
 
     The work buffer that conv2d keeps between calls is given back first, so that the
-    call's own allocation of it is counted.
+    call's own allocation of it is counted. The tests measure with this too.
     """
     release_work_buffers()
     tracemalloc.start()
@@ -158,7 +159,7 @@ def work_memory(call: Callable[[], object]) -> int:
     finally:
         tracemalloc.stop()
     returned = sum(a.nbytes for a in (result if isinstance(result, tuple) else (result,)))
-    return max(peak - returned, 0)
+    return max(peak - returned, 0), result
 
 
 def auto_choice(case: Case, x: np.ndarray, kernel: np.ndarray) -> tuple[str, str]:
@@ -183,7 +184,7 @@ def forward_row(case: Case, rng: np.random.Generator, reps_time: float, peers: d
     medians = time_calls(calls, reps_time)
     algorithm, why = auto_choice(case, x, kernel)
     row = dict(shape=case.name, algorithm=algorithm, why=why,
-               work_mib=work_memory(calls["convlayer"]) / 2**20, ms={k: v * 1e3 for k, v in medians.items()})
+               work_mib=work_memory(calls["convlayer"])[0] / 2**20, ms={k: v * 1e3 for k, v in medians.items()})
     return _with_ratios(row, medians)
 
 
@@ -196,7 +197,7 @@ def backward_row(case: Case, rng: np.random.Generator, reps_time: float, peers: 
     for peer in peers.values():
         calls.update(peer.backward(case, x, kernel, grad))
     medians = time_calls(calls, reps_time)
-    row = dict(shape=case.name, work_mib=work_memory(calls["convlayer"]) / 2**20,
+    row = dict(shape=case.name, work_mib=work_memory(calls["convlayer"])[0] / 2**20,
                ms={k: v * 1e3 for k, v in medians.items()})
     return _with_ratios(row, medians)
 

@@ -114,8 +114,6 @@ def run(name: str, tasks: int, *args, sums=None) -> None:
     from the cache) counts as compile time, whole.
     """
     loop = _loop(name)
-    known = len(loop.signatures)
-    start = time.perf_counter()
     threads = max(1, min(parallel.thread_count(), tasks))
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]
@@ -124,9 +122,19 @@ def run(name: str, tasks: int, *args, sums=None) -> None:
         for index in part:
             loop(*args, *totals[index], *shares[index])
 
-    parallel.run(worker, list(range(threads)), threads)
+    with _compile_clock(loop):
+        parallel.run(worker, list(range(threads)), threads)
     for (total,) in totals[1:] if sums is not None else ():
         sums += total
+
+
+@contextmanager
+def _compile_clock(loop):
+    """Count the block's time as compile time if it compiled ``loop`` for new argument
+    types (or loaded them from the cache): the whole call, its one run included."""
+    known = len(loop.signatures)
+    start = time.perf_counter()
+    yield
     if len(loop.signatures) > known:
         _state["compile_seconds"] += time.perf_counter() - start
 
@@ -214,8 +222,6 @@ def im2col_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, out: 
     starts = iter(range(0, tasks, per_block))  # next() hands out blocks: one at a time (GIL)
     flat_out = out.reshape(tasks * geom.out_w, k) if out.flags.c_contiguous else None
     loop = _loop("patch_rows")
-    known = len(loop.signatures)
-    start_time = time.perf_counter()
 
     def worker(_):
         patches = np.empty((per_block * geom.out_w, length), out.dtype)
@@ -233,8 +239,6 @@ def im2col_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, out: 
                 row = product[(task - first) * geom.out_w : (task - first + 1) * geom.out_w]
                 out[task // geom.out_h, task % geom.out_h] = row
 
-    with _state["threadpools"].limit(limits=1, user_api="blas"):
+    with _state["threadpools"].limit(limits=1, user_api="blas"), _compile_clock(loop):
         parallel.run(worker, list(range(threads)), threads)
-    if len(loop.signatures) > known:
-        _state["compile_seconds"] += time.perf_counter() - start_time
     return out
