@@ -70,7 +70,8 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
         return "depthwise"
     if name == "fft":
         return "fft"
-    if name == "auto" and choose.auto_choice(x, kernel, geom)[0] == "fft" and choose.finite(grad_out):
+    if (name == "auto" and choose.prefers_fft(geom) and choose.finite(x) and choose.finite(kernel)
+            and choose.finite(grad_out)):
         return "fft"
     if name == "shift" or (name == "auto" and choose.prefers_shift(geom)):
         return "shift" if geom.strides == (1, 1) else "im2col"

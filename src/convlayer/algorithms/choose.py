@@ -102,9 +102,8 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
     if geom.groups == c > 1:
         return "depthwise", "groups == channels: a per-channel multiply per tap, no patch matrix"
-    fft_work = _fft_work(geom)
-    if fft_work is not None and fft_work < taps * c * k:
-        why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{fft_work:.0f} < direct {taps * c * k} "
+    if prefers_fft(geom):
+        why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{_fft_work(geom):.0f} < direct {taps * c * k} "
                f"multiply-adds per pixel")
         if finite(x) and finite(kernel):
             return "fft", why
@@ -118,8 +117,15 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
     return _direct_choice(geom)
 
 
+def prefers_fft(geom: ConvGeometry) -> bool:
+    """Rule 2 of :func:`auto_choice` without its finiteness check (used for the kernel's
+    gradient too, which checks only what it needs instead of deciding every rule)."""
+    fft_work = _fft_work(geom)
+    return fft_work is not None and fft_work < geom.fh * geom.fw * geom.c * geom.k
+
+
 def prefers_shift(geom: ConvGeometry) -> bool:
-    """Rule 3 of :func:`auto_choice` (used for the kernel's gradient too)."""
+    """Rule 4 of :func:`auto_choice` (used for the kernel's gradient too)."""
     outputs = geom.n * geom.out_h * geom.out_w * geom.k
     return (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
             and outputs >= SHIFT_MIN_OUTPUTS)
