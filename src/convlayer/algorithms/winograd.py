@@ -77,14 +77,14 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     per_task = 16 * tiles_w * (geom.c + geom.k)  # items of V and M per tile row
     # each transform thread's rows: four input rows and their transform, 12 rows of sums
     rows_memory = parallel.thread_count() * (8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k)
-    budget -= rows_memory * out.dtype.itemsize
-    if per_task * out.dtype.itemsize > budget or not compiled.usable(x):
+    room = budget - rows_memory * out.dtype.itemsize  # for V and M
+    if per_task * out.dtype.itemsize > room or not compiled.usable(x):
         # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
         # float16, which the compiled transforms cannot read: im2col converts it by blocks.
-        return im2col.correlate(x, kernel, geom, pad_mode, out, budget + rows_memory * out.dtype.itemsize)
+        return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
     u = kernel_transform(kernel, out.dtype)
     tasks = geom.n * tiles_h
-    block = max(1, min(tasks, budget // (per_task * out.dtype.itemsize)))
+    block = max(1, min(tasks, room // (per_task * out.dtype.itemsize)))
     with work_buffer(block * per_task, out.dtype) as work:
         for task0 in range(0, tasks, block):
             count = min(block, tasks - task0)
