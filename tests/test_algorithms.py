@@ -10,6 +10,7 @@ roundoff times log2 of the transform size times B, whatever the pixel (measured 
 """
 
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -527,3 +528,21 @@ def test_auto_keeps_winograd_away_from_values_its_transforms_would_overflow():
     with np.errstate(over="ignore", invalid="ignore"):
         assert not np.isfinite(convlayer.conv2d(x, kernel, algorithm="winograd")).all()
     assert _auto_pick(x / 1e30, kernel) == "winograd"
+
+
+@pytest.mark.parametrize("algorithm", ["winograd", RowBlocks("im2col"), NumPyPath("shift"), NumPyPath("depthwise")],
+                         ids=["winograd", "im2col-rows", "shift-numpy", "depthwise-numpy"])
+def test_the_callers_errstate_holds_on_every_thread(algorithm):
+    # NumPy keeps np.errstate per thread: blocks run on the pool's threads must see the
+    # caller's, or an inf input warns from a worker where the caller said ignore. (The
+    # compiled loops set no floating-point flags: only NumPy's operations can warn.)
+    x = np.full((4, 12, 12, 16), np.inf, np.float32)
+    groups = 16 if algorithm == "depthwise" else 1
+    # inf - inf in NumPy's sums on every block: across channels, or across columns (depthwise)
+    np.moveaxis(x, 3 if groups == 1 else 2, 0)[::2] = -np.inf
+    kernel = np.ones((3, 3, 16 // groups, 16), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(all="ignore"):
+            got = convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm)
+    assert np.isnan(got).all()

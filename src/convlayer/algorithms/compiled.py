@@ -93,7 +93,7 @@ def compile_seconds() -> float:
     return _state["compile_seconds"]
 
 
-def _loop(name: str):
+def loop(name: str):
     """The compiled loop ``name``, from :mod:`._loops` or :mod:`._gemm_loops` (imported now)."""
     if _state["loops"] is None:
         from . import _loops, _gemm_loops
@@ -113,29 +113,29 @@ def run(name: str, tasks: int, *args, sums=None) -> None:
     ``sums`` at the end. A run that compiled the loop for new argument types (or loaded it
     from the cache) counts as compile time, whole.
     """
-    loop = _loop(name)
+    body = loop(name)
     threads = max(1, min(parallel.thread_count(), tasks))
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]
 
     def worker(part):
         for index in part:
-            loop(*args, *totals[index], *shares[index])
+            body(*args, *totals[index], *shares[index])
 
-    with _compile_clock(loop):
+    with _compile_clock(body):
         parallel.run(worker, list(range(threads)), threads)
     for (total,) in totals[1:] if sums is not None else ():
         sums += total
 
 
 @contextmanager
-def _compile_clock(loop):
-    """Count the block's time as compile time if it compiled ``loop`` for new argument
-    types (or loaded them from the cache): the whole call, its one run included."""
-    known = len(loop.signatures)
+def _compile_clock(*loops):
+    """Count the block's time as compile time if it compiled one of ``loops`` for new
+    argument types (or loaded them from the cache): the whole call, its one run included."""
+    known = sum(len(each.signatures) for each in loops)
     start = time.perf_counter()
     yield
-    if len(loop.signatures) > known:
+    if sum(len(each.signatures) for each in loops) > known:
         _state["compile_seconds"] += time.perf_counter() - start
 
 
@@ -219,26 +219,41 @@ def im2col_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, out: 
     per_row = geom.out_w * (length + k) * out.itemsize  # a block's patches and product
     per_block = max(1, min(ROWS_PER_BLOCK // max(geom.out_w, 1), budget // (threads * per_row)))
     tasks = geom.n * geom.out_h
-    starts = iter(range(0, tasks, per_block))  # next() hands out blocks: one at a time (GIL)
     flat_out = out.reshape(tasks * geom.out_w, k) if out.flags.c_contiguous else None
-    loop = _loop("patch_rows")
+    fill = loop("patch_rows")
+    buffers = [(np.empty((per_block * geom.out_w, length), out.dtype),
+                np.empty((per_block * geom.out_w, k), out.dtype)) for _ in range(threads)]
 
-    def worker(_):
-        patches = np.empty((per_block * geom.out_w, length), out.dtype)
-        product = np.empty((per_block * geom.out_w, k), out.dtype)
-        for first in starts:
-            last = min(first + per_block, tasks)
-            count = (last - first) * geom.out_w
-            loop(x, rows, cols, left, geom.fh, geom.fw, *geom.strides, *geom.dilation, geom.out_h,
-                 geom.out_w, patches, first, last)
-            if flat_out is not None:
-                np.matmul(patches[:count], weights, out=flat_out[first * geom.out_w : last * geom.out_w])
-                continue
-            np.matmul(patches[:count], weights, out=product[:count])
-            for task in range(first, last):  # a strided output (channels-first): row by row
-                row = product[(task - first) * geom.out_w : (task - first + 1) * geom.out_w]
-                out[task // geom.out_h, task % geom.out_h] = row
+    def block(first, last, thread):
+        patches, product = buffers[thread]
+        count = (last - first) * geom.out_w
+        fill(x, rows, cols, left, geom.fh, geom.fw, *geom.strides, *geom.dilation, geom.out_h,
+             geom.out_w, patches, first, last)
+        if flat_out is not None:
+            np.matmul(patches[:count], weights, out=flat_out[first * geom.out_w : last * geom.out_w])
+            return
+        np.matmul(patches[:count], weights, out=product[:count])
+        for task in range(first, last):  # a strided output (channels-first): row by row
+            row = product[(task - first) * geom.out_w : (task - first + 1) * geom.out_w]
+            out[task // geom.out_h, task % geom.out_h] = row
 
-    with _state["threadpools"].limit(limits=1, user_api="blas"), _compile_clock(loop):
-        parallel.run(worker, list(range(threads)), threads)
+    run_blocks(block, tasks, per_block, threads, fill)
     return out
+
+
+def run_blocks(block, tasks: int, per_block: int, threads: int, *loops) -> None:
+    """Call ``block(first, last, thread)`` for tasks ``first .. last - 1`` in blocks of
+    ``per_block``, on ``threads`` threads (``thread``: 0 .. threads - 1, for its buffers),
+    with BLAS held to one thread (threadpoolctl; restored after). Blocks go to whichever
+    thread is free next. ``loops``: the compiled loops whose compile time this counts.
+    Needs :func:`blocked_gemm_ready`.
+    """
+    starts = iter(range(0, tasks, per_block))  # next() hands out blocks: one at a time (GIL)
+
+    def worker(part):
+        for thread in part:
+            for first in starts:
+                block(first, min(first + per_block, tasks), thread)
+
+    with _state["threadpools"].limit(limits=1, user_api="blas"), _compile_clock(*loops):
+        parallel.run(worker, list(range(threads)), threads)

@@ -18,6 +18,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
+import numpy as np
+
 _MAX_THREADS = 4  # element-wise work is memory-bound: more threads than this buy little
 
 _state: dict = {"pool": None}
@@ -37,14 +39,21 @@ def run(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> No
     """Call ``worker(part)`` on ``threads`` interleaved parts of ``items``, in parallel.
 
     With one thread, or fewer than two items, everything runs here, in this thread.
-    Exceptions raised by a worker are raised here.
+    Exceptions raised by a worker are raised here; the workers run under the caller's
+    ``np.errstate`` (NumPy keeps it per thread).
     """
     threads = min(threads, len(items))
     if threads <= 1:
         worker(items)
         return
     pool = _pool(threads)
-    futures = [pool.submit(worker, items[i::threads]) for i in range(1, threads)]
+    settings = np.geterr()  # NumPy's error state is per thread: the workers take the caller's
+
+    def with_settings(part):
+        with np.errstate(**settings):
+            worker(part)
+
+    futures = [pool.submit(with_settings, items[i::threads]) for i in range(1, threads)]
     worker(items[0::threads])  # this thread takes a share too
     for future in futures:
         future.result()

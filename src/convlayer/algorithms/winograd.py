@@ -6,11 +6,13 @@ and kernel ``g``, summed over channels. The 16 products per tile, summed over ch
 16 matrix products ``V[xi] @ U[xi]`` of shape ``(tiles, c) @ (c, k)`` where im2col makes
 one ``(4 * tiles, 9 c) @ (9 c, k)``: 16 c k multiply-adds per tile of 4 pixels instead of
 36 c k. The transforms (``B^T d B`` of every tile, ``A^T M A`` of every product) are
-additions only; they run in compiled loops (:mod:`._gemm_loops`, Numba) on both cores,
-so this algorithm needs Numba. Work memory (``V``: 16 c numbers per tile, ``M``: 16 k) is
-planned in blocks of tile rows within the budget, in the kept work buffer (:mod:`.buffers`);
-an image so wide that one row of tiles passes the budget goes to im2col, which can split
-rows, and so does a big-endian or float16 input.
+additions only; they run in compiled loops (:mod:`._gemm_loops`, Numba). Each thread takes
+a block of tile rows at a time through the whole pipeline, input transform, the 16 products
+on one BLAS thread (threadpoolctl), output transform, so the block's ``V`` (16 c numbers per
+tile) and ``M`` (16 k) stay in its core's cache: this algorithm needs Numba and threadpoolctl
+(``convlayer[fast]``). The blocks live in the kept work buffer (:mod:`.buffers`), within the
+budget; an image so wide that one row of tiles per thread passes the budget goes to im2col,
+which can split rows, and so does a big-endian or float16 input.
 
 Accuracy. The kernel transform multiplies by 1/2 and the input transform adds four pixels
 with signs, so an output is a sum of products each off by a few units of roundoff of
@@ -38,8 +40,9 @@ def unsupported(geom: ConvGeometry) -> "str | None":
                 f"strides={geom.strides}, dilation={geom.dilation})")
     if geom.groups != 1:
         return f"it needs groups=1 (got groups={geom.groups})"
-    if not compiled.enabled():
-        return "its transforms are compiled loops: it needs Numba (pip install numba)"
+    if not compiled.blocked_gemm_ready():
+        return ("its transforms are compiled loops run beside one-thread BLAS products: it needs "
+                "Numba and threadpoolctl (pip install convlayer[fast])")
     return None
 
 
@@ -62,37 +65,59 @@ def _apply_g(g: np.ndarray, axis: int) -> np.ndarray:
     return np.stack([g0, outer + middle, outer - middle, g2], axis=axis)
 
 
+# V and M of one thread's block of tile rows (the rest of a layer's V and M is never made):
+# a block small enough to stay in the core's cache from input transform through the 16
+# products to the output transform. Measured on the speed suite's three 3x3 layers, blocks
+# of 1, 2, 4 and 8 MiB: 2 MiB best on all three (8 tile rows of each), 6-7 ms against
+# 8.5-12.4 for one budget-sized block transformed on both cores and multiplied by BLAS's threads.
+BLOCK_BYTES = 2 << 20
+
+
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
               budget: int) -> np.ndarray:
     """Fill ``out`` (n, out_h, out_w, k) with the 3x3 cross-correlation; arguments as for
-    :func:`.im2col.correlate` (3x3, strides 1, dilation 1, groups 1). Returns ``out``."""
+    :func:`.im2col.correlate` (3x3, strides 1, dilation 1, groups 1). Returns ``out``.
+
+    Every thread takes blocks of tile rows (:data:`BLOCK_BYTES` of V and M) and runs the
+    whole pipeline on each: input transform, 16 products on one BLAS thread, output
+    transform (:func:`.compiled.run_blocks`).
+    """
     if out.size == 0:
         return out
     if geom.c == 0:
         out[...] = 0
         return out
+    itemsize = out.dtype.itemsize
     tiles_h, tiles_w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
-    rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
-    cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
+    tasks, threads = geom.n * tiles_h, parallel.thread_count()
     per_task = 16 * tiles_w * (geom.c + geom.k)  # items of V and M per tile row
-    # each transform thread's rows: four input rows and their transform, 12 rows of sums
-    rows_memory = parallel.thread_count() * (8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k)
-    room = budget - rows_memory * out.dtype.itemsize  # for V and M
-    if per_task * out.dtype.itemsize > room or not compiled.usable(x):
+    # each thread's rows in the transform loops: four input rows and their transform, 12 rows of sums
+    rows_memory = 8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k
+    room = budget // threads - rows_memory * itemsize  # for one thread's V and M
+    if per_task * itemsize > room or not compiled.usable(x):
         # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
         # float16, which the compiled transforms cannot read: im2col converts it by blocks.
         return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
+    block = max(1, min(min(room, BLOCK_BYTES) // (per_task * itemsize), -(-tasks // threads)))
+    blocks = -(-tasks // block)
+    block = -(-tasks // (-(-blocks // threads) * threads))  # as many blocks for every thread
+    rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
+    cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
     u = kernel_transform(kernel, out.dtype)
-    tasks = geom.n * tiles_h
-    block = max(1, min(tasks, room // (per_task * out.dtype.itemsize)))
-    with work_buffer(block * per_task, out.dtype) as work:
-        for task0 in range(0, tasks, block):
-            count = min(block, tasks - task0)
-            v = work[: 16 * count * tiles_w * geom.c].reshape(16, count * tiles_w, geom.c)
-            m = work[v.size : v.size + 16 * count * tiles_w * geom.k].reshape(16, count * tiles_w, geom.k)
-            compiled.run("winograd_input", count, x, rows, cols, geom.pads[1][0], tiles_h, tiles_w, v, task0)
-            np.matmul(v, u, out=m)
-            compiled.run("winograd_output", count, m, tiles_h, tiles_w, out, task0)
+    transform_input, transform_output = compiled.loop("winograd_input"), compiled.loop("winograd_output")
+    with work_buffer(threads * block * per_task, out.dtype) as work:
+        shares = work.reshape(threads, block * per_task)
+
+        def run(first, last, thread):
+            share = shares[thread]
+            v = share[: 16 * block * tiles_w * geom.c].reshape(16, block * tiles_w, geom.c)
+            m = share[v.size :].reshape(16, block * tiles_w, geom.k)
+            count = (last - first) * tiles_w
+            transform_input(x, rows, cols, geom.pads[1][0], tiles_h, tiles_w, v, first, 0, last - first)
+            np.matmul(v[:, :count], u, out=m[:, :count])
+            transform_output(m, tiles_h, tiles_w, out, first, 0, last - first)
+
+        compiled.run_blocks(run, tasks, block, threads, transform_input, transform_output)
     return out
 
 
