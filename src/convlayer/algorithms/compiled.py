@@ -105,15 +105,16 @@ def loop(name: str):
     raise AttributeError(f"no compiled loop {name!r}")
 
 
-def run(name: str, tasks: int, *args, sums=None) -> None:
-    """Run loop ``name`` over rows ``0 .. tasks - 1``, shared among the threads of :mod:`.parallel`.
+def run(name, tasks: int, *args, sums=None) -> None:
+    """Run loop ``name`` (or the compiled loop itself) over rows ``0 .. tasks - 1``, shared
+    among the threads of :mod:`.parallel`.
 
     Each thread takes one contiguous run of rows (its row ring is reused from row to row)
     and, with ``sums`` (a zeroed array), adds into a zeroed array of its own, added into
     ``sums`` at the end. A run that compiled the loop for new argument types (or loaded it
     from the cache) counts as compile time, whole.
     """
-    body = loop(name)
+    body = loop(name) if isinstance(name, str) else name
     threads = max(1, min(parallel.thread_count(), tasks))
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]
@@ -158,8 +159,18 @@ def depthwise(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> 
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
+    if multiplier == 1 and geom.dilation[0] == 1 and geom.c % FIXED_CHANNELS == 0:
+        body = loop("depthwise_fixed")(geom.fh, geom.fw, geom.c)
+        run(body, geom.n * geom.out_h, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1], out)
+        return out
     run("depthwise", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
     return out
+
+
+# Depthwise layers whose channel count is a multiple of this get a loop compiled for their
+# kernel size and channel count (:func:`._loops.depthwise_fixed`, about a second each, once
+# per installation): the layers of real networks, not every odd count a caller might try.
+FIXED_CHANNELS = 8
 
 
 def direct_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
