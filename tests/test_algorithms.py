@@ -29,12 +29,13 @@ class RowBlocks(str):
 
 
 # 'shift' and 'depthwise' run Numba's compiled loops (the test extra installs Numba); each
-# also appears as a NumPyPath, which runs its NumPy code with the compiled loops off. Large
+# also appears as a NumPyPath, which runs its NumPy code with the compiled loops off, and
+# so does im2col (its backward pass adds patch gradients back in a compiled loop). Large
 # im2col calls run in row blocks; RowBlocks sends the small test cases that way too.
 ALGORITHMS = ["im2col", "shift", "depthwise", "fft", "winograd", NumPyPath("shift"), NumPyPath("depthwise"),
-              RowBlocks("im2col")]
+              RowBlocks("im2col"), NumPyPath("im2col")]
 ALGORITHM_IDS = ["im2col", "shift", "depthwise", "fft", "winograd", "shift-numpy", "depthwise-numpy",
-                 "im2col-rows"]
+                 "im2col-rows", "im2col-numpy"]
 
 
 @pytest.fixture(autouse=True)

@@ -136,3 +136,36 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
                         source = flat[(j * sw + b * dw) * c : (j * sw + b * dw + 1) * c]
                         for ch in range(c):
                             target[b * c + ch] = source[ch]
+
+
+@numba.njit(**_OPTIONS)
+def col2im(grad_patches, fh, fw, sh, sw, dh, dw, rb, cb, grad_slab, first, last):
+    """grad_slab[img, y] = the sum of the patch gradients read from slab row ``y``, for the
+    slab rows (task ``img * rows + y``) ``first .. last - 1``.
+
+    ``grad_patches`` is (nb * rb * cb, fh * fw * c), as :func:`patch_rows` lays patches
+    out; ``grad_slab`` (nb, rows, width, c), C-contiguous. Each thread writes its own slab
+    rows, gathering from every window that read them (tap row ``a`` of output row ``i``
+    reads slab row ``i * sh + a * dh``): no two threads add into one row.
+    """
+    _, rows, width, c = grad_slab.shape
+    for task in range(first, last):
+        img, y = task // rows, task % rows
+        target = grad_slab[img, y].reshape(width * c)
+        target[:] = 0
+        for a in range(fh):
+            offset = y - a * dh
+            if offset < 0 or offset % sh != 0 or offset // sh >= rb:
+                continue
+            base = (img * rb + offset // sh) * cb
+            for j in range(cb):
+                source = grad_patches[base + j, a * fw * c : (a + 1) * fw * c]
+                if dw == 1:  # the row's fw taps are fw * c consecutive values
+                    into = target[j * sw * c : (j * sw + fw) * c]
+                    for t in range(fw * c):
+                        into[t] += source[t]
+                else:
+                    for b in range(fw):
+                        into = target[(j * sw + b * dw) * c : (j * sw + b * dw + 1) * c]
+                        for ch in range(c):
+                            into[ch] += source[b * c + ch]
