@@ -124,6 +124,37 @@ def test_float32_within_the_stated_tolerance(algorithm, pad_mode):
     _float32_check(x, kernel, algorithm, groups=groups, pad_mode=pad_mode, dilation=(1, 2))
 
 
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_winograd_kernel_gradient_float32_within_the_stated_tolerance(padding):
+    # F(3x3, 2x2) sums products of transformed tiles over every tile: its error, too, is
+    # measured against the size of the largest sum of products, sum |x| |grad_out| per tap.
+    rng = np.random.default_rng(21)
+    x = (rng.standard_normal((3, 14, 13, 32)) + 3).astype(np.float32)  # an offset: cancellation shows
+    kernel = rng.standard_normal((3, 3, 32, 16)).astype(np.float32)
+    grad = (rng.standard_normal((3, 14, 13, 16)) - 2).astype(np.float32)
+    if padding == "valid":
+        grad = grad[:, 1:-1, 1:-1]
+    got = convlayer.conv2d_backward(grad, x, kernel, padding=padding, algorithm="winograd").grad_kernel
+    wide = [a.astype(np.float64) for a in (grad, x, kernel)]
+    expected = reference.conv2d_backward(*wide, padding=padding).grad_kernel
+    bound = reference.conv2d_backward(*[np.abs(a) for a in wide], padding=padding).grad_kernel
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=F32_TOL * bound.max())
+
+
+def test_winograd_kernel_gradient_gives_the_same_bits_every_call():
+    # Each thread sums a fixed set of blocks and the threads' sums are added in order: a
+    # thread that happened to take more or other blocks would change the rounding.
+    rng = np.random.default_rng(22)
+    x, kernel = rng.random((4, 20, 20, 16), np.float32), rng.random((3, 3, 16, 16), np.float32)
+    grad = rng.random((4, 20, 20, 16), np.float32)
+    with convlayer.memory_budget(2**19):  # many blocks
+        first, *others = [convlayer.conv2d_backward(grad, x, kernel, algorithm="winograd").grad_kernel
+                          for _ in range(6)]
+    for other in others:
+        np.testing.assert_array_equal(other, first)
+
+
 @pytest.mark.parametrize("algorithm", ["shift", "fft", "im2col"])
 def test_single_channel_large_kernel_float32(algorithm):
     """The 31x31 benchmark shape, smaller: FFT's error stays far below the bound."""
@@ -362,11 +393,11 @@ def test_backward_random_cases_match_the_reference(algorithm, seed):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
 
 
-def _routes(x_shape, kernel_shape, algorithm="auto", **options):
+def _routes(x_shape, kernel_shape, algorithm="auto", grad_value=1.0, **options):
     options = dict(dict(strides=1, padding="same", dilation=1, groups=1, flip=False,
                         pad_mode="constant", data_format="channels_last"), **options)
     x, kernel = np.ones(x_shape, np.float32), np.ones(kernel_shape, np.float32)
-    grad = np.ones(convlayer.conv2d(x, kernel, **options).shape, np.float32)
+    grad = np.full(convlayer.conv2d(x, kernel, **options).shape, grad_value, np.float32)
     args, grad_nhwc = _validate.conv_grad_args(grad, x, kernel, **options)
     _, grad_x = _validate.new_input_grad(args.geom, args.dtype)
     return backward.correlate_backward(args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc, grad_x,
@@ -378,7 +409,11 @@ def test_backward_routes():
     assert _routes((1, 16, 16, 3), (3, 3, 3, 2)) == {"input": "im2col", "kernel": "im2col"}
     assert _routes((2, 16, 16, 8), (3, 3, 1, 8), groups=8) == {"input": "depthwise", "kernel": "depthwise"}
     assert _routes((1, 40, 40, 1), (15, 15, 1, 1)) == {"input": "fft", "kernel": "fft"}
-    assert _routes((2, 8, 8, 32), (3, 3, 32, 32))["kernel"] == "im2col"
+    # 3x3 with many channels: Winograd both ways, unless grad_out (or x) is not finite
+    assert _routes((2, 8, 8, 32), (3, 3, 32, 32)) == {"input": "winograd", "kernel": "winograd"}
+    with np.errstate(invalid="ignore"):  # inf * 0 on the padding
+        assert _routes((2, 8, 8, 32), (3, 3, 32, 32), grad_value=np.inf)["kernel"] == "im2col"
+    assert _routes((2, 8, 8, 8), (3, 3, 8, 8))["kernel"] == "im2col"
     # strides, or padding that copies pixels: im2col's backward pass
     assert _routes((1, 16, 16, 3), (3, 3, 3, 2), strides=2) == {"input": "im2col", "kernel": "im2col"}
     reflected = _routes((1, 16, 16, 3), (3, 3, 3, 2), pad_mode="reflect")

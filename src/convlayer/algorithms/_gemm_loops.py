@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._loops import _OPTIONS, _fill_last, _last_slot
+from ._loops import _OPTIONS, _copy, _fill_last, _last_slot
 
 
 @numba.njit(**_OPTIONS)
@@ -169,3 +169,83 @@ def col2im(grad_patches, fh, fw, sh, sw, dh, dw, rb, cb, grad_slab, first, last)
                         into = target[(j * sw + b * dw) * c : (j * sw + b * dw + 1) * c]
                         for ch in range(c):
                             into[ch] += source[b * c + ch]
+
+
+@numba.njit(**_OPTIONS)
+def winograd_grad(grad_out, tiles_h, tiles_w, E, task0, first, last):
+    """E[:, tile, :] = A e A^T of the 2x2 grad_out tiles ``e`` of the block's tasks ``first .. last - 1``.
+
+    For the kernel's gradient, F(3x3, 2x2): ``A`` (4 x 2) is ``A^T``'s transpose, so along
+    each axis ``(e0, e1)`` becomes ``(e0, e0 + e1, e0 - e1, -e1)``; a tile past the last
+    output row or column reads zeros there.
+    """
+    _, oh, ow, k = grad_out.shape
+    width = 2 * tiles_w * k
+    g = np.zeros((2, 2 * tiles_w, k), E.dtype)  # the tile row's two grad_out rows, zero-padded
+    s = np.empty((4, width), E.dtype)  # A e, along the rows
+    for t in range(first, last):
+        img, ti = (task0 + t) // tiles_h, (task0 + t) % tiles_h
+        for r in range(2):
+            if 2 * ti + r < oh:
+                _copy(g[r, :ow], grad_out[img, 2 * ti + r])
+            else:
+                g[r] = 0
+        flat = g.reshape(2, width)
+        _copy(s[0], flat[0])
+        _add(s[1], flat[0], flat[1])
+        _sub(s[2], flat[0], flat[1])
+        for q in range(width):
+            s[3, q] = -flat[1, q]
+        base = t * tiles_w
+        for i in range(4):
+            row = s[i].reshape(2 * tiles_w, k)
+            for tj in range(tiles_w):
+                tile = base + tj
+                _copy(E[4 * i, tile], row[2 * tj])
+                _add(E[4 * i + 1, tile], row[2 * tj], row[2 * tj + 1])
+                _sub(E[4 * i + 2, tile], row[2 * tj], row[2 * tj + 1])
+                into, source = E[4 * i + 3, tile], row[2 * tj + 1]
+                for q in range(k):
+                    into[q] = -source[q]
+
+
+@numba.njit(**_OPTIONS)
+def winograd_kernel(kernel, U, first, last):
+    """U[4 i + j, ch] = (G g G^T)[i, j] of the 3x3 kernel ``g = kernel[:, :, ch]``, for the
+    input channels ``first .. last - 1``; ``G``'s rows: ``g0``, ``(g0 + g1 + g2) / 2``,
+    ``(g0 - g1 + g2) / 2``, ``g2``. Written in place, no temporaries (a vector loop over k)."""
+    k = U.shape[2]
+    t = np.empty((4, 3, k), U.dtype)  # G g, along the kernel's rows
+    for ch in range(first, last):
+        for b in range(3):
+            g0, g1, g2, rows = kernel[0, b, ch], kernel[1, b, ch], kernel[2, b, ch], t[:, b]
+            for q in range(k):
+                outer, middle = (g0[q] + g2[q]) * 0.5, g1[q] * 0.5
+                rows[0, q], rows[1, q], rows[2, q], rows[3, q] = g0[q], outer + middle, outer - middle, g2[q]
+        for i in range(4):
+            u0, u1, u2, u3 = U[4 * i, ch], U[4 * i + 1, ch], U[4 * i + 2, ch], U[4 * i + 3, ch]
+            g0, g1, g2 = t[i, 0], t[i, 1], t[i, 2]
+            for q in range(k):
+                outer, middle = (g0[q] + g2[q]) * 0.5, g1[q] * 0.5
+                u0[q], u1[q], u2[q], u3[q] = g0[q], outer + middle, outer - middle, g2[q]
+
+
+@numba.njit(**_OPTIONS)
+def winograd_kernel_gradient(M, grad, first, last):
+    """grad[:, :, ch] = G^T M G (3x3) of the summed products ``M[:, ch]`` (4x4), for the input
+    channels ``first .. last - 1``: along each axis ``(m0, m1, m2, m3)`` becomes
+    ``(m0 + (m1 + m2) / 2, (m1 - m2) / 2, (m1 + m2) / 2 + m3)``, the kernel transform's adjoint."""
+    k = M.shape[2]
+    t = np.empty((3, 4, k), M.dtype)  # G^T M, along the rows
+    for ch in range(first, last):
+        for j in range(4):
+            m0, m1, m2, m3 = M[j, ch], M[4 + j, ch], M[8 + j, ch], M[12 + j, ch]
+            for q in range(k):
+                outer, middle = (m1[q] + m2[q]) * 0.5, (m1[q] - m2[q]) * 0.5
+                t[0, j, q], t[1, j, q], t[2, j, q] = m0[q] + outer, middle, outer + m3[q]
+        for a in range(3):
+            m0, m1, m2, m3 = t[a, 0], t[a, 1], t[a, 2], t[a, 3]
+            g0, g1, g2 = grad[a, 0, ch], grad[a, 1, ch], grad[a, 2, ch]
+            for q in range(k):
+                outer, middle = (m1[q] + m2[q]) * 0.5, (m1[q] - m2[q]) * 0.5
+                g0[q], g1[q], g2[q] = m0[q] + outer, middle, outer + m3[q]

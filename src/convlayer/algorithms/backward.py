@@ -15,7 +15,8 @@ output values) unless the kernel's gradient has a route of its own (depthwise, F
 *Kernel gradient.* Tap ``(a, b)``'s gradient is the tap's input pixels times ``grad_out``,
 summed over pixels: per-tap products over the padded slab, no patch matrix (shift for
 groups=1 at stride 1, a per-channel reduction for depthwise), a correlation of x with
-grad_out by FFT for large kernels, or im2col's ``patches^T @ grad_out``.
+grad_out by FFT for large kernels, Winograd F(3x3, 2x2) where the forward pass takes
+F(2x2, 3x3), or im2col's ``patches^T @ grad_out``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry, span
-from . import choose, depthwise, fft, im2col, shift
+from . import choose, depthwise, fft, im2col, shift, winograd
 
 
 def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
@@ -54,6 +55,8 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
         grad_kernel = fft.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
     elif kernel_route == "depthwise":
         grad_kernel = depthwise.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
+    elif kernel_route == "winograd":
+        grad_kernel = winograd.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
     else:
         grad_kernel = im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget,
                                                 input_grad=False)
@@ -64,7 +67,9 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
     """Which algorithm computes the kernel's gradient.
 
     auto: where the forward pass would take FFT, so does the kernel's gradient (when x
-    and grad_out are finite: it sums their products over the whole image).
+    and grad_out are finite: it sums their products over the whole image); where it would
+    take Winograd, so does the kernel's gradient, F(3x3, 2x2) (x and grad_out finite and
+    within the transforms' headroom, as for the forward pass).
     """
     if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
         return "depthwise"
@@ -75,6 +80,8 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
         return "fft"
     if name == "shift" or (name == "auto" and choose.prefers_shift(geom)):
         return "shift" if geom.strides == (1, 1) else "im2col"
+    if name == "winograd" or (name == "auto" and choose.prefers_winograd(geom, x, grad_out)):
+        return "winograd"
     return "im2col"
 
 

@@ -117,6 +117,12 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
     return _direct_choice(geom)
 
 
+def prefers_winograd(geom: ConvGeometry, *arrays: np.ndarray) -> bool:
+    """Rule 3 of :func:`auto_choice` for ``arrays`` (x and the kernel, or x and grad_out)."""
+    return (winograd.unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
+            and all(bounded(array, WINOGRAD_HEADROOM) for array in arrays))
+
+
 def prefers_fft(geom: ConvGeometry) -> bool:
     """Rule 2 of :func:`auto_choice` without its finiteness check (used for the kernel's
     gradient too, which checks only what it needs instead of deciding every rule)."""

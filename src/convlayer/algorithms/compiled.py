@@ -252,19 +252,22 @@ def im2col_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, out: 
     return out
 
 
-def run_blocks(block, tasks: int, per_block: int, threads: int, *loops) -> None:
+def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: bool = False) -> None:
     """Call ``block(first, last, thread)`` for tasks ``first .. last - 1`` in blocks of
     ``per_block``, on ``threads`` threads (``thread``: 0 .. threads - 1, for its buffers),
     with BLAS held to one thread (threadpoolctl; restored after). Blocks go to whichever
-    thread is free next. ``loops``: the compiled loops whose compile time this counts.
-    Needs :func:`blocked_gemm_ready`.
+    thread is free next, or with ``fixed``, block ``b`` to thread ``b % threads`` (for sums
+    that must come out the same every time). ``loops``: the compiled loops whose compile
+    time this counts. Needs :func:`blocked_gemm_ready`.
     """
     starts = iter(range(0, tasks, per_block))  # next() hands out blocks: one at a time (GIL)
 
     def worker(part):
         for thread in part:
-            for first in starts:
+            mine = range(thread * per_block, tasks, threads * per_block) if fixed else starts
+            for first in mine:
                 block(first, min(first + per_block, tasks), thread)
 
+    blocked_gemm_ready()  # loads threadpoolctl's controller on a first call
     with _state["threadpools"].limit(limits=1, user_api="blas"), _compile_clock(*loops):
         parallel.run(worker, list(range(threads)), threads)

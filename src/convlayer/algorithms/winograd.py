@@ -1,4 +1,5 @@
-"""Winograd F(2x2, 3x3): 3x3 stride-1 layers with 2.25x fewer multiplications.
+"""Winograd F(2x2, 3x3): 3x3 stride-1 layers with 2.25x fewer multiplications, and
+F(3x3, 2x2) for their kernel gradient (:func:`kernel_gradient`).
 
 Each 2x2 tile of the output is computed from the 4x4 tile of padded input it reads (Lavin
 and Gray, 2015): ``Y = A^T [(G g G^T) * (B^T d B)] A`` for every input channel's tile ``d``
@@ -22,7 +23,9 @@ on the speed suite's layers, the tests allow 1e-5. A NaN stays within the output
 windows hold it (F(2x2, 3x3)'s transforms leave out exactly the pixels a window does not
 read), but an infinity becomes NaN where direct summation gives inf: the transforms
 subtract it from itself and multiply it by transformed zeros. ``algorithm="auto"`` takes
-Winograd only for finite input, as for FFT.
+Winograd only for finite input, as for FFT. The kernel gradient's F(3x3, 2x2) reads the
+same input tiles and 2x2 tiles of grad_out; its error, measured against
+``sum |x| |grad_out|`` per tap, was 4e-7 in float32 on the tests' layer (im2col's 5e-7).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, im2col, parallel
+from . import compiled, im2col, parallel, shift
 from .buffers import work_buffer
 
 def unsupported(geom: ConvGeometry) -> "str | None":
@@ -46,23 +49,20 @@ def unsupported(geom: ConvGeometry) -> "str | None":
     return None
 
 
-def kernel_transform(kernel: np.ndarray, dtype) -> np.ndarray:
-    """U = G g G^T for every (c, k): (16, c, k), index ``4 i + j`` for row i, column j.
+def kernel_transform(kernel: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """U = G g G^T for every (c, k) into ``out``, (16, c, k), index ``4 i + j`` for row i, column j.
 
-    G's rows are ``g0``, ``(g0 + g1 + g2) / 2``, ``(g0 - g1 + g2) / 2`` and ``g2``: a few
-    element-wise passes over (c, k) planes (a BLAS product with 3-long sums took 5 ms on
-    256 x 256 channels, these 0.5 ms).
+    A compiled loop over the input channels on every thread, writing ``out`` in place (the
+    element-wise NumPy passes it replaced took 0.7 ms on 256 x 256 channels and made 4 MiB
+    of temporaries a call; a BLAS product with 3-long sums took 5 ms).
     """
-    fh, fw, c, k = kernel.shape
-    u = _apply_g(_apply_g(kernel.astype(dtype, copy=False), axis=0), axis=1)  # (4, 4, c, k)
-    return u.reshape(16, c, k)
+    compiled.run("winograd_kernel", kernel.shape[2], _readable(kernel), out)
+    return out
 
 
-def _apply_g(g: np.ndarray, axis: int) -> np.ndarray:
-    """G (4 x 3) applied along ``axis`` (length 3 becomes 4)."""
-    g0, g1, g2 = (np.take(g, i, axis=axis) for i in range(3))
-    outer, middle = (g0 + g2) * 0.5, g1 * 0.5
-    return np.stack([g0, outer + middle, outer - middle, g2], axis=axis)
+def _readable(array: np.ndarray) -> np.ndarray:
+    """``array`` as the compiled loops can read it (a big-endian or float16 kernel: float64)."""
+    return array if compiled.usable(array) else array.astype(np.float64)
 
 
 # V and M of one thread's block of tile rows (the rest of a layer's V and M is never made):
@@ -73,6 +73,24 @@ def _apply_g(g: np.ndarray, axis: int) -> np.ndarray:
 BLOCK_BYTES = 2 << 20
 
 
+def _plan(geom: ConvGeometry, itemsize: int, budget: int, fixed: int, rows_memory: int, wanted: int):
+    """Tile rows per block, or None when one per thread passes the budget.
+
+    Each thread's block holds 16 numbers per channel in and out for every tile of its tile
+    rows; ``fixed`` items are needed once, ``rows_memory`` items by each thread's loops;
+    ``wanted`` is the block's size in bytes to aim for.
+    """
+    tiles_w = (geom.out_w + 1) // 2
+    tasks, threads = geom.n * ((geom.out_h + 1) // 2), parallel.thread_count()
+    per_task = 16 * tiles_w * (geom.c + geom.k) * itemsize
+    room = (budget - fixed * itemsize) // threads - rows_memory * itemsize
+    if per_task > room:
+        return None
+    block = max(1, min(room, wanted) // per_task)
+    blocks = -(-tasks // block)
+    return -(-tasks // (-(-blocks // threads) * threads))  # as many blocks for every thread
+
+
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
               budget: int) -> np.ndarray:
     """Fill ``out`` (n, out_h, out_w, k) with the 3x3 cross-correlation; arguments as for
@@ -80,33 +98,31 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
 
     Every thread takes blocks of tile rows (:data:`BLOCK_BYTES` of V and M) and runs the
     whole pipeline on each: input transform, 16 products on one BLAS thread, output
-    transform (:func:`.compiled.run_blocks`).
+    transform (:func:`.compiled.run_blocks`). U, V and M live in the kept work buffer:
+    fresh arrays of megabytes each call cost page faults (measured: the 8x14x14x256 layer
+    took 7 ms called alone, 15 when its calls alternated with the kernel gradient's).
     """
     if out.size == 0:
         return out
     if geom.c == 0:
         out[...] = 0
         return out
-    itemsize = out.dtype.itemsize
     tiles_h, tiles_w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
-    tasks, threads = geom.n * tiles_h, parallel.thread_count()
-    per_task = 16 * tiles_w * (geom.c + geom.k)  # items of V and M per tile row
     # each thread's rows in the transform loops: four input rows and their transform, 12 rows of sums
     rows_memory = 8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k
-    room = budget // threads - rows_memory * itemsize  # for one thread's V and M
-    if per_task * itemsize > room or not compiled.usable(x):
+    u_items = 16 * geom.c * geom.k
+    block = _plan(geom, out.dtype.itemsize, budget, u_items, rows_memory, BLOCK_BYTES)
+    if block is None or not compiled.usable(x):
         # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
         # float16, which the compiled transforms cannot read: im2col converts it by blocks.
         return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
-    block = max(1, min(min(room, BLOCK_BYTES) // (per_task * itemsize), -(-tasks // threads)))
-    blocks = -(-tasks // block)
-    block = -(-tasks // (-(-blocks // threads) * threads))  # as many blocks for every thread
+    threads, per_task = parallel.thread_count(), 16 * tiles_w * (geom.c + geom.k)
     rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
     cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
-    u = kernel_transform(kernel, out.dtype)
     transform_input, transform_output = compiled.loop("winograd_input"), compiled.loop("winograd_output")
-    with work_buffer(threads * block * per_task, out.dtype) as work:
-        shares = work.reshape(threads, block * per_task)
+    with work_buffer(u_items + threads * block * per_task, out.dtype) as work:
+        u = kernel_transform(kernel, work[:u_items].reshape(16, geom.c, geom.k))
+        shares = work[u_items:].reshape(threads, block * per_task)
 
         def run(first, last, thread):
             share = shares[thread]
@@ -117,8 +133,75 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
             np.matmul(v[:, :count], u, out=m[:, :count])
             transform_output(m, tiles_h, tiles_w, out, first, 0, last - first)
 
-        compiled.run_blocks(run, tasks, block, threads, transform_input, transform_output)
+        compiled.run_blocks(run, geom.n * tiles_h, block, threads, transform_input, transform_output)
     return out
+
+
+# The kernel gradient's blocks: at least this many tiles (its products are (c, tiles) @
+# (tiles, k), each added into the thread's sums; short blocks spend their time adding).
+# Measured, 256-2048 tiles within 10% of each other on the suite's 3x3 layers, 2 MiB
+# blocks (49 tiles on 8x14x14x256) slowest.
+GRADIENT_TILES = 512
+
+
+def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
+                    budget: int) -> np.ndarray:
+    """The kernel's gradient, (3, 3, c, k), by Winograd F(3x3, 2x2); as :func:`.shift.kernel_gradient`.
+
+    Tap ``(a, b)``'s gradient sums ``padded x[r + a, q + b] * grad_out[r, q]`` over pixels:
+    a correlation of x with grad_out, computed 2x2 grad_out tiles at a time from the same
+    4x4 input tiles as the forward pass. Per tile, ``(B^T d B) * (A e A^T)`` (16 products
+    per channel pair, where im2col's ``patches^T @ grad_out`` makes 36), summed over tiles
+    as 16 products ``V[xi]^T @ E[xi]`` of shape ``(c, tiles) @ (tiles, k)``, and
+    ``G^T M G`` turns the 4x4 sums into the 3x3 gradient. Threads take fixed blocks (block
+    ``t``, ``t + threads``, ...) into sums of their own, added in thread order: the same
+    input gives the same bits on every call.
+    """
+    dtype = np.dtype(dtype)
+    tiles_h, tiles_w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
+    grad = np.zeros((3, 3, geom.c, geom.k), dtype)
+    if geom.n * tiles_h * tiles_w == 0 or geom.c == 0 or geom.k == 0:
+        return grad
+    # each thread: the transform loops' rows (as in correlate, with two grad_out rows and
+    # their transform), and its sums and one product, (16, c, k) each
+    threads, items = parallel.thread_count(), 16 * geom.c * geom.k
+    rows_memory = 8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k + 2 * items
+    wanted = max(BLOCK_BYTES, GRADIENT_TILES * 16 * (geom.c + geom.k) * dtype.itemsize)
+    block = _plan(geom, dtype.itemsize, budget, 0, rows_memory, wanted)
+    if block is None or not compiled.usable(x, grad_out):
+        # as in correlate: shift's kernel gradient splits rows and converts any dtype
+        return shift.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
+    per_task = 16 * tiles_w * (geom.c + geom.k)
+    rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
+    cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
+    transform_input, transform_grad = compiled.loop("winograd_input"), compiled.loop("winograd_grad")
+    with work_buffer(threads * (2 * items + block * per_task), dtype) as work:
+        sums = work[: threads * 2 * items].reshape(threads, 2, 16, geom.c, geom.k)
+        shares = work[sums.size :].reshape(threads, block * per_task)
+        started = [False] * threads
+
+        def run(first, last, thread):
+            share = shares[thread]
+            v = share[: 16 * block * tiles_w * geom.c].reshape(16, block * tiles_w, geom.c)
+            e = share[v.size :].reshape(16, block * tiles_w, geom.k)
+            count = (last - first) * tiles_w
+            transform_input(x, rows, cols, geom.pads[1][0], tiles_h, tiles_w, v, first, 0, last - first)
+            transform_grad(grad_out, tiles_h, tiles_w, e, first, 0, last - first)
+            total, product = sums[thread]
+            if not started[thread]:  # the thread's first block: its sums start there
+                np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=total)
+                started[thread] = True
+                return
+            np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=product)
+            total += product
+
+        compiled.run_blocks(run, geom.n * tiles_h, block, threads, transform_input, transform_grad, fixed=True)
+        m = sums[0, 0]
+        for thread in range(1, threads):
+            if started[thread]:
+                m += sums[thread, 0]
+        compiled.run("winograd_kernel_gradient", geom.c, m, grad)
+    return grad
 
 
 def _index_map(size: int, pads, pad_mode: str, length: int) -> np.ndarray:
