@@ -9,8 +9,10 @@ roundoff times log2 of the transform size times B, whatever the pixel (measured 
 1e-6 * B here); it gets 1e-5 * B too. A wrong tap or a shifted window is off by O(B).
 """
 
+import time
 import tracemalloc
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -564,6 +566,63 @@ def test_auto_keeps_winograd_away_from_values_its_transforms_would_overflow():
     with np.errstate(over="ignore", invalid="ignore"):
         assert not np.isfinite(convlayer.conv2d(x, kernel, algorithm="winograd")).all()
     assert _auto_pick(x / 1e30, kernel) == "winograd"
+
+
+def test_an_errstate_callback_reaches_every_thread():
+    # np.errstate(call=...) is per thread as well: a worker without the callback raised
+    # NumPy's "no function found" where the caller's callback should have been called.
+    calls = []
+    x = np.full((2, 32, 32, 16), 3e37, np.float32)
+    kernel = np.ones((3, 3, 16, 16), np.float32)
+    with np.errstate(all="call", call=lambda kind, flag: calls.append(kind)):
+        convlayer.conv2d_backward(x, x, kernel, algorithm="winograd")
+    assert calls
+
+
+def test_parallel_run_raises_only_after_every_worker_stopped():
+    # The workers write into buffers the caller lends them: raising while one still runs
+    # would let the next call reuse those buffers under it.
+    done = []
+
+    def worker(part):
+        if 0 in part:
+            raise ValueError("the first share fails at once")
+        time.sleep(0.2)
+        done.extend(part)
+
+    with pytest.raises(ValueError, match="at once"):
+        parallel.run(worker, [0, 1, 2, 3], 4)
+    assert sorted(done) == [1, 2, 3]
+
+
+def test_concurrent_calls_give_blas_its_threads_back():
+    # The one-BLAS-thread limit is process-wide: overlapping calls from several threads
+    # must not leave it set when the last of them is done.
+    assert compiled.blocked_gemm_ready()
+    controller = compiled._state["threadpools"]
+    before = [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers]
+    rng = np.random.default_rng(23)
+    x, kernel = rng.random((2, 16, 16, 16), np.float32), rng.random((3, 3, 16, 16), np.float32)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: convlayer.conv2d_backward(x, x, kernel, algorithm="winograd"), range(80)))
+    assert [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers] == before
+
+
+def test_auto_keeps_winograd_away_from_products_that_overflow():
+    # Each factor is far below float32's largest value, but their products overflow: the
+    # direct sums are inf, Winograd's output (and kernel gradient) transforms make inf - inf.
+    x = np.full((1, 6, 6, 16), 1e20, np.float32)
+    kernel = np.full((3, 3, 16, 16), 1e20, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert _auto_pick(x, kernel) == "im2col"
+        got = convlayer.conv2d(x, kernel)
+        assert np.isposinf(got).all()
+        grad = np.full(got.shape, 1e20, np.float32)
+        grads = convlayer.conv2d_backward(grad, x, kernel)
+        assert np.isposinf(grads.grad_kernel).all()
+        with_winograd = convlayer.conv2d_backward(grad, x, kernel, algorithm="winograd").grad_kernel
+        assert np.isnan(with_winograd).any()
+    assert _auto_pick(x / 1e17, kernel / 1e17) == "winograd"
 
 
 @pytest.mark.parametrize("algorithm", ["winograd", RowBlocks("im2col"), NumPyPath("shift"), NumPyPath("depthwise")],

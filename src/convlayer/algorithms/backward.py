@@ -10,7 +10,8 @@ forward algorithm (and ``auto``'s choice) serves the backward pass too. With str
 padding that copies pixels ('reflect' and kin: their gradient folds back onto the border)
 or with more padding than the kernel spans, im2col's backward pass computes it instead;
 ``auto`` takes that single pass for small layers too (fewer than ``SHIFT_MIN_OUTPUTS``
-output values) unless the kernel's gradient has a route of its own (depthwise, FFT).
+output values) unless the kernel's gradient has a route of its own (depthwise, FFT,
+Winograd).
 
 *Kernel gradient.* Tap ``(a, b)``'s gradient is the tap's input pixels times ``grad_out``,
 summed over pixels: per-tap products over the padded slab, no patch matrix (shift for
@@ -68,8 +69,9 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
 
     auto: where the forward pass would take FFT, so does the kernel's gradient (when x
     and grad_out are finite: it sums their products over the whole image); where it would
-    take Winograd, so does the kernel's gradient, F(3x3, 2x2) (x and grad_out finite and
-    within the transforms' headroom, as for the forward pass).
+    take Winograd, so does the kernel's gradient, F(3x3, 2x2), when x and grad_out are
+    finite and far enough from the dtype's largest value that no transform or sum over the
+    pixels overflows (:func:`.choose.prefers_winograd`).
     """
     if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
         return "depthwise"
@@ -80,7 +82,8 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
         return "fft"
     if name == "shift" or (name == "auto" and choose.prefers_shift(geom)):
         return "shift" if geom.strides == (1, 1) else "im2col"
-    if name == "winograd" or (name == "auto" and choose.prefers_winograd(geom, x, grad_out)):
+    pixels = geom.n * geom.out_h * geom.out_w
+    if name == "winograd" or (name == "auto" and choose.prefers_winograd(geom, x, grad_out, terms=pixels)):
         return "winograd"
     return "im2col"
 

@@ -92,8 +92,9 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
        multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
        c * k`` (the transforms, then the product per frequency).
     3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
-       channels in and out, Numba installed, and x and the kernel finite and at most
-       ``finfo.max / WINOGRAD_HEADROOM`` in size (:func:`bounded`): Winograd
+       channels in and out, Numba and threadpoolctl installed, and x and the kernel finite
+       and far enough from the dtype's largest value that no transform or sum overflows
+       (:func:`prefers_winograd`): Winograd
        F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
     4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
        :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
@@ -110,17 +111,30 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
         name, _ = _direct_choice(geom)
         return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
     if winograd.unsupported(geom) is None and min(c, k) >= WINOGRAD_MIN_CHANNELS:
-        if bounded(x, WINOGRAD_HEADROOM) and bounded(kernel, WINOGRAD_HEADROOM):
+        if prefers_winograd(geom, x, kernel, terms=9 * c):
             return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
-        return "im2col", ("not Winograd: the input is not finite or near the dtype's largest value "
-                          "(its transforms would turn inf, or an overflow, into NaN)")
+        return "im2col", ("not Winograd: the input is not finite or so large that its sums could "
+                          "overflow (its transforms would turn inf, or an overflow, into NaN)")
     return _direct_choice(geom)
 
 
-def prefers_winograd(geom: ConvGeometry, *arrays: np.ndarray) -> bool:
-    """Rule 3 of :func:`auto_choice` for ``arrays`` (x and the kernel, or x and grad_out)."""
-    return (winograd.unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
-            and all(bounded(array, WINOGRAD_HEADROOM) for array in arrays))
+def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: int) -> bool:
+    """Rule 3 of :func:`auto_choice` for the two factors ``a`` and ``b`` (x and the kernel,
+    or x and grad_out for the kernel's gradient) of sums of ``terms`` products.
+
+    Winograd's transforms add up to 4 values of each factor and their products' sums are
+    combined again, so a sum that would merely be large (or overflow to inf) directly can
+    come out NaN (inf - inf): ``a`` and ``b`` must be finite, each within
+    ``finfo.max / WINOGRAD_HEADROOM``, and ``max|a| max|b| terms`` within
+    ``finfo.max / WINOGRAD_HEADROOM**2`` of the result dtype (two cheap passes per array,
+    max and min, no copy).
+    """
+    if winograd.unsupported(geom) is not None or min(geom.c, geom.k) < WINOGRAD_MIN_CHANNELS:
+        return False
+    limit = float(np.finfo(np.result_type(a.dtype, b.dtype, np.float32)).max)
+    size_a, size_b = magnitude(a), magnitude(b)
+    return (max(size_a, size_b) * WINOGRAD_HEADROOM <= limit
+            and size_a * size_b * terms * WINOGRAD_HEADROOM**2 <= limit)
 
 
 def prefers_fft(geom: ConvGeometry) -> bool:
@@ -167,14 +181,16 @@ def finite(array: np.ndarray) -> bool:
         return bool(np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float32))))
 
 
-def bounded(array: np.ndarray, headroom: float) -> bool:
-    """Two cheap passes (max, min; no copy): finite, and every value within ``finfo.max / headroom``.
+def magnitude(array: np.ndarray) -> float:
+    """The largest ``|value|`` of ``array`` (two cheap passes, max and min, no copy); NaN
+    when it holds a NaN, 0 when it is empty.
 
     A sum of finite values can cancel (``finite`` would pass ``[2e38, -2e38]``) while
     Winograd's input transform, which subtracts neighbours, overflows on them.
     """
-    if array.dtype.kind != "f" or array.size == 0:
-        return True
-    high, low = array.max(), array.min()
-    limit = np.finfo(array.dtype).max / headroom
-    return bool(np.isfinite(high) and np.isfinite(low) and max(float(high), -float(low)) <= limit)
+    if array.size == 0:
+        return 0.0
+    high, low = float(array.max()), float(array.min())
+    if high != high or low != low:  # NaN
+        return math.nan
+    return max(abs(high), abs(low))

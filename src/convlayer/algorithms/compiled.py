@@ -19,6 +19,7 @@ call counted whole, its one run included).
 from __future__ import annotations
 
 import importlib.util
+import threading
 import time
 from contextlib import contextmanager
 
@@ -56,14 +57,15 @@ LOOP_EXTRA = 5 * 2**18
 def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the compiled loops' work memory for ``geom`` stays within ``budget`` bytes.
 
-    Each thread holds a ring of ``span_h`` padded input rows, a row of sums and a scratch
-    row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`; the
-    loops do not split rows, so for images wide enough to pass the budget the NumPy code
-    (which does) runs instead.
+    Each thread holds a ring of ``span_h`` padded input rows (``2 fh - 1`` for
+    :func:`._loops.depthwise_fixed`, which keeps most rows twice), a row of sums and a
+    scratch row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`;
+    the loops do not split rows, so for images wide enough to pass the budget the NumPy
+    code (which does) runs instead.
     """
-    span_h = (geom.fh - 1) * geom.dilation[0] + 1
+    ring = max((geom.fh - 1) * geom.dilation[0] + 1, 2 * geom.fh - 1)
     width = geom.out_w * geom.strides[1] + (geom.fw - 1) * geom.dilation[1] + geom.strides[1]
-    items = span_h * width * geom.c + 3 * geom.out_w * geom.k + geom.fh * geom.fw * geom.c * geom.k
+    items = ring * width * geom.c + 3 * geom.out_w * geom.k + geom.fh * geom.fw * geom.c * geom.k
     return parallel.thread_count() * (items * itemsize + LOOP_EXTRA) <= budget
 
 
@@ -269,5 +271,32 @@ def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: b
                 block(first, min(first + per_block, tasks), thread)
 
     blocked_gemm_ready()  # loads threadpoolctl's controller on a first call
-    with _state["threadpools"].limit(limits=1, user_api="blas"), _compile_clock(*loops):
+    with _one_blas_thread(), _compile_clock(*loops):
         parallel.run(worker, list(range(threads)), threads)
+
+
+_blas = {"holders": 0, "limiter": None}
+_blas_lock = threading.Lock()
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS on one thread while any caller is inside; its threads back when the last leaves.
+
+    The limit is process-wide: calls from several threads that each saved and restored it
+    would interleave, and the last to leave could "restore" one thread for good. So the
+    first caller in sets it and the last one out restores it; meanwhile every BLAS product
+    in the process, a concurrent caller's too, runs on one thread.
+    """
+    with _blas_lock:
+        if _blas["holders"] == 0:
+            _blas["limiter"] = _state["threadpools"].limit(limits=1, user_api="blas")
+        _blas["holders"] += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas["holders"] -= 1
+            if _blas["holders"] == 0:
+                _blas["limiter"].restore_original_limits()
+                _blas["limiter"] = None

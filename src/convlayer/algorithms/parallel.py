@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
 import numpy as np
@@ -39,22 +39,27 @@ def run(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> No
     """Call ``worker(part)`` on ``threads`` interleaved parts of ``items``, in parallel.
 
     With one thread, or fewer than two items, everything runs here, in this thread.
-    Exceptions raised by a worker are raised here; the workers run under the caller's
-    ``np.errstate`` (NumPy keeps it per thread).
+    Exceptions raised by a worker are raised here, after every worker has stopped (the
+    workers write into buffers the caller lends them, which must not be reused while a
+    worker still runs); the workers run under the caller's ``np.errstate``, callback
+    included (NumPy keeps it per thread).
     """
     threads = min(threads, len(items))
     if threads <= 1:
         worker(items)
         return
     pool = _pool(threads)
-    settings = np.geterr()  # NumPy's error state is per thread: the workers take the caller's
+    settings, callback = np.geterr(), np.geterrcall()
 
     def with_settings(part):
-        with np.errstate(**settings):
+        with np.errstate(call=callback, **settings):
             worker(part)
 
     futures = [pool.submit(with_settings, items[i::threads]) for i in range(1, threads)]
-    worker(items[0::threads])  # this thread takes a share too
+    try:
+        worker(items[0::threads])  # this thread takes a share too
+    finally:
+        wait(futures)
     for future in futures:
         future.result()
 

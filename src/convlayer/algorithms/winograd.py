@@ -26,6 +26,9 @@ subtract it from itself and multiply it by transformed zeros. ``algorithm="auto"
 Winograd only for finite input, as for FFT. The kernel gradient's F(3x3, 2x2) reads the
 same input tiles and 2x2 tiles of grad_out; its error, measured against
 ``sum |x| |grad_out|`` per tap, was 4e-7 in float32 on the tests' layer (im2col's 5e-7).
+A NaN in x or grad_out reaches all 9 taps of its channel pair there (the 4x4 tile's
+transform mixes them), where direct summation may leave a tap that never read it finite;
+``auto`` takes this route only for finite x and grad_out.
 """
 
 from __future__ import annotations
@@ -73,22 +76,52 @@ def _readable(array: np.ndarray) -> np.ndarray:
 BLOCK_BYTES = 2 << 20
 
 
-def _plan(geom: ConvGeometry, itemsize: int, budget: int, fixed: int, rows_memory: int, wanted: int):
-    """Tile rows per block, or None when one per thread passes the budget.
+class _Tiles:
+    """The 2x2 output tiles of ``geom`` in blocks of tile rows (a *task*: one tile row of one
+    image), shared by :func:`correlate` and :func:`kernel_gradient`.
 
-    Each thread's block holds 16 numbers per channel in and out for every tile of its tile
-    rows; ``fixed`` items are needed once, ``rows_memory`` items by each thread's loops;
-    ``wanted`` is the block's size in bytes to aim for.
+    Each thread's share of the work buffer holds its block's ``V`` (16, tiles, c), the
+    transformed input tiles, and a second (16, tiles, k) array: the products (forward) or
+    the transformed grad_out tiles (kernel gradient).
     """
-    tiles_w = (geom.out_w + 1) // 2
-    tasks, threads = geom.n * ((geom.out_h + 1) // 2), parallel.thread_count()
-    per_task = 16 * tiles_w * (geom.c + geom.k) * itemsize
-    room = (budget - fixed * itemsize) // threads - rows_memory * itemsize
-    if per_task > room:
-        return None
-    block = max(1, min(room, wanted) // per_task)
-    blocks = -(-tasks // block)
-    return -(-tasks // (-(-blocks // threads) * threads))  # as many blocks for every thread
+
+    def __init__(self, geom: ConvGeometry, pad_mode: str):
+        self.geom, self.pad_mode = geom, pad_mode
+        self.h, self.w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
+        self.tasks, self.threads = geom.n * self.h, parallel.thread_count()
+        self.per_task = 16 * self.w * (geom.c + geom.k)  # items of V and the second array per tile row
+        # each thread's rows in the transform loops: four input rows and their transform,
+        # 12 rows of sums (or two grad_out rows and their transform)
+        self.rows_memory = 8 * (2 * self.w + 2) * geom.c + 12 * self.w * geom.k
+
+    def plan(self, itemsize: int, budget: int, fixed: int, per_thread: int, wanted: int) -> "int | None":
+        """Tile rows per block, or None when one per thread passes the budget: ``fixed``
+        items are needed once, ``per_thread`` by each thread beside its block and loops,
+        ``wanted`` is the block's size in bytes to aim for. As many blocks for every thread."""
+        room = (budget - fixed * itemsize) // self.threads - (self.rows_memory + per_thread) * itemsize
+        per_task = self.per_task * itemsize
+        if per_task > room:
+            return None
+        blocks = -(-self.tasks // max(1, min(room, wanted) // per_task))
+        return -(-self.tasks // (-(-blocks // self.threads) * self.threads))
+
+    def runner(self, x, block: int, shares: np.ndarray, body):
+        """``run(first, last, thread)`` for :func:`.compiled.run_blocks`, and the input
+        transform's loop: ``run`` transforms the block's input tiles into V, then calls
+        ``body(v, other, count, first, last, thread)`` with the second array and the
+        block's tile count."""
+        geom, transform_input = self.geom, compiled.loop("winograd_input")
+        rows = _index_map(geom.h, geom.pads[0], self.pad_mode, 2 * self.h + 2)
+        cols = _index_map(geom.w, geom.pads[1], self.pad_mode, 2 * self.w + 2)
+
+        def run(first, last, thread):
+            share = shares[thread]
+            v = share[: 16 * block * self.w * geom.c].reshape(16, block * self.w, geom.c)
+            other = share[v.size :].reshape(16, block * self.w, geom.k)
+            transform_input(x, rows, cols, geom.pads[1][0], self.h, self.w, v, first, 0, last - first)
+            body(v, other, (last - first) * self.w, first, last, thread)
+
+        return run, transform_input
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -107,33 +140,23 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     if geom.c == 0:
         out[...] = 0
         return out
-    tiles_h, tiles_w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
-    # each thread's rows in the transform loops: four input rows and their transform, 12 rows of sums
-    rows_memory = 8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k
-    u_items = 16 * geom.c * geom.k
-    block = _plan(geom, out.dtype.itemsize, budget, u_items, rows_memory, BLOCK_BYTES)
+    tiles, u_items = _Tiles(geom, pad_mode), 16 * geom.c * geom.k
+    block = tiles.plan(out.dtype.itemsize, budget, u_items, 0, BLOCK_BYTES)
     if block is None or not compiled.usable(x):
         # One row of tiles passes the budget (im2col splits rows), or x is big-endian or
         # float16, which the compiled transforms cannot read: im2col converts it by blocks.
         return im2col.correlate(x, kernel, geom, pad_mode, out, budget)
-    threads, per_task = parallel.thread_count(), 16 * tiles_w * (geom.c + geom.k)
-    rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
-    cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
-    transform_input, transform_output = compiled.loop("winograd_input"), compiled.loop("winograd_output")
-    with work_buffer(u_items + threads * block * per_task, out.dtype) as work:
+    transform_output = compiled.loop("winograd_output")
+    with work_buffer(u_items + tiles.threads * block * tiles.per_task, out.dtype) as work:
         u = kernel_transform(kernel, work[:u_items].reshape(16, geom.c, geom.k))
-        shares = work[u_items:].reshape(threads, block * per_task)
 
-        def run(first, last, thread):
-            share = shares[thread]
-            v = share[: 16 * block * tiles_w * geom.c].reshape(16, block * tiles_w, geom.c)
-            m = share[v.size :].reshape(16, block * tiles_w, geom.k)
-            count = (last - first) * tiles_w
-            transform_input(x, rows, cols, geom.pads[1][0], tiles_h, tiles_w, v, first, 0, last - first)
+        def products(v, m, count, first, last, thread):
             np.matmul(v[:, :count], u, out=m[:, :count])
-            transform_output(m, tiles_h, tiles_w, out, first, 0, last - first)
+            transform_output(m, tiles.h, tiles.w, out, first, 0, last - first)
 
-        compiled.run_blocks(run, geom.n * tiles_h, block, threads, transform_input, transform_output)
+        shares = work[u_items:].reshape(tiles.threads, block * tiles.per_task)
+        run, transform_input = tiles.runner(x, block, shares, products)
+        compiled.run_blocks(run, tiles.tasks, block, tiles.threads, transform_input, transform_output)
     return out
 
 
@@ -157,11 +180,40 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     ``t``, ``t + threads``, ...) into sums of their own, added in thread order: the same
     input gives the same bits on every call.
     """
-    dtype = np.dtype(dtype)
-    tiles_h, tiles_w = (geom.out_h + 1) // 2, (geom.out_w + 1) // 2
+    dtype, tiles = np.dtype(dtype), _Tiles(geom, pad_mode)
     grad = np.zeros((3, 3, geom.c, geom.k), dtype)
-    if geom.n * tiles_h * tiles_w == 0 or geom.c == 0 or geom.k == 0:
+    if tiles.tasks * tiles.w == 0 or geom.c == 0 or geom.k == 0:
         return grad
+    threads, items = tiles.threads, 16 * geom.c * geom.k  # each thread: its sums and one product
+    wanted = max(BLOCK_BYTES, GRADIENT_TILES * 16 * (geom.c + geom.k) * dtype.itemsize)
+    block = tiles.plan(dtype.itemsize, budget, 0, 2 * items, wanted)
+    if block is None or not compiled.usable(x, grad_out):
+        # as in correlate: shift's kernel gradient splits rows and converts any dtype
+        return shift.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
+    transform_grad = compiled.loop("winograd_grad")
+    with work_buffer(threads * (2 * items + block * tiles.per_task), dtype) as work:
+        sums = work[: threads * 2 * items].reshape(threads, 2, 16, geom.c, geom.k)
+        started = [False] * threads
+
+        def products(v, e, count, first, last, thread):
+            transform_grad(grad_out, tiles.h, tiles.w, e, first, 0, last - first)
+            total, product = sums[thread]
+            if not started[thread]:  # the thread's first block: its sums start there
+                np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=total)
+                started[thread] = True
+                return
+            np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=product)
+            total += product
+
+        shares = work[sums.size :].reshape(threads, block * tiles.per_task)
+        run, transform_input = tiles.runner(x, block, shares, products)
+        compiled.run_blocks(run, tiles.tasks, block, threads, transform_input, transform_grad, fixed=True)
+        m = sums[0, 0]
+        for thread in range(1, threads):
+            if started[thread]:
+                m += sums[thread, 0]
+        compiled.run("winograd_kernel_gradient", geom.c, m, grad)
+    return grad
     # each thread: the transform loops' rows (as in correlate, with two grad_out rows and
     # their transform), and its sums and one product, (16, c, k) each
     threads, items = parallel.thread_count(), 16 * geom.c * geom.k
