@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._loops import _OPTIONS, _copy, _fill_last, _last_slot
+from ._loops import _OPTIONS, _copy, _fill_last, _last_ring, _last_slot
 
 
 @numba.njit(**_OPTIONS)
@@ -117,9 +117,8 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
     padded x at tap (a, b); padded input rows come from a ring as in :func:`._loops.depthwise`.
     """
     c = x.shape[3]
-    width = (ow - 1) * sw + (fw - 1) * dw + 1
-    ring = np.empty(((fh - 1) * dh + 1, width, c), patches.dtype)
-    keys = np.full(ring.shape[0], -1)
+    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, patches)
+    width = ring.shape[1]
     for task in range(first, last):
         img, i = task // oh, task % oh
         base = (task - first) * ow

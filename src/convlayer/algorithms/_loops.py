@@ -166,6 +166,22 @@ def _planar_slot(x, img, p, rows, cols, left, ring, keys):
 
 
 @numba.njit(**_OPTIONS)
+def _planar_ring(fh, fw, sw, dh, dw, ow, c, like):
+    """An empty ring for :func:`_planar_slot` (``span_h`` rows of ``(c, sw, width)``) and its
+    keys (-1: no row yet), in ``like``'s dtype."""
+    ring = np.empty(((fh - 1) * dh + 1, c, sw, ow + ((fw - 1) * dw) // sw + 1), like.dtype)
+    return ring, np.full(ring.shape[0], -1)
+
+
+@numba.njit(**_OPTIONS)
+def _last_ring(fh, fw, sw, dh, dw, ow, c, like):
+    """An empty ring for :func:`_last_slot` (``span_h`` rows of ``(width, c)``, as wide as
+    the output row reads) and its keys (-1: no row yet), in ``like``'s dtype."""
+    ring = np.empty(((fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1, c), like.dtype)
+    return ring, np.full(ring.shape[0], -1)
+
+
+@numba.njit(**_OPTIONS)
 def _last_slot(x, img, p, rows, cols, left, ring, keys):
     """The slot of ``ring`` that holds padded row ``p`` of image ``img``, channels-last."""
     slot, stale = _ring_slot(img, p, rows, keys)
@@ -277,9 +293,7 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     """out[img, i, j, q] = sum over a, b, ch of w[a, b, ch, q] * padded x at the tap."""
     n, oh, ow, k = out.shape
     fh, fw, c, _ = w.shape
-    width = ow + ((fw - 1) * dw) // sw + 1
-    ring = np.empty(((fh - 1) * dh + 1, c, sw, width), out.dtype)
-    keys = np.full(ring.shape[0], -1)
+    ring, keys = _planar_ring(fh, fw, sw, dh, dw, ow, c, out)
     acc = np.empty((k, ow), out.dtype)
     scratch = np.empty(ow * k, out.dtype)
     for task in range(first, last):
@@ -306,9 +320,7 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap."""
     n, oh, ow, k = out.shape
     fh, fw, m, c = w.shape
-    width = (ow - 1) * sw + (fw - 1) * dw + 1
-    ring = np.empty(((fh - 1) * dh + 1, width, c), out.dtype)
-    keys = np.full(ring.shape[0], -1)
+    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, out)
     slots = np.empty(fh, np.int64)
     flat = m == 1 and sw == 1
     tiles = _weight_tiles(w, ow) if flat else np.empty((0, 0), w.dtype)
@@ -382,9 +394,7 @@ def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total,
     """total[a, b, ch, q] += the sum of padded x at tap (a, b) times grad_out[..., q], over the rows."""
     n, oh, ow, k = grad_out.shape
     fh, fw, c, _ = total.shape
-    width = ow + ((fw - 1) * dw) // sw + 1
-    ring = np.empty(((fh - 1) * dh + 1, c, sw, width), total.dtype)
-    keys = np.full(ring.shape[0], -1)
+    ring, keys = _planar_ring(fh, fw, sw, dh, dw, ow, c, total)
     grad = np.empty((k, ow), total.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
@@ -405,9 +415,7 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
     """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows."""
     n, oh, ow, _ = grad_out.shape
     fh, fw, m, c = total.shape
-    width = (ow - 1) * sw + (fw - 1) * dw + 1
-    ring = np.empty(((fh - 1) * dh + 1, width, c), total.dtype)
-    keys = np.full(ring.shape[0], -1)
+    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, total)
     grad = np.empty((ow, m, c), total.dtype)
     # m = 1, stride 1: per tap, products summed along the rows in one flat run (items
     # j * c + ch), added up over j at the end; the channel loop alone is too short to vectorise.

@@ -193,14 +193,12 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     transform_grad = compiled.loop("winograd_grad")
     with work_buffer(threads * (2 * items + block * tiles.per_task), dtype) as work:
         sums = work[: threads * 2 * items].reshape(threads, 2, 16, geom.c, geom.k)
-        started = [False] * threads
 
         def products(v, e, count, first, last, thread):
             transform_grad(grad_out, tiles.h, tiles.w, e, first, 0, last - first)
             total, product = sums[thread]
-            if not started[thread]:  # the thread's first block: its sums start there
+            if first == thread * block:  # the thread's first block (fixed): its sums start there
                 np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=total)
-                started[thread] = True
                 return
             np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=product)
             total += product
@@ -209,49 +207,8 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
         run, transform_input = tiles.runner(x, block, shares, products)
         compiled.run_blocks(run, tiles.tasks, block, threads, transform_input, transform_grad, fixed=True)
         m = sums[0, 0]
-        for thread in range(1, threads):
-            if started[thread]:
-                m += sums[thread, 0]
-        compiled.run("winograd_kernel_gradient", geom.c, m, grad)
-    return grad
-    # each thread: the transform loops' rows (as in correlate, with two grad_out rows and
-    # their transform), and its sums and one product, (16, c, k) each
-    threads, items = parallel.thread_count(), 16 * geom.c * geom.k
-    rows_memory = 8 * (2 * tiles_w + 2) * geom.c + 12 * tiles_w * geom.k + 2 * items
-    wanted = max(BLOCK_BYTES, GRADIENT_TILES * 16 * (geom.c + geom.k) * dtype.itemsize)
-    block = _plan(geom, dtype.itemsize, budget, 0, rows_memory, wanted)
-    if block is None or not compiled.usable(x, grad_out):
-        # as in correlate: shift's kernel gradient splits rows and converts any dtype
-        return shift.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
-    per_task = 16 * tiles_w * (geom.c + geom.k)
-    rows = _index_map(geom.h, geom.pads[0], pad_mode, 2 * tiles_h + 2)
-    cols = _index_map(geom.w, geom.pads[1], pad_mode, 2 * tiles_w + 2)
-    transform_input, transform_grad = compiled.loop("winograd_input"), compiled.loop("winograd_grad")
-    with work_buffer(threads * (2 * items + block * per_task), dtype) as work:
-        sums = work[: threads * 2 * items].reshape(threads, 2, 16, geom.c, geom.k)
-        shares = work[sums.size :].reshape(threads, block * per_task)
-        started = [False] * threads
-
-        def run(first, last, thread):
-            share = shares[thread]
-            v = share[: 16 * block * tiles_w * geom.c].reshape(16, block * tiles_w, geom.c)
-            e = share[v.size :].reshape(16, block * tiles_w, geom.k)
-            count = (last - first) * tiles_w
-            transform_input(x, rows, cols, geom.pads[1][0], tiles_h, tiles_w, v, first, 0, last - first)
-            transform_grad(grad_out, tiles_h, tiles_w, e, first, 0, last - first)
-            total, product = sums[thread]
-            if not started[thread]:  # the thread's first block: its sums start there
-                np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=total)
-                started[thread] = True
-                return
-            np.matmul(v[:, :count].transpose(0, 2, 1), e[:, :count], out=product)
-            total += product
-
-        compiled.run_blocks(run, geom.n * tiles_h, block, threads, transform_input, transform_grad, fixed=True)
-        m = sums[0, 0]
-        for thread in range(1, threads):
-            if started[thread]:
-                m += sums[thread, 0]
+        for thread in range(1, min(threads, -(-tiles.tasks // block))):  # the threads that had a block
+            m += sums[thread, 0]
         compiled.run("winograd_kernel_gradient", geom.c, m, grad)
     return grad
 
