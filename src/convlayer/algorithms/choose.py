@@ -110,8 +110,8 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
             return "fft", why
         name, _ = _direct_choice(geom)
         return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
-    if winograd.unsupported(geom) is None and min(c, k) >= WINOGRAD_MIN_CHANNELS:
-        if prefers_winograd(geom, x, kernel, terms=9 * c):
+    if _winograd_shape(geom):
+        if _winograd_values(x, kernel, terms=9 * c):
             return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
         return "im2col", ("not Winograd: the input is not finite or so large that its sums could "
                           "overflow (its transforms would turn inf, or an overflow, into NaN)")
@@ -129,8 +129,14 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
     ``finfo.max / WINOGRAD_HEADROOM**2`` of the result dtype (two cheap passes per array,
     max and min, no copy).
     """
-    if winograd.unsupported(geom) is not None or min(geom.c, geom.k) < WINOGRAD_MIN_CHANNELS:
-        return False
+    return _winograd_shape(geom) and _winograd_values(a, b, terms)
+
+
+def _winograd_shape(geom: ConvGeometry) -> bool:
+    return winograd.unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
+
+
+def _winograd_values(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
     limit = float(np.finfo(np.result_type(a.dtype, b.dtype, np.float32)).max)
     size_a, size_b = magnitude(a), magnitude(b)
     return (max(size_a, size_b) * WINOGRAD_HEADROOM <= limit
