@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test`. Each install step is followed
+# by `pip check`, so a set of packages that does not work together fails loudly, in pip's words.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -11,16 +12,19 @@ $(PY):
 # The sample photo ships inside scikit-image: nothing is downloaded at run time.
 demo: $(PY)
 	$(PY) -m pip install --quiet -e '.[images]'
+	$(PY) -m pip check
 	$(VENV)/bin/convlayer demo
 
 # The test extra pins torch==2.13.0 (the reference oracle) and brings SciPy.
 test: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip check
 	$(PY) -m pytest
 
 # The speed suite against PyTorch and JAX (README, "Speed"); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m pip check
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/convlayer bench
 
 clean:

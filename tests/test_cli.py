@@ -132,3 +132,42 @@ def test_shape_sharing_compares_parameter_counts(capsys):
     assert "shared    (7 * 7 * 3 + 1) * 64 " in text and "=           9,472" in text
     assert "tiled     (7 * 7 * 3 + 1) * 64 * (2 * 3)" in text and f"{9472 * 6:,}" in text
     assert "unshared  (7 * 7 * 3 + 1) * 64 * (112 * 112)" in text and f"{9472 * 112 * 112:,}" in text
+
+
+def _broken_import(name):
+    """An ImportError raised inside an installed package, as a version clash gives."""
+    return ImportError(f"cannot import name 'collections_to_dsk' from '{name}.base'", name=f"{name}.base")
+
+
+@pytest.mark.parametrize("error, expected", [
+    (ModuleNotFoundError("No module named 'sklearn'", name="sklearn"),
+     "needs the package 'sklearn': pip install 'convlayer[train]'"),
+    (ModuleNotFoundError("No module named 'no_such_pkg'", name="no_such_pkg"),
+     "needs the package 'no_such_pkg'"),
+])
+def test_a_missing_optional_package_gets_the_install_hint(error, expected, monkeypatch):
+    from convlayer import _optional
+
+    monkeypatch.setattr(_optional.importlib.util, "find_spec", lambda name: None)
+    assert _optional.describe(error) == expected
+
+
+def test_an_installed_but_broken_package_is_not_told_to_install_itself(monkeypatch, capsys, tmp_path):
+    from PIL import Image
+
+    from convlayer import _optional
+    from convlayer.cli import _stream
+
+    Image.new("L", (4, 4)).save(tmp_path / "in.png")
+
+    def broken():
+        raise _broken_import("numpy")  # installed here; the message must not say 'pip install'
+
+    monkeypatch.setattr(_stream, "_require_dask", broken)
+    assert main(["filter", str(tmp_path / "in.png"), "-k", "edge", "--save-zarr",
+                 "-o", str(tmp_path / "out")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "pip install" not in line
+    assert "the package 'numpy' is installed but does not import: cannot import name" in line
+    assert f"found numpy {np.__version__}" in line
+    assert _optional.describe(_broken_import("numpy")) in line

@@ -59,11 +59,8 @@ def is_zarr(path: Path) -> bool:
 
 
 def _require_dask() -> None:
-    try:
-        import dask.array  # noqa: F401
-        import zarr  # noqa: F401
-    except ImportError as error:
-        raise ValueError(f"needs the package {error.name!r}: pip install 'convlayer[dask]'") from None
+    import dask.array  # noqa: F401  (an ImportError reaches cli.main, which says what to do)
+    import zarr  # noqa: F401
 
 
 @contextlib.contextmanager
@@ -75,10 +72,7 @@ def scheduler(args):
     if args.scheduler is None and args.workers is None:
         yield None
         return
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as error:
-        raise ValueError(f"needs the package {error.name!r}: pip install 'convlayer[dask]'") from None
+    from distributed import Client, LocalCluster
     cluster = None
     if args.scheduler is not None:
         client = Client(args.scheduler, timeout="10s")

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from .. import _optional
+
 COMMANDS = {
     "demo": "Run the tutorial's two-filter layer on a sample photo and draw what it sees.",
     "explain": "Draw what a layer does with your numbers: padding, strides, channels, real values.",
@@ -19,10 +21,6 @@ COMMANDS = {
     "train": "Train a small CNN on scikit-learn's digits and draw what it learned.",
     "bench": "Time conv2d and its gradients against PyTorch, JAX and SciPy, shape by shape.",
 }
-
-# What to install when a command's optional dependency is missing.
-_EXTRAS = {"matplotlib": "images", "skimage": "images", "PIL": "images", "tqdm": "images",
-           "tifffile": "images", "sklearn": "train"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,11 +63,8 @@ def main(argv: "list[str] | None" = None) -> int:
         return args.run(args) or 0
     except (ValueError, TypeError, OSError) as error:
         return _fail(f"convlayer {args.command}: error: {error}")
-    except ImportError as error:
-        top = (error.name or "").split(".")[0]
-        extra = _EXTRAS.get(top)
-        hint = f": pip install 'convlayer[{extra}]'" if extra else ""
-        return _fail(f"convlayer {args.command}: error: needs the package {top!r}{hint}")
+    except ImportError as error:  # not installed (what to install) or broken (what was found)
+        return _fail(f"convlayer {args.command}: error: {_optional.describe(error)}")
     except KeyboardInterrupt:  # outputs are written whole or not at all: nothing to clean up
         print(f"convlayer {args.command}: interrupted", file=sys.stderr)
         return 130
