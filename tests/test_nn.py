@@ -617,7 +617,7 @@ def test_digits_split():
     np.testing.assert_array_equal(split.y_test, again.y_test)
 
 
-def test_short_training_run_reaches_95_percent(trained):
+def test_short_training_run_reaches_95_percent(trained, exact_forward):
     split, model, history = trained
     logits = model.predict(split.x_test)
     accuracy = float(np.mean(logits.argmax(axis=1) == split.y_test))
@@ -628,8 +628,11 @@ def test_short_training_run_reaches_95_percent(trained):
     loss, evaluated = model.evaluate(split.x_test, split.y_test)
     assert evaluated == pytest.approx(accuracy) == pytest.approx(history["val_accuracy"][-1])
     assert loss == pytest.approx(nn.softmax_cross_entropy(logits, split.y_test)[0], rel=1e-6)
-    # inference is deterministic (dropout off) and does not depend on the batch size
-    np.testing.assert_allclose(model.predict(split.x_test, batch_size=7), logits, rtol=1e-5, atol=1e-6)
+    # Inference has dropout off, and every batch size is within float32 rounding of the exact
+    # (float64) forward pass; the bits may differ between batch sizes (Sequential.predict).
+    exact = exact_forward(model, split.x_test)
+    for batch_size in (256, 7):
+        exact.check(model.predict(split.x_test, batch_size), f"batch_size={batch_size}")
 
 
 def test_save_then_load_gives_identical_predictions(trained, tmp_path):

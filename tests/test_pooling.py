@@ -150,7 +150,10 @@ def test_float32_matches_float64_oracle():
     want, _ = _torch_pool(x.astype(np.float64), (3, 3), (2, 2), ((1, 1), (1, 1)), "avg")
     got = avg_pool2d(x, 3, 2, "same")
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # a float32 sum of at most 9 pixels, then a division: within gamma_10 ~ 10 u of the mean of
+    # |x| (Higham 3.1); 2 for headroom. A pixel left out or a wrong count is off by O(|x|).
+    bound = avg_pool2d(np.abs(x).astype(np.float64), 3, 2, "same")
+    np.testing.assert_allclose(got, want, rtol=0, atol=2 * 10 * 2.0**-24 * bound.max())
     assert max_pool2d(x, 3, 2, "same").dtype == np.float32
 
 

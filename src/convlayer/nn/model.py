@@ -78,6 +78,11 @@ class Sequential:
 
         A Dask array gives a lazy Dask array, its batches computed in parallel by Dask's
         scheduler or cluster (see :func:`convlayer.dask.predict`).
+
+        As in PyTorch, results are not promised bit-identical across batch sizes: another batch
+        size can take another block plan or algorithm, whose float32 sums round differently.
+        What is promised is that each result is within float32 rounding of the exact (float64)
+        forward pass.
         """
         if _validate.is_dask_array(x):
             from .. import dask as _dask
