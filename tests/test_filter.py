@@ -15,13 +15,40 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from convlayer import conv2d, kernels
+import convlayer
+from convlayer import conv2d, images, kernels
 
 CLI = [sys.executable, "-m", "convlayer.cli.main", "filter"]
+# The command runs the convlayer these tests import, whatever cwd= is (a relative PYTHONPATH
+# would otherwise stop resolving, and an installed copy would run instead).
+_SOURCE = str(Path(convlayer.__file__).resolve().parents[1])
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_SOURCE, os.environ.get("PYTHONPATH")]))}
 
 
 def run_cli(*args, cwd=None):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, cwd=cwd, env=ENV)
+
+
+def assert_float32_layer(raw, pixels, kernel, bias=0.0, **options):
+    """``raw``, a float32 output of the layer, is within float32 rounding of its exact value.
+
+    The oracle is conv2d in float64 on the same pixels and float32 weights. Each value sums
+    n = Fh * Fw * C products and the bias in float32, so it errs by at most gamma_(n+1) ~ (n + 1) u
+    times the same sum on |pixels|, |kernel| and |bias| (Higham 3.1); per channel, the largest
+    such sum serves (FFT, if picked, spreads its error over the image); 2 for headroom. A wrong
+    tap or a lost bias is off by O(a pixel) and fails.
+    """
+    kernel = np.asarray(kernel, np.float32).astype(np.float64)
+    bias = np.asarray(bias, np.float32).astype(np.float64)
+    wide = np.asarray(pixels, np.float64)
+    exact = conv2d(wide, kernel, bias, **options)
+    bound = conv2d(np.abs(wide), np.abs(kernel), np.abs(bias), **options)
+    assert raw.dtype == np.float32 and raw.shape == exact.shape
+    terms = kernel[..., 0].size + 1
+    for channel in range(exact.shape[-1]):
+        atol = 2 * terms * 2.0**-24 * bound[..., channel].max()
+        np.testing.assert_allclose(raw[..., channel], exact[..., channel], rtol=0, atol=atol,
+                                   err_msg=f"channel {channel}")
 
 
 def shipped_photos():
@@ -50,9 +77,8 @@ def test_photos_end_to_end(photo_dir, tmp_path):
     for source in sorted(photo_dir.iterdir()):
         pixels = np.asarray(Image.open(source))
         raw = np.load(out / f"{source.stem}.npy")
-        expected = conv2d(pixels, kernels.stack(["edge", "blur"], 3), [1.0, 0.0], padding="valid")
         assert raw.shape == (pixels.shape[0] - 2, pixels.shape[1] - 2, 2) and raw.dtype == np.float32
-        np.testing.assert_allclose(raw, expected, rtol=1e-6, atol=1e-3)
+        assert_float32_layer(raw, pixels, kernels.stack(["edge", "blur"], 3), [1.0, 0.0], padding="valid")
         for channel in ("edge", "blur"):
             shown = Image.open(out / f"{source.stem}.{channel}.png")
             assert shown.mode == "L" and shown.size == (raw.shape[1], raw.shape[0])
@@ -102,6 +128,18 @@ def _png16(pixels: np.ndarray) -> bytes:
     return header + _png_chunk(b"IDAT", zlib.compress(rows)) + _png_chunk(b"IEND", b"")
 
 
+def _corrupt_tiff() -> bytes:
+    """A TIFF declaring 60000x60000 pixels with no data, a tag of an unknown type and a bad
+    offset: tifffile logs a warning for each before it fails (issue 14, defect 9a)."""
+    entries = [(256, 4, 1, 60000), (257, 4, 1, 60000), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
+               (273, 4, 1, 1000), (277, 3, 1, 1), (278, 4, 1, 60000), (999, 99, 1, 0), (1000, 4, 10**6, 500)]
+    ifd = struct.pack("<H", len(entries))
+    for tag, kind, count, value in entries:
+        ifd += struct.pack("<HHI", tag, kind, count) + struct.pack("<HH" if kind == 3 else "<I", *(
+            (value, 0) if kind == 3 else (value,)))
+    return b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+
+
 def _corpus(folder: Path) -> dict:
     """Bad inputs, each as the extra command-line arguments that use it (see CORPUS_CASES)."""
     good = folder / "good.png"
@@ -121,6 +159,10 @@ def _corpus(folder: Path) -> dict:
     nan[1, 1] = np.nan
     np.save(folder / "k_nan.npy", nan)
     (folder / "k_text.txt").write_text("1 2\n3\n")
+    np.save(folder / "k_huge.npy", np.full((3, 3), 1e308))  # finite in float64, inf in float32
+    (folder / "k_empty.csv").write_text("")
+    (folder / "k_comments.txt").write_text("# no numbers here\n")
+    (folder / "huge_corrupt.tif").write_bytes(_corrupt_tiff())
     return {
         "missing file": ["missing.png", "-k", "edge"],
         "folder with no images": ["no_images", "-k", "edge"],
@@ -136,6 +178,10 @@ def _corpus(folder: Path) -> dict:
         "kernel file with nan": ["good.png", "--kernel-file", "k_nan.npy"],
         "kernel file ragged text": ["good.png", "--kernel-file", "k_text.txt"],
         "kernel file missing": ["good.png", "--kernel-file", "nope.npy"],
+        "kernel file beyond float32": ["good.png", "--kernel-file", "k_huge.npy", "--save-raw"],
+        "kernel file empty csv": ["good.png", "--kernel-file", "k_empty.csv"],
+        "kernel file only comments": ["good.png", "--kernel-file", "k_comments.txt"],
+        "corrupt 60000x60000 tiff": ["huge_corrupt.tif", "-k", "edge"],
         "unknown kernel name": ["good.png", "-k", "edgy"],
         "no kernel": ["good.png"],
         "bias count": ["good.png", "-k", "edge", "-k", "blur", "--bias", "1"],
@@ -161,7 +207,8 @@ CORPUS_CASES = [
     "missing file", "folder with no images", "empty file", "text named .png", "truncated png",
     "png of only its header", "decompression bomb", "output is a file", "output under a file",
     "kernel file wrong channels", "kernel file wrong rank", "kernel file with nan",
-    "kernel file ragged text", "kernel file missing", "unknown kernel name", "no kernel", "bias count",
+    "kernel file ragged text", "kernel file missing", "kernel file beyond float32",
+    "kernel file empty csv", "kernel file only comments", "corrupt 60000x60000 tiff", "unknown kernel name", "no kernel", "bias count",
     "bad padding", "bad strides", "bad pad mode", "kernel larger than image",
 ]
 
@@ -295,8 +342,7 @@ def test_kernel_files(tmp_path, shape):
                      "--flip", "--save-raw", "-o", tmp_path / "o")
     assert result.returncode == 0, result.stderr
     layer = {2: lambda k: kernels.stack([k], 3, np.float64), 3: lambda k: k[..., None], 4: lambda k: k}[len(shape)]
-    expected = conv2d(image, layer(kernel).astype(np.float32), strides=2, flip=True)
-    np.testing.assert_allclose(np.load(tmp_path / "o" / "in.npy"), expected, rtol=1e-5, atol=1e-3)
+    assert_float32_layer(np.load(tmp_path / "o" / "in.npy"), image, layer(kernel), strides=2, flip=True)
 
 
 def test_csv_kernel_file(tmp_path):
@@ -307,8 +353,7 @@ def test_csv_kernel_file(tmp_path):
                      "-o", tmp_path / "o")
     assert result.returncode == 0, result.stderr
     laplacian = np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
-    expected = conv2d(image, kernels.stack([laplacian, "blur"], 3))
-    np.testing.assert_allclose(np.load(tmp_path / "o" / "in.npy"), expected, rtol=1e-5, atol=1e-3)
+    assert_float32_layer(np.load(tmp_path / "o" / "in.npy"), image, kernels.stack([laplacian, "blur"], 3))
     assert (tmp_path / "o" / "in.lap.png").exists()
 
 
@@ -320,3 +365,143 @@ def test_outputs_are_ordinary_files(tmp_path):
     os.umask(umask)
     for path in (tmp_path / "o").iterdir():
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# ----------------------------------------------------------------------------- issue 14: fuzzer finds
+
+
+def _gifs(folder: Path) -> dict:
+    rng = np.random.default_rng(14)
+    pixels = [rng.integers(0, 256, (12, 15, 3), dtype=np.uint8) for _ in range(3)]
+    frames = [Image.fromarray(p).convert("P", palette=Image.Palette.ADAPTIVE, colors=32) for p in pixels]
+    frames[0].save(folder / "static.gif")
+    frames[0].save(folder / "clear.gif", transparency=0)
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    with Image.open(folder / "static.gif") as image:
+        colours = np.asarray(image.convert("RGB"))
+    with Image.open(folder / "clear.gif") as image:
+        clear = np.asarray(image.convert("RGBA"))
+    return {"static": colours, "clear": clear, "animated": colours}
+
+
+def test_gif_is_read_as_its_colours_and_an_animation_as_its_first_frame(tmp_path):
+    """Issue 14, defect 4: every GIF was refused ("argument of type 'int' is not iterable")."""
+    expected = _gifs(tmp_path)
+    for name, colours in expected.items():
+        pixels, notes = images.read(tmp_path / f"{name}.gif")
+        assert pixels.dtype == np.uint8 and pixels.shape == colours.shape
+        np.testing.assert_array_equal(pixels, colours)
+        if name == "animated":
+            assert notes == [f"{tmp_path / 'animated.gif'}: an animated image of 3 frames; only the first was read"]
+        else:
+            assert notes == []
+    result = run_cli(tmp_path / "static.gif", "-k", "identity", "--save-raw", "-o", tmp_path / "o")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "o" / "static.npy")[..., 0],
+                                  expected["static"].sum(axis=2, dtype=float))
+    result = run_cli(tmp_path / "animated.gif", "-k", "edge", "-o", tmp_path / "o")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"convlayer filter: note: {tmp_path / 'animated.gif'}: an animated image of 3 frames; only the first was read"]
+    sidecar = json.loads((tmp_path / "o" / "animated.json").read_text())
+    assert "only the first was read" in sidecar["notes"][0]
+
+
+def test_kernel_file_beyond_float32_is_refused_naming_the_file(tmp_path):
+    """Issue 14, defect 7: 1e308 is finite in float64 but inf after the cast to float32."""
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "in.png")
+    np.save(tmp_path / "k.npy", np.full((3, 3), 1e308))
+    result = run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "k.npy", "--save-raw", "-o", tmp_path / "o")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"convlayer filter: error: --kernel-file {tmp_path / 'k.npy'}: values up to 1e+308 are beyond the range "
+        f"of float32, the type the layer computes in (largest 3.403e+38)"]
+    assert not (tmp_path / "o").exists()
+    np.save(tmp_path / "edge.npy", np.full((3, 3), 3e38))  # within float32: accepted, exact
+    assert run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "edge.npy", "-o", tmp_path / "o").returncode == 0
+
+
+def test_overflowing_output_is_one_note_not_numpy_warnings(tmp_path):
+    """A kernel that fits float32 can still overflow the output: one note, no RuntimeWarning."""
+    pixels = np.zeros((6, 7, 3), np.uint8)
+    pixels[:2, :2] = 255
+    Image.fromarray(pixels).save(tmp_path / "in.png")
+    np.save(tmp_path / "k.npy", np.full((3, 3), 1e36))
+    result = run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "k.npy", "-k", "edge", "--save-raw",
+                     "--figure", "-o", tmp_path / "o")
+    assert result.returncode == 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("convlayer filter: note: "), result.stderr
+    assert "NaN or infinite" in lines[0]
+    raw = np.load(tmp_path / "o" / "in.npy")[..., 0]
+    assert np.isinf(raw).any() and np.isfinite(raw).any()
+    shown = np.asarray(Image.open(tmp_path / "o" / "in.k.png"))
+    assert (shown[np.isinf(raw)] == 255).all() and (shown[raw == 0] == 0).all()  # inf saturates
+    import tifffile  # a float image holding NaN and inf, its edge map in the figure
+
+    pixels = np.random.default_rng(7).random((12, 13)).astype(np.float32) * 3e38
+    pixels[3, 3], pixels[5, 5] = np.nan, np.inf
+    tifffile.imwrite(tmp_path / "wild.tif", pixels)
+    result = run_cli(tmp_path / "wild.tif", "-k", "edge", "--figure", "-o", tmp_path / "w")
+    assert result.returncode == 0 and (tmp_path / "w" / "wild.figure.png").exists()
+    assert len(result.stderr.splitlines()) == 1 and "NaN or infinite" in result.stderr, result.stderr
+
+
+def test_empty_text_kernel_is_one_line_without_numpy_warning(tmp_path):
+    """Issue 14, defect 9b: np.loadtxt's "input contained no data" UserWarning came first."""
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "in.png")
+    (tmp_path / "k.csv").write_text("")
+    result = run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "k.csv", "-o", tmp_path / "o")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"convlayer filter: error: --kernel-file {tmp_path / 'k.csv'}: no numbers in the file (a text "
+        f"kernel is rows of numbers, separated by spaces or commas)"]
+
+
+def test_corrupt_tiff_prints_no_tifffile_log_lines_and_the_logger_is_restored(tmp_path):
+    """Issue 14, defect 9a: tifffile logged three warnings before convlayer's one line."""
+    import logging
+
+    (tmp_path / "huge.tif").write_bytes(_corrupt_tiff())
+    result = run_cli(tmp_path / "huge.tif", "-k", "edge", "-o", tmp_path / "o")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"convlayer filter: skipped {tmp_path / 'huge.tif'}: not a readable TIFF image "
+        f"(failed to read 3600000000 bytes, got 0)"]
+    logger = logging.getLogger("tifffile")
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(images.ImageError, match="huge.tif: not a readable TIFF"):
+            images.read(tmp_path / "huge.tif")
+        assert records == [] and logger.level == logging.NOTSET
+        logger.warning("still heard")
+        assert len(records) == 1
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_figure_of_a_file_with_a_cjk_name_prints_nothing(tmp_path):
+    """Issue 14, defect 9c: matplotlib warned of each glyph its font lacks."""
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "图像.png")
+    result = run_cli(tmp_path / "图像.png", "-k", "edge", "--figure", "-o", tmp_path / "o")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert Image.open(tmp_path / "o" / "图像.figure.png").size[0] > 0
+
+
+def test_an_image_too_large_for_memory_is_skipped_in_one_line(tmp_path, monkeypatch, capsys):
+    from convlayer.cli import filter as command
+    from convlayer.cli.main import main
+
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "a.png")
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(command, "conv2d", no_memory)
+    assert main(["filter", str(tmp_path / "a.png"), "-k", "edge", "-o", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"convlayer filter: skipped {tmp_path / 'a.png'}: not enough memory (try --chunks, which computes it "
+        f"piece by piece)"]

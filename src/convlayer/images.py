@@ -3,15 +3,19 @@
 Pillow reads PNG, JPEG, BMP, GIF and WebP; tifffile reads TIFF at full depth (any bit
 depth, any channel count). Both are imported when an image is read, not at
 ``import convlayer``. Pixel values are kept as stored: 0..255 for 8-bit images,
-0..65535 for 16-bit ones.
+0..65535 for 16-bit ones. Of an animated image (GIF, APNG, WebP) the first frame is read,
+and a note says how many frames were left out.
 
 What each reader really raises on a bad file (missing, empty, not an image, truncated,
 header only, a decompression bomb) becomes an :class:`ImageError`, a ``ValueError`` whose
-message names the file.
+message names the file. The readers print nothing: tifffile's log messages about a corrupt
+file are silenced while it reads (:func:`quiet_tifffile`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import struct
 import warnings
 import zlib
@@ -36,9 +40,13 @@ def is_image_path(path: Path) -> bool:
 def read(path: "str | Path") -> tuple[np.ndarray, list[str]]:
     """Read an image as stored; return ``(pixels (h, w, c), notes)``.
 
-    ``c`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); palette and other Pillow
-    modes are expanded to RGB(A). ``notes`` are one-line remarks for the user, e.g. when a
-    16-bit PNG can only be read at 8 bits per channel.
+    ``c`` is 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA); palette images (every GIF,
+    palette PNGs) are read as their colours, RGB or, with a transparent colour, RGBA, as
+    Pillow's ``convert`` gives them (a GIF whose palette is all grays, which Pillow opens as
+    gray, stays gray); other Pillow modes are expanded to RGB(A). Of an animated image (GIF,
+    APNG, WebP) only the first frame is read, and a note says so: the other frames are
+    ignored, not silently. ``notes`` are one-line remarks for the user, e.g. that note, or
+    that a 16-bit PNG can only be read at 8 bits per channel.
 
     Raises
     ------
@@ -55,11 +63,29 @@ def read(path: "str | Path") -> tuple[np.ndarray, list[str]]:
     return _read_pillow(path)
 
 
+@contextlib.contextmanager
+def quiet_tifffile():
+    """Silence tifffile's logger (``logging.getLogger('tifffile')``) inside the block.
+
+    tifffile logs each oddity of a corrupt file (a missing tag, a bad offset) as a warning,
+    which without logging configured goes straight to stderr; the error convlayer raises
+    already says the file is unreadable. The logger's level is restored afterwards.
+    """
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_tiff(path: Path) -> np.ndarray:
     import tifffile
 
     try:
-        pixels = np.asarray(tifffile.imread(path))
+        with quiet_tifffile():
+            pixels = np.asarray(tifffile.imread(path))
     except Exception as error:  # tifffile raises many kinds; each is a bad file
         raise ImageError(f"{path}: not a readable TIFF image ({_first_line(error)})") from None
     if pixels.ndim == 2:
@@ -79,6 +105,7 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
                 reduced, mode = _reduced_depth(image), image.mode
                 image.load()
                 pixels = _as_array(image)
+                frames = _frame_count(image)
         notes = [f"{path}: {_first_line(w.message)}" for w in caught]
     except Image.DecompressionBombError as error:
         raise ImageError(f"{path}: refused as a possible decompression bomb ({_first_line(error)})") from None
@@ -87,14 +114,33 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
     if reduced:
         notes.append(f"{path}: {reduced}-bit {mode} PNG read at 8 bits per channel (Pillow cannot "
                      f"read it at full depth; save it as a 16-bit TIFF to keep every bit)")
+    if frames != 1:
+        notes.append(f"{path}: an animated image of {frames} frames; only the first was read"
+                     if frames else f"{path}: only the first frame was read (what follows it is unreadable)")
     return pixels, notes
 
 
 def _reduced_depth(image) -> int:
-    """The bit depth Pillow will drop on load (16 for 16-bit colour PNGs), else 0."""
-    rawmode = image.tile[0][3] if image.tile else ""
-    rawmode = rawmode[0] if isinstance(rawmode, tuple) else str(rawmode)
+    """The bit depth Pillow will drop on load (16 for 16-bit colour PNGs), else 0.
+
+    Only a PNG tile's decoder arguments start with a raw mode string such as 'RGB;16B';
+    other formats put other things there (a GIF tile holds ``(bits, interlace, ...)``).
+    """
+    if image.format != "PNG" or not image.tile:
+        return 0
+    args = image.tile[0][3]
+    rawmode = args[0] if isinstance(args, tuple) and args else args
+    if not isinstance(rawmode, str):
+        return 0
     return 16 if ";16" in rawmode and image.mode not in ("I;16", "I;16B", "I", "F") else 0
+
+
+def _frame_count(image) -> int:
+    """How many frames the image has (1 for a still one); 0 when the later ones are unreadable."""
+    try:
+        return int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, struct.error, zlib.error):
+        return 0
 
 
 def _as_array(image) -> np.ndarray:
@@ -143,8 +189,10 @@ def display_scaling(values: np.ndarray) -> tuple[np.ndarray, dict]:
 
     Non-negative maps go linearly from 0..max to 0..255. Signed maps are scaled
     symmetrically, -a..a to 0..255, so 0 is mid-gray (128). The mapping is returned so a
-    sidecar can state it: ``value = low + pixel / 255 * (high - low)``.
+    sidecar can state it: ``value = low + pixel / 255 * (high - low)``. The range is that of
+    the finite values: NaN is shown as ``low``, +inf as 255 and -inf as 0.
     """
+    values = np.asarray(values, dtype=np.float64)  # float32's extremes overflow on the way to 0..255
     finite = values[np.isfinite(values)]
     low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     if low < 0:
@@ -153,7 +201,9 @@ def display_scaling(values: np.ndarray) -> tuple[np.ndarray, dict]:
     else:
         low = 0.0
     span = high - low if high > low else 1.0
-    scaled = np.clip((np.nan_to_num(values, nan=low) - low) / span * 255, 0, 255)
+    with np.errstate(over="ignore"):  # float64 extremes: they saturate, as they should
+        beyond = np.nan_to_num(values, nan=low, posinf=high + span, neginf=low - span)
+        scaled = np.clip((beyond - low) / span * 255, 0, 255)
     return np.round(scaled).astype(np.uint8), {"low": low, "high": high, "pixel": "round((value - low) / (high - low) * 255)"}
 
 

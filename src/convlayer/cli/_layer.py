@@ -6,6 +6,7 @@ Everything is checked here, before any image is read or any file written.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import numpy as np
 from .. import _validate, kernels, shapes
 from .._args import as_pair, padding_2d
 from . import _parse
+
+KERNEL_DTYPE = np.float32  # what the layer computes with: every kernel is cast to it
 
 
 @dataclass
@@ -61,7 +64,7 @@ def build_layer(args) -> Layer:
     sizes = {part.shape[:2] for part, _ in parts}
     if len(sizes) > 1:
         raise ValueError(f"all kernels must have one size (Fh, Fw) to form one layer; got {sorted(sizes)}")
-    kernel = np.concatenate([part.astype(np.float32) for part, _ in parts], axis=3)
+    kernel = np.concatenate([part.astype(KERNEL_DTYPE) for part, _ in parts], axis=3)
     names = _unique([name for _, part_names in parts for name in part_names])
     return Layer(kernel, names, _bias(args.bias, len(names)), _options(args), bool(args.relu))
 
@@ -111,7 +114,9 @@ def load_kernel_file(path: Path, channels: int) -> tuple[np.ndarray, list]:
 
     ``.npy`` of shape (fh, fw) (one filter repeated over the channels, as ``-k`` does),
     (fh, fw, c) (one filter over c channels) or (fh, fw, c, k); any other file is read as
-    a text matrix (spaces or commas) for one 2-D filter.
+    a text matrix (spaces or commas) for one 2-D filter. The kernel is returned as
+    :data:`KERNEL_DTYPE`; values that are not finite there (NaN, infinity, or finite values
+    beyond its range, which the cast would turn into infinities) are refused.
     """
     array = _read_kernel_array(path)
     if array.ndim not in (2, 3, 4) or 0 in array.shape:
@@ -119,10 +124,9 @@ def load_kernel_file(path: Path, channels: int) -> tuple[np.ndarray, list]:
                          f"or (Fh, Fw, C, K)")
     if array.dtype.kind not in "biuf":
         raise ValueError(f"--kernel-file {path}: dtype {array.dtype} is not a real number type")
-    if not np.isfinite(array).all():
-        raise ValueError(f"--kernel-file {path}: contains NaN or infinity")
+    array = _as_kernel_dtype(array, path)
     if array.ndim == 2:
-        array = kernels.stack([array], channels, dtype=np.float64)
+        array = kernels.stack([array], channels, dtype=KERNEL_DTYPE)
     elif array.ndim == 3:
         array = array[..., None]
     if array.shape[2] != channels:
@@ -132,6 +136,20 @@ def load_kernel_file(path: Path, channels: int) -> tuple[np.ndarray, list]:
     return array, [path.stem] if k == 1 else [f"{path.stem}{i}" for i in range(k)]
 
 
+def _as_kernel_dtype(array: np.ndarray, path: Path) -> np.ndarray:
+    """``array`` cast to :data:`KERNEL_DTYPE`, checked finite after the cast."""
+    if not np.isfinite(array).all():
+        raise ValueError(f"--kernel-file {path}: contains NaN or infinity")
+    with np.errstate(over="ignore"):  # overflow is reported below, as one line
+        cast = array.astype(KERNEL_DTYPE)
+    if not np.isfinite(cast).all():
+        largest = float(np.abs(array[~np.isfinite(cast)]).max())
+        raise ValueError(f"--kernel-file {path}: values up to {largest:g} are beyond the range of "
+                         f"{np.dtype(KERNEL_DTYPE).name}, the type the layer computes in "
+                         f"(largest {np.finfo(KERNEL_DTYPE).max:.4g})")
+    return cast
+
+
 def _read_kernel_array(path: Path) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"--kernel-file {path}: no such file")
@@ -139,10 +157,16 @@ def _read_kernel_array(path: Path) -> np.ndarray:
         if path.suffix.lower() == ".npy":
             return np.load(path, allow_pickle=False)
         text = path.read_text().replace(",", " ")
-        return np.loadtxt(io.StringIO(text), ndmin=2)
+        with warnings.catch_warnings():  # "input contained no data": reported below, as one line
+            warnings.simplefilter("ignore", UserWarning)
+            array = np.loadtxt(io.StringIO(text), ndmin=2)
     except (OSError, ValueError, UnicodeDecodeError, EOFError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(f"--kernel-file {path}: not a readable kernel ({first})") from None
+    if array.size == 0:
+        raise ValueError(f"--kernel-file {path}: no numbers in the file (a text kernel is rows of "
+                         f"numbers, separated by spaces or commas)")
+    return array
 
 
 def layer_title(layer: Layer, in_shape, out_shape) -> str:

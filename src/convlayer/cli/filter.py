@@ -21,6 +21,7 @@ import functools
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,11 @@ def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
     for path, planned in bar:
         try:
             notes = (one or filter_one)(path, planned, layer, args)
+        except MemoryError:
+            bar.write(f"convlayer filter: skipped {path}: not enough memory (try --chunks, which "
+                      f"computes it piece by piece)", file=sys.stderr)
+            skipped += 1
+            continue
         except (images.ImageError, ValueError, TypeError) as error:
             bar.write(f"convlayer filter: skipped {error}" if str(path) in str(error)
                       else f"convlayer filter: skipped {path}: {error}", file=sys.stderr)
@@ -207,9 +213,11 @@ def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
     stored, notes = images.read(path)
     pixels, more = images.prepare(stored, args.mode)
     notes += [f"{path}: {note}" for note in more]
-    maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
-    if layer.relu:
-        maps = relu(maps)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is one note, not NumPy's warnings
+        maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
+        if layer.relu:
+            maps = relu(maps)
+    notes += _overflow_notes(path, maps)
     Path(args.output).mkdir(parents=True, exist_ok=True)
     scalings = {}
     for index, name in enumerate(layer.names):
@@ -225,6 +233,15 @@ def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
         _stream.write_tiff(planned["tiff"], maps)
     _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes)
     return notes
+
+
+def _overflow_notes(path: Path, maps: np.ndarray) -> list[str]:
+    """A note when the output holds NaN or infinity: from the image, or beyond its dtype's range."""
+    bad = maps.size - int(np.count_nonzero(np.isfinite(maps)))
+    if not bad:
+        return []
+    return [f"{path}: {bad:,} output values are NaN or infinite (NaN or inf in the image, or kernel, "
+            f"bias and pixel values whose results are beyond the range of {maps.dtype})"]
 
 
 def _save_npy(temporary: str, array: np.ndarray) -> None:
@@ -260,11 +277,16 @@ def write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, not
 def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
     from .. import plot
 
-    extra = None
-    if "edge" in layer.names:
-        extra = (plot.equalised(maps[..., layer.names.index("edge")]), "edge map, CLAHE-equalised")
-    figure = plot.layer_figure(
-        plot.for_display(pixels), maps, layer.titles(), extra=extra,
-        suptitle=f"{path.name}: {layer_title(layer, pixels.shape, maps.shape)}",
-    )
-    atomic_write(target, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
+    # The title shows the file name as the fonts can: a name in a script they lack (CJK, say)
+    # gets empty boxes, not matplotlib's "Glyph ... missing from font(s)" warning per letter.
+    # NaN or inf in the maps (already a note) draw as they can, without NumPy's warnings.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        extra = None
+        if "edge" in layer.names:
+            extra = (plot.equalised(maps[..., layer.names.index("edge")]), "edge map, CLAHE-equalised")
+        figure = plot.layer_figure(
+            plot.for_display(pixels), maps, layer.titles(), extra=extra,
+            suptitle=f"{path.name}: {layer_title(layer, pixels.shape, maps.shape)}",
+        )
+        atomic_write(target, lambda temporary: figure.savefig(temporary, format="png", dpi=110))
