@@ -28,13 +28,13 @@ def as_int(name: str, value, *, minimum: int) -> int:
     """Return ``value`` as a Python int >= minimum, or raise naming ``name``."""
     kind = "positive" if minimum == 1 else "non-negative"
     if isinstance(value, bool):
-        raise ArgumentTypeError(f"{name} must be {kind} integers; got {_show(value)}")
+        raise ArgumentTypeError(f"{name} must be {kind} integers; got {show(value)}")
     try:
         number = operator.index(value)
     except TypeError:
-        raise ArgumentTypeError(f"{name} must be {kind} integers; got {_show(value)}") from None
+        raise ArgumentTypeError(f"{name} must be {kind} integers; got {show(value)}") from None
     if number < minimum:
-        raise ValueError(f"{name} must be {kind} integers; got {_show(value)}")
+        raise ValueError(f"{name} must be {kind} integers; got {show(value)}")
     return number
 
 
@@ -58,14 +58,14 @@ def as_pair(name: str, value, *, minimum: int = 1) -> tuple[int, int]:
         return number, number
     if len(value) != 2:
         raise ValueError(
-            f"{name} must be an int or a pair (vertical, horizontal); got {_show(value)}"
+            f"{name} must be an int or a pair (vertical, horizontal); got {show(value)}"
         )
     try:
         return (as_int(name, value[0], minimum=minimum), as_int(name, value[1], minimum=minimum))
     except ValueError:  # re-raise with the whole pair in the message
         kind = "positive" if minimum == 1 else "non-negative"
         error = ArgumentTypeError if _any_non_int(value) else ValueError
-        raise error(f"{name} must be {kind} integers; got {_show(value)}") from None
+        raise error(f"{name} must be {kind} integers; got {show(value)}") from None
 
 
 def _any_non_int(values) -> bool:
@@ -80,7 +80,7 @@ def _any_non_int(values) -> bool:
     return False
 
 
-def _show(value) -> str:
+def show(value) -> str:
     """Show a user's value the way they wrote it, with NumPy arrays shown as lists."""
     if hasattr(value, "tolist"):
         value = value.tolist()
@@ -134,7 +134,7 @@ def _explicit_padding(padding) -> tuple[tuple[int, int], tuple[int, int]]:
 
 def _padding_error(padding) -> ValueError:
     error = ArgumentTypeError if _has_non_numbers(padding) else ValueError
-    return error(f"{_PADDING_HELP} of non-negative integers; got {_show(padding)}")
+    return error(f"{_PADDING_HELP} of non-negative integers; got {show(padding)}")
 
 
 def _has_non_numbers(padding) -> bool:

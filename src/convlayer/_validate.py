@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import shapes
+from ._args import ArgumentTypeError, show
 
 PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")
 _PAD_ALIASES = {"zeros": "constant", "replicate": "edge", "circular": "wrap"}
@@ -56,6 +57,19 @@ def as_real_array(name: str, value) -> np.ndarray:
             f"{name} must have a numeric (bool, integer or float) dtype; got dtype {array.dtype}"
         )
     return array
+
+
+def as_flag(name: str, value) -> bool:
+    """Return ``value`` as a bool: True, False (NumPy's too), 1 or 0; else raise naming ``name``.
+
+    >>> as_flag("flip", 1)
+    True
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) and value in (0, 1):
+        return bool(value)
+    raise ArgumentTypeError(f"{name} must be True or False; got {show(value)}")
 
 
 def pad_mode_name(pad_mode) -> str:
@@ -113,19 +127,30 @@ def _check_pad_mode_fits(geom: shapes.ConvGeometry, pad_mode: str) -> None:
             )
 
 
+def _stepping(geom: shapes.ConvGeometry) -> shapes.ConvGeometry:
+    """``geom`` with each stride at most one step past the padded input: the same windows
+    (a stride of 10^20 leaves one), and no stride of 10^20 multiplied into a memory offset."""
+    strides = []
+    for stride, size, kernel, dilation, pads in zip(geom.strides, (geom.h, geom.w), (geom.fh, geom.fw),
+                                                    geom.dilation, geom.pads):
+        last_start = size + sum(pads) - shapes.span(kernel, dilation)  # of the last possible window
+        strides.append(min(stride, max(last_start + 1, 1)))
+    return geom._replace(strides=tuple(strides))
+
+
 def conv_args(
     x, kernel, bias, *, strides, padding, dilation, groups, flip, pad_mode, data_format
 ) -> ConvArgs:
     """Check and normalise the arguments of ``conv2d`` (and of the reference loops)."""
     x = as_real_array("x", x)
     kernel = as_real_array("kernel", kernel)
-    geom = shapes.conv_geometry(
+    geom = _stepping(shapes.conv_geometry(
         x.shape, kernel.shape, strides, padding, dilation, groups=groups, data_format=data_format
-    )
+    ))
     mode = pad_mode_name(pad_mode)
     _check_pad_mode_fits(geom, mode)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
-    hwio = _kernel_hwio(kernel, geom, bool(flip)).astype(dtype)
+    hwio = _kernel_hwio(kernel, geom, as_flag("flip", flip)).astype(dtype)
     return ConvArgs(_x_nhwc(x, geom), hwio, _bias(bias, geom, dtype), geom, mode, dtype)
 
 
@@ -208,7 +233,7 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
             f"kernel must be (B_h, B_w, Fh, Fw, C, K), one (Fh, Fw, C, K) kernel per "
             f"{_BANK_NAMES[sharing].split(' (')[0]} cell; got kernel shape {kernel.shape}"
         )
-    geom = shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding)
+    geom = _stepping(shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding))
     _check_banks(sharing, kernel.shape, x.shape, geom)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
     return ConvArgs(_x_nhwc(x, geom), kernel.astype(dtype), _bank_bias(bias, kernel.shape, dtype),

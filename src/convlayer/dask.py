@@ -219,6 +219,9 @@ def _correlate(x: da.Array, args: _validate.ConvArgs, rows: _AxisPlan, cols: _Ax
         window = _window(rows, i), _window(cols, j)
         pieces = [(r, c) for r in _pieces(rows.source[window[0]], rows.chunks, i)
                   for c in _pieces(cols.source[window[1]], cols.chunks, j)]
+        if not pieces:  # a block of padding alone: its own chunk still gives the images' shape
+            pieces = [((i, int(starts[0][i]), int(starts[0][i + 1]) - 1),
+                       (j, int(starts[1][j]), int(starts[1][j + 1]) - 1))]
         for a in range(x.numblocks[0]):
             parts = []
             for (p, r_lo, r_hi), (q, c_lo, c_hi) in pieces:

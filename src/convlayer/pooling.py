@@ -19,7 +19,7 @@ from typing import Iterator, NamedTuple, Union
 import numpy as np
 
 from . import _validate, shapes
-from ._args import _show, as_pair, padding_2d
+from ._args import show, as_pair, padding_2d
 from .shapes import IntPair, Padding
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "max_pool2d", "max_pool2d_backward"]
@@ -64,7 +64,7 @@ def _pool_extent(size, pool, stride, form, pads, axis) -> int:
             f"smaller pool_size, more padding, or padding='same'"
         )
     out = shapes.output_size(size, pool, stride, pads)
-    if before >= pool or (out - 1) * stride >= before + size:
+    if size == 0 or before >= pool or (out - 1) * stride >= before + size:
         raise ValueError(
             f"padding {before} + {after} leaves a window of padding only along the {axis} "
             f"(x {axis} {size}, pool_size {axis} {pool}, strides {axis} {stride}); every "
@@ -107,16 +107,24 @@ def _tap_rows(offset, size, stride, before, out) -> "tuple[slice, slice] | None"
     return slice(first, stop), slice(start, start + (stop - first - 1) * stride + 1, stride)
 
 
+def _reaching(pool: int, size: int, stride: int, before: int, out: int) -> range:
+    """The taps along one axis that read a real pixel for some output: a pool far larger
+    than the image ('same' with pool_size 2^40) loops over the image, not the pool."""
+    if out == 0:
+        return range(0)
+    return range(max(0, before - (out - 1) * stride), min(pool, before + size))
+
+
 def _taps(geom: PoolGeometry) -> Iterator[tuple[tuple, tuple]]:
     """Yield ``(out_index, x_index)`` for each tap in row-major window order.
 
     ``y[out_index]`` and ``x[x_index]`` are same-shaped views of the ``(n, h, w, c)``
     arrays: the output pixels that tap reaches inside the image, and the pixels it reads.
     """
-    (ph, pw), (sh, sw), ((top, _), (left, _)) = geom.pool, geom.strides, geom.pads
-    for a in range(ph):
+    (sh, sw), ((top, _), (left, _)) = geom.strides, geom.pads
+    for a in _reaching(geom.pool[0], geom.h, sh, top, geom.out_h):
         rows = _tap_rows(a, geom.h, sh, top, geom.out_h)
-        for b in range(pw):
+        for b in _reaching(geom.pool[1], geom.w, sw, left, geom.out_w):
             cols = _tap_rows(b, geom.w, sw, left, geom.out_w)
             if rows is not None and cols is not None:
                 all_ = slice(None)
@@ -130,8 +138,9 @@ def _real_counts(geom: PoolGeometry, dtype) -> np.ndarray:
         (geom.h, geom.pool[0], geom.strides[0], geom.pads[0], geom.out_h),
         (geom.w, geom.pool[1], geom.strides[1], geom.pads[1], geom.out_w),
     ):
-        start = np.arange(out) * stride
-        per_axis.append(np.minimum(start + pool, before + size) - np.maximum(start, before))
+        # Python ints: a pool or padding of 2^40 would overflow NumPy's
+        counts = [min(i * stride + pool, before + size) - max(i * stride, before) for i in range(out)]
+        per_axis.append(np.array(counts, np.int64))
     return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None].astype(dtype)
 
 
@@ -158,7 +167,7 @@ def _grad_args(grad_out, x, pool_size, strides, padding, data_format):
         raise ValueError(
             f"grad_out must have the pooled output's shape {geom.output_shape} (x shape "
             f"{x.shape}, pool_size {geom.pool}, strides {geom.strides}, padding "
-            f"{_show(padding)}); got grad_out shape {grad_out.shape}"
+            f"{show(padding)}); got grad_out shape {grad_out.shape}"
         )
     grad_x = np.zeros(x.shape, np.result_type(grad_out.dtype, x.dtype, np.float32))
     return _nhwc(x, geom), _nhwc(grad_out, geom), geom, grad_x, _nhwc(grad_x, geom)

@@ -10,6 +10,8 @@ kernel's *span* is its dilated size, ``(kernel - 1) * dilation + 1``.
 
 from __future__ import annotations
 
+import sys
+
 from typing import NamedTuple, Sequence, Union
 
 from ._args import PADDING_WORDS, ArgumentTypeError, as_int, as_pair, padding_1d, padding_2d
@@ -67,6 +69,16 @@ def _extent(size: int, span_: int, stride: int, pads: tuple[int, int], axis: str
             f"dilation, more padding, or padding='same'"
         )
     return (padded - span_) // stride + 1
+
+
+def _check_output_size(shape, pads) -> None:
+    """Raise when padding makes an output of more bytes than an address can count."""
+    elements = 1
+    for size in shape:
+        elements *= size
+    if elements * 8 > sys.maxsize:  # 8: a float64 value
+        raise ValueError(f"padding {pads} gives an output of shape {tuple(shape)} (n, h, w, k), "
+                         f"larger than any array; use less padding")
 
 
 def _check_axis(size, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -311,6 +323,7 @@ def conv_geometry(
         pads = form
     out_h = _extent(h, span_h, strides_[0], pads[0], "height", form)
     out_w = _extent(w, span_w, strides_[1], pads[1], "width", form)
+    _check_output_size((n, out_h, out_w, k), pads)
     return ConvGeometry(
         n, h, w, c, fh, fw, k, groups, strides_, dilation_, pads, out_h, out_w,
         len(k_shape), batched, channels_first,

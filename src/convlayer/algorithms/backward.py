@@ -68,7 +68,8 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
     """Which algorithm computes the kernel's gradient.
 
     auto: where the forward pass would take FFT, so does the kernel's gradient (when x
-    and grad_out are finite: it sums their products over the whole image); where it would
+    and grad_out are finite and small enough for its transforms, :func:`.choose.fft_in_range`:
+    it sums their products over the whole image); where it would
     take Winograd, so does the kernel's gradient, F(3x3, 2x2), when x and grad_out are
     finite and far enough from the dtype's largest value that no transform or sum over the
     pixels overflows (:func:`.choose.prefers_winograd`).
@@ -77,8 +78,7 @@ def _kernel_route(name: str, x, kernel, geom: ConvGeometry, grad_out) -> str:
         return "depthwise"
     if name == "fft":
         return "fft"
-    if (name == "auto" and choose.prefers_fft(geom) and choose.finite(x) and choose.finite(kernel)
-            and choose.finite(grad_out)):
+    if name == "auto" and choose.prefers_fft(geom) and choose.fft_in_range(x, grad_out, geom, kernel_gradient=True):
         return "fft"
     if name == "shift" or (name == "auto" and choose.prefers_shift(geom)):
         return "shift" if geom.strides == (1, 1) else "im2col"

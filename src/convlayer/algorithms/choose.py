@@ -74,6 +74,7 @@ FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
 FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
 FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
 WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
+FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 4x the pixels)
 WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
@@ -88,7 +89,7 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
        feed ``c`` one-column products).
     2. strides 1, groups 1, at least :data:`FFT_MIN_TAPS` taps, ``c * k`` at most
        :data:`FFT_MAX_CHANNELS`, FFT's estimated work below the direct sum's, and x and the
-       kernel finite: FFT. Per output pixel, the direct sum costs ``fh * fw * c * k``
+       kernel finite and small enough that no transform overflows (:func:`fft_in_range`): FFT. Per output pixel, the direct sum costs ``fh * fw * c * k``
        multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
        c * k`` (the transforms, then the product per frequency).
     3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
@@ -106,10 +107,11 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
     if prefers_fft(geom):
         why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{_fft_work(geom):.0f} < direct {taps * c * k} "
                f"multiply-adds per pixel")
-        if finite(x) and finite(kernel):
+        if fft_in_range(x, kernel, geom, kernel_gradient=False):
             return "fft", why
         name, _ = _direct_choice(geom)
-        return name, "not FFT: the input is not finite (FFT would spread NaN/inf over the image)"
+        return name, ("not FFT: the input is not finite or so large that its transforms could "
+                      "overflow (FFT would spread NaN/inf over the image)")
     if _winograd_shape(geom):
         if _winograd_values(x, kernel, terms=9 * c):
             return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
@@ -137,10 +139,35 @@ def _winograd_shape(geom: ConvGeometry) -> bool:
 
 
 def _winograd_values(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
+    return _in_range(a, b, WINOGRAD_HEADROOM, terms * WINOGRAD_HEADROOM**2)
+
+
+def fft_in_range(a: np.ndarray, b: np.ndarray, geom: ConvGeometry, kernel_gradient: bool) -> bool:
+    """Whether FFT's intermediates stay finite for the factors ``a`` and ``b``: x and the
+    kernel (forward), or x and grad_out (the kernel's gradient).
+
+    A transform over ``P`` padded pixels sums ``P`` values: ``|fft(a)| <= P max|a|``. The
+    spectra's products are summed over the channels (forward: ``c`` channels of a kernel
+    of ``fh * fw`` taps) or the images (kernel gradient: ``n`` images of grad_out, up to
+    ``P`` pixels each), and the inverse transform sums ``P`` of those before it scales by
+    ``1 / P``. Both factors must be finite and those sums, with :data:`FFT_HEADROOM`,
+    within the dtype's range. A test on magnitudes, not on a sum of the values: alternating
+    signs cancel in a sum (``finite`` passes ``[1e36, -1e36, ...]``) but not in a transform.
+    """
+    pixels = (geom.h + sum(geom.pads[0])) * (geom.w + sum(geom.pads[1]))
+    if kernel_gradient:
+        product = geom.n * pixels**3
+    else:
+        product = geom.c * geom.fh * geom.fw * pixels**2
+    return _in_range(a, b, pixels * FFT_HEADROOM, product * FFT_HEADROOM)
+
+
+def _in_range(a: np.ndarray, b: np.ndarray, single: float, product: float) -> bool:
+    """``max|a|`` and ``max|b|`` times ``single``, and ``max|a| max|b| product``, are within
+    the largest value of the result dtype (False for NaN or inf)."""
     limit = float(np.finfo(np.result_type(a.dtype, b.dtype, np.float32)).max)
     size_a, size_b = magnitude(a), magnitude(b)
-    return (max(size_a, size_b) * WINOGRAD_HEADROOM <= limit
-            and size_a * size_b * terms * WINOGRAD_HEADROOM**2 <= limit)
+    return max(size_a, size_b) * single <= limit and size_a * size_b * product <= limit
 
 
 def prefers_fft(geom: ConvGeometry) -> bool:

@@ -1,0 +1,177 @@
+"""Windows that read a small part of their padded input: gather what they read, no more.
+
+A dilation or padding far larger than the image (a 3x3 kernel with dilation 3000 on a
+16x16 image: 'same' padding adds 6000 zeros on each side) or strides far longer than the
+kernel make the padded input, and with it every algorithm's slab of padded rows, far
+larger than what the windows read: ``fh * out_h`` rows and ``fw * out_w`` columns. Work
+memory must follow the taps, not the dilated span.
+
+Along such an axis, position ``a * out + i`` of a *gathered* input holds the pixel that
+tap ``a`` of output ``i`` reads. Its input index is computed from the pad mode's rule
+(:func:`sources`: zero, edge, wrap, reflect, symmetric, as ``np.pad`` means them), never
+from a padded index map, so a span of 10^20 costs nothing. The convolution of the gathered
+input with stride 1, dilation ``out`` and no padding along that axis is the same
+convolution, computed by whichever algorithm suits it. Rows are gathered for a chunk of
+output rows and images at a time, within the memory budget; the gradient flows back to x
+through the same indices (``np.add.at``: a padded pixel may copy one input pixel many times).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import ConvGeometry
+from . import backward, choose
+
+# Gather an axis when its padded extent is over RATIO times the positions its windows read
+# (and at least MIN_EXTENT): ordinary layers, whose windows overlap or touch (stride <=
+# kernel, dilation <= output size), read more than half their padded input and are left alone.
+RATIO = 2
+MIN_EXTENT = 64
+
+
+def wanted(geom: ConvGeometry) -> bool:
+    """Whether the rows or the columns of ``geom`` are read so sparsely that they are gathered."""
+    return _sparse(geom, 0) or _sparse(geom, 1)
+
+
+def _sparse(geom: ConvGeometry, axis: int) -> bool:
+    size, kernel, out = (geom.h, geom.fh, geom.out_h) if axis == 0 else (geom.w, geom.fw, geom.out_w)
+    extent = size + sum(geom.pads[axis])
+    return out > 0 and extent > MIN_EXTENT and extent > RATIO * kernel * out
+
+
+def sources(size: int, before: int, stride: int, dilation: int, kernel: int, start: int, stop: int,
+            pad_mode: str) -> np.ndarray:
+    """Input indices, ``(kernel * (stop - start),)``: entry ``a * (stop - start) + i - start``
+    is the index that tap ``a`` of output ``i`` reads along an axis of ``size`` pixels with
+    ``before`` pixels of padding (-1: a zero of constant padding).
+
+    >>> sources(4, 2, 1, 3, 2, 0, 3, "constant")
+    array([-1, -1,  0,  1,  2,  3])
+    >>> sources(4, 2, 1, 3, 2, 0, 3, "reflect")
+    array([2, 1, 0, 1, 2, 3])
+    """
+    count = stop - start
+    index = np.empty(kernel * count, np.intp)
+    for a in range(kernel):
+        first = start * stride + a * dilation - before  # Python ints: no overflow however large
+        index[a * count : (a + 1) * count] = _positions(first, stride, count, size, pad_mode)
+    return index
+
+
+def _positions(first: int, step: int, count: int, size: int, pad_mode: str) -> np.ndarray:
+    """The input index of padded positions ``first + i * step`` (input coordinates), i < count."""
+    steps = np.arange(count, dtype=np.int64)
+    if pad_mode in ("constant", "edge"):
+        low = min(max(0, -(first // step)), count)  # the first i with first + i * step >= 0
+        high = min(max(low, (size - 1 - first) // step + 1), count) if size else low
+        fill_low, fill_high = (-1, -1) if pad_mode == "constant" else (0, size - 1)
+        index = np.full(count, fill_low, np.int64)
+        index[high:] = fill_high
+        if high > low:  # positions inside the image: two or more means a step below its size
+            index[low:high] = first + low * step + steps[: high - low] * min(step, size)
+        return index
+    if size == 1:
+        return np.zeros(count, np.int64)
+    period = {"wrap": size, "reflect": 2 * (size - 1), "symmetric": 2 * size}[pad_mode]
+    phase = (first % period + steps * (step % period)) % period
+    if pad_mode == "wrap":
+        return phase
+    mirror = period - phase if pad_mode == "reflect" else period - 1 - phase
+    return np.where(phase < size, phase, mirror)
+
+
+class _Plan:
+    """The gathered geometry of each chunk and the indices it copies from x."""
+
+    def __init__(self, geom: ConvGeometry, pad_mode: str, itemsize: int, budget: int):
+        self.geom, self.pad_mode = geom, pad_mode
+        self.cols = None
+        width = geom.w
+        if _sparse(geom, 1):
+            self.cols = sources(geom.w, geom.pads[1][0], geom.strides[1], geom.dilation[1], geom.fw, 0,
+                                geom.out_w, pad_mode)
+            width = len(self.cols)
+        # the gathered chunk and as much again for fancy indexing's temporaries: half the budget
+        row_bytes = 2 * geom.fh * width * geom.c * itemsize
+        self.rows_per_chunk = max(1, min(geom.out_h, budget // 2 // max(row_bytes, 1)))
+        whole = self.rows_per_chunk == geom.out_h
+        self.images_per_chunk = max(1, budget // 2 // max(row_bytes * geom.out_h, 1)) if whole else 1
+        self.work = min(budget // 2, self.images_per_chunk * self.rows_per_chunk * row_bytes)
+
+    def chunks(self):
+        """``(n0, n1, r0, r1, row indices, chunk geometry, pad mode)`` for each chunk."""
+        geom, cols = self.geom, self.cols
+        for n0 in range(0, geom.n, self.images_per_chunk):
+            n1 = min(n0 + self.images_per_chunk, geom.n)
+            for r0 in range(0, geom.out_h, self.rows_per_chunk):
+                r1 = min(r0 + self.rows_per_chunk, geom.out_h)
+                rows = sources(geom.h, geom.pads[0][0], geom.strides[0], geom.dilation[0], geom.fh, r0, r1,
+                               self.pad_mode)
+                sub = geom._replace(
+                    n=n1 - n0, h=len(rows), out_h=r1 - r0, strides=(1, geom.strides[1]),
+                    dilation=(r1 - r0, geom.dilation[1]), pads=((0, 0), geom.pads[1]),
+                )
+                mode = self.pad_mode
+                if cols is not None:
+                    sub = sub._replace(w=len(cols), strides=(1, 1), dilation=(r1 - r0, geom.out_w),
+                                       pads=((0, 0), (0, 0)))
+                    mode = "constant"
+                yield n0, n1, r0, r1, rows, sub, mode
+
+
+def _read(rows: np.ndarray, cols: "np.ndarray | None"):
+    """The positions of the gathered chunk that copy a pixel, and the pixels they copy."""
+    kept_rows = np.flatnonzero(rows >= 0)
+    if cols is None:
+        return (slice(None), kept_rows), (slice(None), rows[kept_rows])
+    kept_cols = np.flatnonzero(cols >= 0)
+    return ((slice(None), kept_rows[:, None], kept_cols[None, :]),
+            (slice(None), rows[kept_rows][:, None], cols[kept_cols][None, :]))
+
+
+def _gather(x: np.ndarray, rows, cols, sub: ConvGeometry) -> np.ndarray:
+    gathered = np.zeros((x.shape[0], sub.h, sub.w, x.shape[3]), x.dtype)
+    into, source = _read(rows, cols)
+    gathered[into] = x[source]
+    return gathered
+
+
+def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
+              algorithm="auto") -> None:
+    """Fill ``out`` as :func:`.choose.correlate` does, chunk by chunk on gathered input."""
+    plan = _Plan(geom, pad_mode, x.dtype.itemsize, budget)
+    name = _checked(algorithm, x, kernel, geom)
+    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
+        gathered = _gather(x[n0:n1], rows, plan.cols, sub)
+        choose.correlate(gathered, kernel, sub, mode, out[n0:n1, r0:r1], budget - plan.work,
+                         _still(name, sub))
+
+
+def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
+                       algorithm="auto") -> np.ndarray:
+    """As :func:`.backward.correlate_backward` (its first result), on gathered input."""
+    plan = _Plan(geom, pad_mode, 2 * grad_x.dtype.itemsize, budget)  # the chunk and its gradient
+    name = _checked(algorithm, x, kernel, geom)
+    grad_kernel = np.zeros(kernel.shape, grad_x.dtype)
+    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
+        gathered = _gather(x[n0:n1], rows, plan.cols, sub)
+        grad_gathered = np.zeros(gathered.shape, grad_x.dtype)
+        part, _ = backward.correlate_backward(gathered, kernel, sub, mode, grad_out[n0:n1, r0:r1],
+                                              grad_gathered, budget - plan.work, _still(name, sub))
+        grad_kernel += part
+        into, source = _read(rows, plan.cols)
+        np.add.at(grad_x[n0:n1], source, grad_gathered[into])
+    return grad_kernel
+
+
+def _checked(algorithm, x, kernel, geom: ConvGeometry) -> str:
+    """``algorithm``'s name; ValueError for an unknown one or one that cannot compute ``geom``."""
+    name = choose.check_name(algorithm)
+    return name if name == "auto" else choose.resolve(name, x, kernel, geom)
+
+
+def _still(name: str, sub: ConvGeometry) -> str:
+    """The algorithm asked for, where it can compute the gathered form; else auto's choice."""
+    return name if name == "auto" or choose.unsupported(name, sub) is None else "auto"
