@@ -95,8 +95,8 @@ def _kernel_hwio(kernel: np.ndarray, geom: shapes.ConvGeometry, flip: bool) -> n
     return hwio[::-1, ::-1] if flip else hwio
 
 
-def _x_nhwc(x: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
-    """View the user's x as (n, h, w, c)."""
+def x_nhwc(x: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
+    """View the user's x (an ndarray, or a Dask array) as (n, h, w, c)."""
     if geom.kernel_rank == 2:
         return x[None, :, :, None]
     batch = x if geom.batched else x[None]
@@ -151,7 +151,7 @@ def conv_args(
     _check_pad_mode_fits(geom, mode)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
     hwio = _kernel_hwio(kernel, geom, as_flag("flip", flip)).astype(dtype)
-    return ConvArgs(_x_nhwc(x, geom), hwio, _bias(bias, geom, dtype), geom, mode, dtype)
+    return ConvArgs(x_nhwc(x, geom), hwio, _bias(bias, geom, dtype), geom, mode, dtype)
 
 
 def new_output(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +200,7 @@ def new_input_grad(geom: shapes.ConvGeometry, dtype) -> tuple[np.ndarray, np.nda
         image = (geom.c, geom.h, geom.w) if geom.channels_first else (geom.h, geom.w, geom.c)
         shape = ((geom.n,) if geom.batched else ()) + image
     grad_x = np.zeros(shape, dtype)
-    return grad_x, _x_nhwc(grad_x, geom)
+    return grad_x, x_nhwc(grad_x, geom)
 
 
 def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) -> np.ndarray:
@@ -236,7 +236,7 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
     geom = _stepping(shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding))
     _check_banks(sharing, kernel.shape, x.shape, geom)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
-    return ConvArgs(_x_nhwc(x, geom), kernel.astype(dtype), _bank_bias(bias, kernel.shape, dtype),
+    return ConvArgs(x_nhwc(x, geom), kernel.astype(dtype), _bank_bias(bias, kernel.shape, dtype),
                     geom, "constant", dtype)
 
 

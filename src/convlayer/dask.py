@@ -114,7 +114,7 @@ def conv2d(
                                    dilation=dilation, groups=groups, flip=flip, pad_mode=pad_mode,
                                    data_format=data_format, algorithm=algorithm)
         return da.from_array(result)
-    nhwc = _validate._x_nhwc(x, geom)
+    nhwc = _validate.x_nhwc(x, geom)
     rows = _axis_plan(nhwc.chunks[1], geom, 0, args.pad_mode)
     cols = _axis_plan(nhwc.chunks[2], geom, 1, args.pad_mode)
     aligned = nhwc.rechunk((nhwc.chunks[0], rows.chunks, cols.chunks, geom.c))  # no-op when aligned
@@ -433,7 +433,7 @@ def _zarr_array(path: Path):
     try:
         found = zarr.open(str(path), mode="r")
     except Exception as error:  # zarr raises many kinds; each is an unreadable store
-        raise images.ImageError(f"{path}: not a readable Zarr store ({images._first_line(error)})") from None
+        raise images.ImageError(f"{path}: not a readable Zarr store ({images.first_line(error)})") from None
     if not hasattr(found, "shape") or not hasattr(found, "dtype"):
         raise images.ImageError(f"{path}: a Zarr group, not an array; give the array's folder inside it")
     return found
@@ -451,7 +451,7 @@ class _TiffImage:
                 series = tif.series[0]
                 self.shape, self.dtype = tuple(series.shape), np.dtype(series.dtype)
         except Exception as error:  # tifffile raises many kinds; each is a bad file
-            raise images.ImageError(f"{path}: not a readable TIFF image ({images._first_line(error)})") from None
+            raise images.ImageError(f"{path}: not a readable TIFF image ({images.first_line(error)})") from None
         self.ndim = len(self.shape)
 
     def __getitem__(self, key):

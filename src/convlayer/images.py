@@ -87,7 +87,7 @@ def _read_tiff(path: Path) -> np.ndarray:
         with quiet_tifffile():
             pixels = np.asarray(tifffile.imread(path))
     except Exception as error:  # tifffile raises many kinds; each is a bad file
-        raise ImageError(f"{path}: not a readable TIFF image ({_first_line(error)})") from None
+        raise ImageError(f"{path}: not a readable TIFF image ({first_line(error)})") from None
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     if pixels.ndim != 3 or pixels.shape[2] > 4:
@@ -106,11 +106,11 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
                 image.load()
                 pixels = _as_array(image)
                 frames = _frame_count(image)
-        notes = [f"{path}: {_first_line(w.message)}" for w in caught]
+        notes = [f"{path}: {first_line(w.message)}" for w in caught]
     except Image.DecompressionBombError as error:
-        raise ImageError(f"{path}: refused as a possible decompression bomb ({_first_line(error)})") from None
+        raise ImageError(f"{path}: refused as a possible decompression bomb ({first_line(error)})") from None
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error) as error:
-        raise ImageError(f"{path}: not a readable image ({_first_line(error)})") from None
+        raise ImageError(f"{path}: not a readable image ({first_line(error)})") from None
     if reduced:
         notes.append(f"{path}: {reduced}-bit {mode} PNG read at 8 bits per channel (Pillow cannot "
                      f"read it at full depth; save it as a 16-bit TIFF to keep every bit)")
@@ -159,7 +159,8 @@ def _as_array(image) -> np.ndarray:
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
-def _first_line(error) -> str:
+def first_line(error) -> str:
+    """The first line of an error's (or warning's) message; its type's name when it has none."""
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
 
