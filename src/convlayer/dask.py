@@ -13,8 +13,9 @@ four steps:
    (-1 for a zero), so every pad mode means exactly what NumPy means, even where padding
    reaches across the image (reflect twice, wrap); a block reads its own chunk and copies of
    the few rows and columns it needs from other chunks;
-4. *compute*: the in-memory :func:`convlayer.conv2d` with ``padding='valid'`` on each block,
-   which gives exactly that block's output pixels.
+4. *compute*: a valid correlation of each block by the algorithm layer
+   (:func:`convlayer.algorithms.choose.correlate`, as the in-memory call runs it, on the
+   kernel checked and cast once in step 1), which gives exactly that block's output pixels.
 
 Also here: :func:`relu` on Dask arrays, :func:`predict` (a model batch by batch),
 :func:`read_image` (a TIFF or Zarr image, read lazily) and :func:`read_images` (a folder of
@@ -32,8 +33,8 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from . import _validate, functional, images, shapes
-from .algorithms import choose
+from . import _validate, images, shapes
+from .algorithms import buffers, choose, spread
 from ._args import as_int
 from .shapes import IntPair, Padding
 
@@ -78,10 +79,10 @@ def conv2d(
 
     Notes
     -----
-    Each block is the in-memory call with ``padding='valid'`` on the padded pixels its
-    windows read, so values equal the in-memory call; they can differ in the last bit, as
-    BLAS may round a product of fewer rows differently (the tests allow 1e-12 relative in
-    float64, and most blocks agree bit for bit).
+    Each block is computed as the in-memory call computes a ``padding='valid'`` call on the
+    padded pixels its windows read, so values equal the in-memory call; they can differ in
+    the last bit, as BLAS may round a product of fewer rows differently (the tests allow
+    1e-12 relative in float64, and most blocks agree bit for bit).
 
     Row chunks are cut where ``x``'s are if those cuts are multiples of the stride (else
     ``x`` is rechunked to ``stride * ceil(chunk / stride)``); chunks shorter than the halo,
@@ -110,9 +111,9 @@ def conv2d(
     if 0 in geom.output_shape:
         return da.zeros(geom.output_shape, dtype=args.dtype)
     if 0 in (geom.h, geom.w, geom.c):  # no pixels in, some out: the bias over the padding
-        result = functional.conv2d(x.compute(), kernel, bias, strides=strides, padding=padding,
-                                   dilation=dilation, groups=groups, flip=flip, pad_mode=pad_mode,
-                                   data_format=data_format, algorithm=algorithm)
+        result, nhwc = _validate.new_output(geom, args.dtype)
+        _correlate_into(_validate.x_nhwc(x.compute(), geom), args.kernel, args.bias, geom,
+                        args.pad_mode, nhwc, algorithm)
         return da.from_array(result)
     nhwc = _validate.x_nhwc(x, geom)
     rows = _axis_plan(nhwc.chunks[1], geom, 0, args.pad_mode)
@@ -205,10 +206,9 @@ def _correlate(x: da.Array, args: _validate.ConvArgs, rows: _AxisPlan, cols: _Ax
                algorithm: str) -> da.Array:
     """Valid correlation of each gathered block, into ``(n, out_h, out_w, k)`` chunks.
 
-    A block task takes its own input chunk and copies of the strips it reads from others.
-    (Dask's overlap passes on views of whole neighbouring chunks, and padding by
-    concatenation confused Dask's task order: rows of chunks stayed in memory, 5.5 GB on a
-    60000x60000 image; with copied strips each chunk goes once its own block is done.)
+    A block task takes its own input chunk and copies of the strips it reads from others,
+    so each chunk is freed once its own block is done (a view of a neighbour, as Dask's
+    overlap passes on, would keep the whole neighbour in memory).
     """
     geom = args.geom
     token = tokenize(x, args.kernel, args.bias, geom, args.pad_mode)
@@ -251,8 +251,32 @@ def _correlate_block(parts: list, window: tuple, shared: tuple) -> np.ndarray:
     """
     kernel, bias, row_source, col_source, geom, algorithm = shared
     block = _gather(parts, row_source[window[0]], col_source[window[1]])
-    return functional.conv2d(block, kernel, bias, strides=geom.strides, padding="valid",
-                             dilation=geom.dilation, groups=geom.groups, algorithm=algorithm)
+    valid = _valid_geometry(geom, block.shape)
+    out = np.empty((valid.n, valid.out_h, valid.out_w, valid.k), kernel.dtype)
+    _correlate_into(block, kernel, bias, valid, "constant", out, algorithm)
+    return out
+
+
+def _valid_geometry(geom: shapes.ConvGeometry, block_shape: tuple) -> shapes.ConvGeometry:
+    """``geom`` for a gathered block: its own size, no padding, the windows that fit in it.
+
+    A lone window gets stride 1, as :func:`convlayer._validate.conv_args` gives any call whose
+    stride steps past its input: the same window, and the same choice of algorithm.
+    """
+    n, h, w, _ = block_shape
+    spans = shapes.span(geom.fh, geom.dilation[0]), shapes.span(geom.fw, geom.dilation[1])
+    out_h, out_w = (h - spans[0]) // geom.strides[0] + 1, (w - spans[1]) // geom.strides[1] + 1
+    strides = tuple(s if out > 1 else 1 for s, out in zip(geom.strides, (out_h, out_w)))
+    return geom._replace(n=n, h=h, w=w, pads=((0, 0), (0, 0)), strides=strides, out_h=out_h, out_w=out_w)
+
+
+def _correlate_into(x: np.ndarray, kernel: np.ndarray, bias, geom: shapes.ConvGeometry,
+                    pad_mode: str, out: np.ndarray, algorithm: str) -> None:
+    """Fill ``out`` (n, out_h, out_w, k) as :func:`convlayer.conv2d` does after its checks."""
+    run = spread.correlate if spread.wanted(geom) else choose.correlate
+    run(x, kernel, geom, pad_mode, out, buffers.get_memory_budget(), algorithm)
+    if bias is not None:
+        out += bias
 
 
 def _gather(parts: list, row_sources: np.ndarray, col_sources: np.ndarray) -> np.ndarray:
