@@ -96,7 +96,7 @@ class _TiffImage:
 
         self.path = str(path)
         try:
-            with tifffile.TiffFile(self.path) as tif:
+            with images.quiet_tifffile(), tifffile.TiffFile(self.path) as tif:
                 series = tif.series[0]
                 self.shape, self.dtype = tuple(series.shape), np.dtype(series.dtype)
         except Exception as error:  # tifffile raises many kinds; each is a bad file
@@ -107,7 +107,7 @@ class _TiffImage:
         import tifffile
         import zarr
 
-        with tifffile.imread(self.path, aszarr=True) as store:
+        with images.quiet_tifffile(), tifffile.imread(self.path, aszarr=True) as store:
             return zarr.open(store, mode="r")[key]
 
 
