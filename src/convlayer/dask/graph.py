@@ -116,7 +116,7 @@ def _correlate(x: da.Array, args: _validate.ConvArgs, rows: plan.AxisPlan, cols:
     overlap passes on, would keep the whole neighbour in memory).
     """
     geom = args.geom
-    token = tokenize(x, args.kernel, args.bias, geom, args.pad_mode)
+    token = tokenize(x, args.kernel, args.bias, geom, args.pad_mode, algorithm)
     name, strips, shared = f"conv2d-{token}", f"conv2d-strip-{token}", f"conv2d-layer-{token}"
     graph = {shared: (args.kernel, args.bias, rows.source, cols.source, geom, algorithm)}  # sent once
     starts = np.cumsum((0,) + rows.chunks), np.cumsum((0,) + cols.chunks)
