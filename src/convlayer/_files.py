@@ -20,7 +20,7 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
     os.close(handle)
     try:
         write(temporary)
-        os.chmod(temporary, _new_file_mode())  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes 0600; outputs are ordinary files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -28,8 +28,8 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
     return path
 
 
-def _new_file_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
+def umask() -> int:
+    """The process umask, which new files and folders lose from 0o666 and 0o777."""
+    mask = os.umask(0)  # reading it means setting it: set it back at once
+    os.umask(mask)
+    return mask

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .. import images
 from .._args import as_int, as_pair
-from .._files import atomic_write
+from .._files import atomic_write, umask
 from ..functional import conv2d, relu
 from . import _parse
 
@@ -133,7 +133,7 @@ def write_zarr(target: Path, maps, client=None) -> Path:
     array = _regular(maps if isinstance(maps, da.Array) else da.from_array(maps))
     temporary = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
-        os.chmod(temporary, 0o777 & ~_umask())  # mkdtemp makes 0700; outputs are ordinary folders
+        os.chmod(temporary, 0o777 & ~umask())  # mkdtemp makes 0700; outputs are ordinary folders
         _compute(da.to_zarr(array, str(temporary), compute=False), client)
         _replace(temporary, target)
     except BaseException:
@@ -179,12 +179,6 @@ def _replace(temporary: Path, target: Path) -> None:
         raise
     finally:
         shutil.rmtree(aside.parent, ignore_errors=True)
-
-
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
 
 
 def write_tiff(target: Path, maps) -> Path:
