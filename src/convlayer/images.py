@@ -37,6 +37,12 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def is_zarr_store(path: "str | Path") -> bool:
+    """A folder holding a Zarr array or group (format 2 or 3)."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
+
+
 def read(path: "str | Path") -> tuple[np.ndarray, list[str]]:
     """Read an image as stored; return ``(pixels (h, w, c), notes)``.
 

@@ -32,7 +32,7 @@ from . import _parse
 def wanted(args, inputs: "list[Path]") -> bool:
     """Whether the run takes the Dask path; check its options (before anything is written)."""
     lazy = any(v is not None for v in (args.chunks, args.scheduler, args.workers))
-    lazy = lazy or any(is_zarr(path) for path in inputs)
+    lazy = lazy or any(images.is_zarr_store(path) for path in inputs)
     if args.scheduler is not None and args.workers is not None:
         raise ValueError("give --scheduler ADDRESS or --workers N, not both")
     if args.workers is not None:
@@ -51,11 +51,6 @@ def wanted(args, inputs: "list[Path]") -> bool:
         raise ValueError("with --chunks, --scheduler, --workers or a Zarr input the output is "
                          "written chunk by chunk: add --save-zarr and/or --save-tiff")
     return True
-
-
-def is_zarr(path: Path) -> bool:
-    """A folder holding a Zarr array or group (format 2 or 3)."""
-    return path.is_dir() and any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
 
 
 def _require_dask() -> None:

@@ -126,7 +126,7 @@ def collect_inputs(arguments: "list[str]") -> list[Path]:
     found = []
     for argument in arguments:
         path = Path(argument)
-        if path.is_dir() and not _stream.is_zarr(path):
+        if path.is_dir() and not images.is_zarr_store(path):
             inside = sorted(p for p in path.iterdir() if p.is_file() and images.is_image_path(p))
             if not inside:
                 raise ValueError(f"{path}: the folder has no image files ({', '.join(images.IMAGE_SUFFIXES)})")

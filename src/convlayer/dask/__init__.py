@@ -15,8 +15,9 @@ folder of photos as one lazy batch).
 Importing this package imports Dask; ``import convlayer`` does not.
 """
 
+from ..images import is_zarr_store  # a path test, needing no Dask; public here too
 from .graph import conv2d
-from .io import DEFAULT_CHUNK, is_zarr_store, read_image, read_images
+from .io import DEFAULT_CHUNK, read_image, read_images
 from .ops import predict, relu
 
 __all__ = ["conv2d", "predict", "read_image", "read_images", "relu"]

@@ -15,12 +15,6 @@ from .._args import as_int
 DEFAULT_CHUNK = 4096  # rows and columns per chunk when neither the user nor the file says
 
 
-def is_zarr_store(path: "str | Path") -> bool:
-    """A folder holding a Zarr array or group (format 2 or 3)."""
-    path = Path(path)
-    return path.is_dir() and any((path / name).is_file() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
 def read_image(path: "str | Path", chunks: "int | tuple[int, int] | None" = None) -> da.Array:
     """One image as a lazy ``(h, w, c)`` Dask array, read chunk by chunk where the format allows.
 
@@ -53,7 +47,7 @@ def read_image(path: "str | Path", chunks: "int | tuple[int, int] | None" = None
     ((4, 1), (4, 2), (3,))
     """
     path = Path(path)
-    if is_zarr_store(path):
+    if images.is_zarr_store(path):
         source = _zarr_array(path)
     elif path.suffix.lower() in (".tif", ".tiff") and path.is_file() and path.stat().st_size:
         source = _TiffImage(path)
