@@ -1,11 +1,12 @@
-"""The Dask path of ``convlayer filter``: images larger than memory, chunk by chunk.
+"""The Dask side of ``convlayer filter``: images larger than memory, chunk by chunk.
 
-With ``--chunks``, ``--scheduler``, ``--workers`` or a Zarr input, each image is read
-lazily (TIFF and Zarr region by region, see :func:`convlayer.dask.read_image`), filtered by
-the lazy :func:`convlayer.conv2d`, and its exact output written chunk by chunk: a Zarr
-store (``--save-zarr``) or a strip TIFF (``--save-tiff``, one row of chunks in memory at a
-time). The display PNGs, ``--save-raw`` and ``--figure`` need the whole output in memory,
-so this path does not write them.
+With ``--chunks``, ``--scheduler``, ``--workers`` or a Zarr input, :mod:`.filter` reads
+each image lazily here (TIFF and Zarr region by region, see
+:func:`convlayer.dask.read_image`), filters it with the lazy :func:`convlayer.conv2d`, and
+writes its exact output chunk by chunk with the writers here: a Zarr store
+(``--save-zarr``) or a strip TIFF (``--save-tiff``, one row of chunks in memory at a time).
+The display PNGs, ``--save-raw`` and ``--figure`` need the whole output in memory, so that
+path does not write them. The writers take in-memory outputs too.
 
 The command's safety rules hold: every option is checked before anything is written; a
 Zarr store is written under a temporary name in the output folder and renamed at the end,
@@ -25,7 +26,6 @@ from pathlib import Path
 from .. import images
 from .._args import as_int, as_pair
 from .._files import atomic_write, umask
-from ..functional import conv2d, relu
 from . import _parse
 
 
@@ -83,35 +83,12 @@ def scheduler(args):
             cluster.close()
 
 
-def filter_one(path: Path, planned: dict, layer, args, client=None) -> list[str]:
-    """Filter one image lazily and write its Zarr/TIFF outputs; return notes for the user."""
+def read_image(path: Path, chunks) -> tuple:
+    """``(pixels, notes)`` as :func:`convlayer.images.read` returns them, the pixels a lazy
+    ``(h, w, c)`` Dask array (and no notes)."""
     from .. import dask as lazy
 
-    stored = lazy.read_image(path, args.chunks)
-    pixels, more = images.prepare(stored, args.mode)
-    notes = [f"{path}: {note}" for note in more]
-    maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
-    if layer.relu:
-        maps = relu(maps)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    if "zarr" in planned:
-        write_zarr(planned["zarr"], maps, client)
-    if "tiff" in planned:
-        write_tiff(planned["tiff"], maps)
-    _write_sidecar(planned, path, stored, pixels, maps, layer, notes)
-    return notes
-
-
-def _write_sidecar(planned, path, stored, pixels, maps, layer, notes) -> None:
-    from .filter import write_sidecar
-
-    channels = [{"name": name, "index": index} for index, name in enumerate(layer.names)]
-    extra = {
-        "chunks": [list(axis) for axis in maps.chunks],
-        "zarr": planned["zarr"].name if "zarr" in planned else None,
-        "tiff": planned["tiff"].name if "tiff" in planned else None,
-    }
-    write_sidecar(planned["sidecar"], path, stored, pixels, maps, layer, channels, notes, extra)
+    return lazy.read_image(path, chunks), []
 
 
 # Writers: whole or not at all.

@@ -10,8 +10,8 @@ output names); an existing output is never replaced without ``--overwrite``; eac
 is written to a temporary name and renamed, so an interrupted run leaves complete files.
 Exit codes: 0 all done, 1 some inputs skipped (each reported), 2 nothing done.
 
-Images larger than memory (``--chunks``, ``--scheduler``, ``--workers``, Zarr inputs) take
-the Dask path of :mod:`._stream`.
+Images larger than memory (``--chunks``, ``--scheduler``, ``--workers``, Zarr inputs) go
+through the same pipeline, read lazily and written chunk by chunk by :mod:`._stream`.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     plans = {path: output_paths(path, outdir, layer, args, lazy=lazy) for path in inputs}
     _check_outputs(plans, outdir, overwrite=args.overwrite)
     with _stream.scheduler(args) as client:
-        one = functools.partial(_stream.filter_one, client=client) if lazy else filter_one
+        one = functools.partial(filter_one, lazy=lazy, client=client)
         done, skipped = _filter_all(plans, layer, args, one)
     if skipped and not done:
         return 2
@@ -183,15 +183,18 @@ def _check_writable(outdir: Path) -> None:
         raise ValueError(f"-o {outdir}: {existing} is not writable")
 
 
-def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
-    """Filter every input; return (done, skipped). A bad image is reported and skipped."""
+def _filter_all(plans: dict, layer: Layer, args, one) -> tuple[int, int]:
+    """Filter every input with ``one`` (:func:`filter_one`); return (done, skipped).
+
+    A bad image is reported and skipped.
+    """
     from tqdm import tqdm
 
     done = skipped = 0
     bar = tqdm(plans.items(), unit="img", disable=True if len(plans) < 2 else None, file=sys.stderr)
     for path, planned in bar:
         try:
-            notes = (one or filter_one)(path, planned, layer, args)
+            notes = one(path, planned, layer, args)
         except MemoryError:
             bar.write(f"convlayer filter: skipped {path}: not enough memory (try --chunks, which "
                       f"computes it piece by piece)", file=sys.stderr)
@@ -208,31 +211,61 @@ def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
     return done, skipped
 
 
-def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
-    """Read, filter and write the outputs of one image; return notes for the user."""
-    stored, notes = images.read(path)
+def filter_one(path: Path, planned: dict, layer: Layer, args, *, lazy: bool = False,
+               client=None) -> list[str]:
+    """Read, filter and write the outputs of one image; return notes for the user.
+
+    With ``lazy`` the image is a Dask array, read and computed chunk by chunk (by
+    ``client``, a ``dask.distributed`` client, when given) as its Zarr and TIFF outputs are
+    written; ``planned`` then holds no PNGs, raw output or figure.
+    """
+    stored, notes = _stream.read_image(path, args.chunks) if lazy else images.read(path)
     pixels, more = images.prepare(stored, args.mode)
     notes += [f"{path}: {note}" for note in more]
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is one note, not NumPy's warnings
         maps = conv2d(pixels, layer.kernel, layer.bias, **layer.options)
         if layer.relu:
             maps = relu(maps)
-    notes += _overflow_notes(path, maps)
+    if not lazy:  # a lazy output is not computed until it is written
+        notes += _overflow_notes(path, maps)
     Path(args.output).mkdir(parents=True, exist_ok=True)
-    scalings = {}
-    for index, name in enumerate(layer.names):
-        shown, scalings[name] = images.display_scaling(maps[..., index])
-        images.write_png(planned[f"channel:{name}"], shown)
+    channels = _lazy_channels(layer) if lazy else _write_channels(planned, maps, layer)
     if "raw" in planned:
         atomic_write(planned["raw"], lambda temporary: _save_npy(temporary, maps))
     if "figure" in planned:
         _write_figure(planned["figure"], pixels, maps, layer, path)
     if "zarr" in planned:
-        _stream.write_zarr(planned["zarr"], maps)
+        _stream.write_zarr(planned["zarr"], maps, client)
     if "tiff" in planned:
         _stream.write_tiff(planned["tiff"], maps)
-    _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes)
+    extra = _lazy_outputs(planned, maps) if lazy else {"raw": _name(planned, "raw")}
+    _write_sidecar(planned["sidecar"], path, stored, pixels, maps, layer, channels, notes, extra)
     return notes
+
+
+def _write_channels(planned: dict, maps: np.ndarray, layer: Layer) -> list[dict]:
+    """Write each output channel as a display PNG; return the sidecar's channel records."""
+    channels = []
+    for index, name in enumerate(layer.names):
+        shown, scaling = images.display_scaling(maps[..., index])
+        images.write_png(planned[f"channel:{name}"], shown)
+        channels.append({"name": name, "file": planned[f"channel:{name}"].name, **scaling})
+    return channels
+
+
+def _lazy_channels(layer: Layer) -> list[dict]:
+    """The sidecar's channel records when there are no PNGs: each channel's index in the output."""
+    return [{"name": name, "index": index} for index, name in enumerate(layer.names)]
+
+
+def _lazy_outputs(planned: dict, maps) -> dict:
+    """The sidecar's record of a lazy run: the output's chunks and the files written."""
+    return {"chunks": [list(axis) for axis in maps.chunks],
+            "zarr": _name(planned, "zarr"), "tiff": _name(planned, "tiff")}
+
+
+def _name(planned: dict, output: str) -> "str | None":
+    return planned[output].name if output in planned else None
 
 
 def _overflow_notes(path: Path, maps: np.ndarray) -> list[str]:
@@ -249,14 +282,7 @@ def _save_npy(temporary: str, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def _write_sidecar(planned, path, stored, pixels, maps, layer, scalings, notes) -> None:
-    channels = [{"name": name, "file": planned[f"channel:{name}"].name, **scalings[name]}
-                for name in layer.names]
-    extra = {"raw": planned["raw"].name if "raw" in planned else None}
-    write_sidecar(planned["sidecar"], path, stored, pixels, maps, layer, channels, notes, extra)
-
-
-def write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, notes, extra) -> None:
+def _write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, notes, extra) -> None:
     """The JSON sidecar of one input: input, layer, output, channels, then ``extra``."""
     record = {
         "input": str(path),
