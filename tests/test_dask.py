@@ -185,6 +185,20 @@ def test_a_folder_of_images_as_one_lazy_batch(tmp_path):
     assert_same(conv2d(batch, layer, strides=2), photos, layer, strides=2)
 
 
+def test_reading_tiff_regions_in_threads_restores_tifffile_logging(tmp_path):
+    """Threads quieting tifffile at once must leave its logger as they found it."""
+    import logging
+
+    from convlayer.dask import read_image
+
+    tifffile.imwrite(tmp_path / "tiled.tif", np.ones((256, 256, 3), np.uint8), tile=(32, 32))
+    logger = logging.getLogger("tifffile")
+    assert logger.level == logging.NOTSET
+    for _ in range(3):
+        assert int(read_image(tmp_path / "tiled.tif", chunks=16).sum().compute(scheduler="threads")) == 256 * 256 * 3
+        assert logger.level == logging.NOTSET
+
+
 def test_import_convlayer_and_numpy_calls_do_not_import_dask():
     code = ("import sys, numpy as np, convlayer, convlayer.cli.filter; "
             "convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3))); convlayer.relu(np.ones(3)); "

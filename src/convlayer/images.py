@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -69,21 +70,33 @@ def read(path: "str | Path") -> tuple[np.ndarray, list[str]]:
     return _read_pillow(path)
 
 
+_QUIET_LOCK = threading.Lock()
+_quiet = {"depth": 0, "level": logging.NOTSET}  # blocks open in any thread; the level they found
+
+
 @contextlib.contextmanager
 def quiet_tifffile():
     """Silence tifffile's logger (``logging.getLogger('tifffile')``) inside the block.
 
     tifffile logs each oddity of a corrupt file (a missing tag, a bad offset) as a warning,
     which without logging configured goes straight to stderr; the error convlayer raises
-    already says the file is unreadable. The logger's level is restored afterwards.
+    already says the file is unreadable. The logger's level is restored when the last block
+    open in any thread ends (Dask's threads read regions of one TIFF at once: each restoring
+    the level it found would leave the logger silenced for good).
     """
     logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL + 1)
+    with _QUIET_LOCK:
+        if not _quiet["depth"]:
+            _quiet["level"] = logger.level
+            logger.setLevel(logging.CRITICAL + 1)
+        _quiet["depth"] += 1
     try:
         yield
     finally:
-        logger.setLevel(level)
+        with _QUIET_LOCK:
+            _quiet["depth"] -= 1
+            if not _quiet["depth"]:
+                logger.setLevel(_quiet["level"])
 
 
 def _read_tiff(path: Path) -> np.ndarray:
