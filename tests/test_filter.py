@@ -130,7 +130,7 @@ def _png16(pixels: np.ndarray) -> bytes:
 
 def _corrupt_tiff() -> bytes:
     """A TIFF declaring 60000x60000 pixels with no data, a tag of an unknown type and a bad
-    offset: tifffile logs a warning for each before it fails (issue 14, defect 9a)."""
+    offset: tifffile logs a warning for each before it fails."""
     entries = [(256, 4, 1, 60000), (257, 4, 1, 60000), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1),
                (273, 4, 1, 1000), (277, 3, 1, 1), (278, 4, 1, 60000), (999, 99, 1, 0), (1000, 4, 10**6, 500)]
     ifd = struct.pack("<H", len(entries))
@@ -367,7 +367,7 @@ def test_outputs_are_ordinary_files(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
-# ----------------------------------------------------------------------------- issue 14: fuzzer finds
+# ----------------------------------------------------------------------------- odd inputs, quiet readers
 
 
 def _gifs(folder: Path) -> dict:
@@ -385,7 +385,7 @@ def _gifs(folder: Path) -> dict:
 
 
 def test_gif_is_read_as_its_colours_and_an_animation_as_its_first_frame(tmp_path):
-    """Issue 14, defect 4: every GIF was refused ("argument of type 'int' is not iterable")."""
+    """A GIF's Pillow mode is 'P' and its tile's raw mode an int: read it as its colours."""
     expected = _gifs(tmp_path)
     for name, colours in expected.items():
         pixels, notes = images.read(tmp_path / f"{name}.gif")
@@ -408,7 +408,7 @@ def test_gif_is_read_as_its_colours_and_an_animation_as_its_first_frame(tmp_path
 
 
 def test_kernel_file_beyond_float32_is_refused_naming_the_file(tmp_path):
-    """Issue 14, defect 7: 1e308 is finite in float64 but inf after the cast to float32."""
+    """1e308 is finite in float64 but inf after the cast to float32: refused, not NaN maps."""
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "in.png")
     np.save(tmp_path / "k.npy", np.full((3, 3), 1e308))
     result = run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "k.npy", "--save-raw", "-o", tmp_path / "o")
@@ -448,7 +448,7 @@ def test_overflowing_output_is_one_note_not_numpy_warnings(tmp_path):
 
 
 def test_empty_text_kernel_is_one_line_without_numpy_warning(tmp_path):
-    """Issue 14, defect 9b: np.loadtxt's "input contained no data" UserWarning came first."""
+    """np.loadtxt warns "input contained no data" on an empty file: only convlayer's line shows."""
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "in.png")
     (tmp_path / "k.csv").write_text("")
     result = run_cli(tmp_path / "in.png", "--kernel-file", tmp_path / "k.csv", "-o", tmp_path / "o")
@@ -459,7 +459,7 @@ def test_empty_text_kernel_is_one_line_without_numpy_warning(tmp_path):
 
 
 def test_corrupt_tiff_prints_no_tifffile_log_lines_and_the_logger_is_restored(tmp_path):
-    """Issue 14, defect 9a: tifffile logged three warnings before convlayer's one line."""
+    """tifffile logs each oddity of a corrupt file: only convlayer's one line shows."""
     import logging
 
     (tmp_path / "huge.tif").write_bytes(_corrupt_tiff())
@@ -484,7 +484,7 @@ def test_corrupt_tiff_prints_no_tifffile_log_lines_and_the_logger_is_restored(tm
 
 
 def test_figure_of_a_file_with_a_cjk_name_prints_nothing(tmp_path):
-    """Issue 14, defect 9c: matplotlib warned of each glyph its font lacks."""
+    """matplotlib warns of each glyph its fonts lack: the figure is drawn without a word."""
     Image.fromarray(np.random.default_rng(9).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(tmp_path / "图像.png")
     result = run_cli(tmp_path / "图像.png", "-k", "edge", "--figure", "-o", tmp_path / "o")
     assert result.returncode == 0 and result.stderr == "", result.stderr
