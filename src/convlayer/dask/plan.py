@@ -27,7 +27,7 @@ class AxisPlan(NamedTuple):
 
 
 def axis_plan(in_chunks: Sequence[int], geom: shapes.ConvGeometry, axis: int,
-               pad_mode: str) -> AxisPlan:
+              pad_mode: str) -> AxisPlan:
     """Cut an axis at input-chunk boundaries ``b`` that are multiples of the stride ``s``.
 
     Output chunk ``i`` is then output pixels ``b[i] / s`` to ``b[i+1] / s``; its windows
