@@ -11,7 +11,7 @@
 
 Every number drawn comes from :mod:`convlayer.shapes` through :func:`annotations` (or, for
 real values, from the arrays and :func:`convlayer.conv2d`), which tests check. This module
-computes what is written; :mod:`convlayer._explain_draw` places it. Figures are
+computes what is written; :mod:`convlayer.explain.draw` places it. Figures are
 ``matplotlib.figure.Figure`` objects (never pyplot), imported when drawn; nothing here
 calls ``show()``.
 """
@@ -22,10 +22,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import _grids, shapes
-from ._args import as_int, as_pair, padding_2d
-from ._pixel import PixelArithmetic, check_at, number, pixel_arithmetic, sum_line
-from .sharing import kernel_index
+from .. import shapes
+from .._args import as_int, as_pair, padding_2d
+from ..sharing import kernel_index
+from . import grids
+from .pixel import PixelArithmetic, check_at, number, pixel_arithmetic, sum_line
 
 __all__ = [
     "Annotations", "AxisLabels", "PixelArithmetic", "animation_positions", "annotations",
@@ -262,7 +263,7 @@ def sliding_figure(input_hw, kernel_hw, *, strides=1, padding="same", dilation=1
     -------
     matplotlib.figure.Figure
     """
-    from . import _explain_draw as draw
+    from . import draw
 
     notes = annotations(input_hw, kernel_hw, strides=strides, padding=padding, dilation=dilation,
                         channels=channels, filters=filters, sharing=sharing or "shared", banks=banks)
@@ -281,7 +282,7 @@ def sliding_figure(input_hw, kernel_hw, *, strides=1, padding="same", dilation=1
         banks_text = _count(notes.banks[0] * notes.banks[1], "kernel bank")
         text += f"\nsharing '{sharing}': {banks_text}, one colour each"
     else:
-        colours = [_grids.WINDOWS[i % len(_grids.WINDOWS)] for i in range(len(positions))]
+        colours = [grids.WINDOWS[i % len(grids.WINDOWS)] for i in range(len(positions))]
         draw.draw_output(ax_out, notes, f"output {oh}x{ow}")
     draw.windows(ax_in, notes, [window_origin(notes, p) for p in positions], colours)
     draw.mark_output(ax_out, notes, positions, colours, filled=not sharing)
@@ -298,7 +299,7 @@ def write_animation(path, input_hw, kernel_hw, *, strides=1, padding="same", dil
     ``max_frames`` with a stride over positions), the output cell being computed highlighted
     and the ones before it shaded. The file is written whole or not at all.
     """
-    from . import _explain_draw as draw
+    from . import draw
 
     notes = annotations(input_hw, kernel_hw, strides=strides, padding=padding, dilation=dilation)
     positions = animation_positions(notes.output_hw, max_frames)
@@ -343,7 +344,7 @@ def channels_figure(input_hw, kernel_hw, *, channels, filters, strides=1, paddin
     -------
     matplotlib.figure.Figure
     """
-    from . import _explain_draw as draw
+    from . import draw
 
     notes = annotations(input_hw, kernel_hw, strides=strides, padding=padding, dilation=dilation,
                         channels=channels, filters=filters, bias=bias)
@@ -385,7 +386,7 @@ def channel_lines(notes: Annotations, bias: bool = True) -> list[str]:
             "(cross-correlation)"]
 
 
-# Real values: one output pixel of an image (the arithmetic is in convlayer._pixel).
+# Real values: one output pixel of an image (the arithmetic is in convlayer.explain.pixel).
 
 
 def pixel_figure(step: PixelArithmetic, image, *, name: str = "kernel", channel_names=None):
@@ -406,7 +407,7 @@ def pixel_figure(step: PixelArithmetic, image, *, name: str = "kernel", channel_
     -------
     matplotlib.figure.Figure
     """
-    from . import _explain_draw as draw
+    from . import draw
 
     c = step.kernel.shape[2]
     if channel_names is None:
@@ -456,7 +457,7 @@ def receptive_field_figure(records, input_hw, *, ax=None):
     -------
     matplotlib.figure.Figure
     """
-    from . import _explain_draw as draw
+    from . import draw
 
     h, w = as_pair("input_hw", input_hw)
     groups = _field_groups(records)
