@@ -25,7 +25,8 @@ import numpy as np
 from .. import shapes
 from .._args import as_int, as_pair, padding_2d
 from ..sharing import kernel_index
-from . import grids
+from . import formulas, grids
+from .formulas import SIDES
 from .pixel import PixelArithmetic, check_at, number, pixel_arithmetic, sum_line
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "shown_indices", "sliding_figure", "sum_line", "title", "window_origin", "write_animation",
 ]
 
-SIDES = (("top", "bottom"), ("left", "right"))
 
 
 class AxisLabels(NamedTuple):
@@ -112,7 +112,8 @@ def annotations(
     banks = _banks(sharing, banks, out_hw)
     params = shapes.num_params((fh, fw), c, k, bias=bias, sharing=sharing, output_size=out_hw,
                                regions=banks, tiles=banks)
-    formula = _params_formula(fh, fw, c, k, bias, sharing, banks, params)
+    formula = "parameters = " + formulas.params_formula(fh, fw, c, k, params, bias=bias, sharing=sharing,
+                                                        banks=banks)
     return Annotations((h, w), (fh, fw), geom.strides, geom.dilation, word, geom.pads, out_hw,
                        axes, c, k, sharing, banks, params, formula)
 
@@ -120,26 +121,9 @@ def annotations(
 def _axis_labels(geom: shapes.ConvGeometry, axis: int, word: str) -> AxisLabels:
     size, kernel = (geom.h, geom.fh) if axis == 0 else (geom.w, geom.fw)
     stride, dilation = geom.strides[axis], geom.dilation[axis]
-    span, (before, after) = shapes.span(kernel, dilation), geom.pads[axis]
-    out = (geom.out_h, geom.out_w)[axis]
-    X, O, F = ("H", "H'", "Fh") if axis == 0 else ("W", "W'", "Fw")
-    first, second = SIDES[axis]
-    lines = []
-    if dilation > 1:
-        lines.append(f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}")
-        F = f"{F}_eff"
-    if word in ("same", "same_lower"):
-        lines.append(f"{O} = ceil({X} / s) = ceil({size} / {stride}) = {out}")
-        lines.append(f"padding = max(({O} - 1) * s + {F} - {X}, 0) = "
-                     f"max(({out} - 1) * {stride} + {span} - {size}, 0) = {before + after}: "
-                     f"{first} {before}, {second} {after}")
-    elif word == "valid":
-        lines.append(f"{O} = ceil(({X} - {F} + 1) / s) = ceil(({size} - {span} + 1) / {stride}) = {out}"
-                     f"  (no padding: {first} 0, {second} 0)")
-    else:
-        lines.append(f"{O} = floor(({X} + {first} + {second} - {F}) / s) + 1 = "
-                     f"floor(({size} + {before} + {after} - {span}) / {stride}) + 1 = {out}")
-    return AxisLabels(size, kernel, stride, dilation, span, (before, after), out, tuple(lines))
+    span, pads, out = shapes.span(kernel, dilation), geom.pads[axis], (geom.out_h, geom.out_w)[axis]
+    lines = formulas.axis_formulas(axis, size, kernel, stride, dilation, pads, out, word)
+    return AxisLabels(size, kernel, stride, dilation, span, pads, out, lines)
 
 
 def _banks(sharing: str, banks, out_hw) -> tuple[int, int]:
@@ -158,15 +142,6 @@ def _banks(sharing: str, banks, out_hw) -> tuple[int, int]:
         raise ValueError(f"banks {rows}x{cols} cuts the {out_hw[0]}x{out_hw[1]} output into more "
                          f"regions than it has rows or columns")
     return rows, cols
-
-
-def _params_formula(fh, fw, c, k, bias, sharing, banks, count) -> str:
-    per_bank = "(Fw * Fh * C + 1) * K" if bias else "Fw * Fh * C * K"
-    numbers = f"({fw} * {fh} * {c} + 1) * {k}" if bias else f"{fw} * {fh} * {c} * {k}"
-    times = {"shared": ("", ""), "tiled": (" * T_h * T_w", " * {} * {}"),
-             "regions": (" * R_h * R_w", " * {} * {}"), "unshared": (" * H' * W'", " * {} * {}")}
-    symbols, values = times[sharing]
-    return f"parameters = {per_bank}{symbols} = {numbers}{values.format(*banks)} = {count:,}"
 
 
 # The sliding window.
