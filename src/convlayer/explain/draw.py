@@ -1,8 +1,8 @@
 """How :mod:`convlayer.explain` draws: panels, windows, rows of grids, frames.
 
 Every number and every line of text arrives here already computed (from
-:mod:`convlayer.shapes`, through ``explain.annotations``); this module only places it. It is
-imported when a figure is drawn, and imports matplotlib inside its functions.
+:mod:`convlayer.shapes`, through :mod:`convlayer.explain.labels`); this module only places
+it. Matplotlib is imported inside its functions, when a figure is drawn.
 """
 
 from __future__ import annotations
