@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import kernels, shapes
 from .._args import as_pair
 from .._files import atomic_write
-from .._pixel import check_at
+from ..explain.pixel import check_at
 from . import _parse
 
 EXAMPLE = """examples:
@@ -186,7 +186,8 @@ def _ints(option: str, text: str, counts: tuple, form: str, *, minimum: int) -> 
 
 def _explain_image(args, output: Path) -> int:
     """The arithmetic of one output pixel of a real image."""
-    from .. import explain, images, plot
+    from .. import explain, images
+    from ..explain import plot
 
     name = (args.kernel or "edge").strip().lower()
     if name not in kernels.names():

@@ -275,7 +275,7 @@ def write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, not
 
 
 def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
-    from .. import plot
+    from ..explain import plot
 
     # The title shows the file name as the fonts can: a name in a script they lack (CJK, say)
     # gets empty boxes, not matplotlib's "Glyph ... missing from font(s)" warning per letter.
