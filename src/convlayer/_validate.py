@@ -220,9 +220,6 @@ def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) ->
     return np.ascontiguousarray(kernel)
 
 
-_BANK_NAMES = {"unshared": "output grid (H', W')", "regions": "regions (R_h, R_w)", "tiled": "tiles (T_h, T_w)"}
-
-
 def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
     """Check the arguments of the weight-sharing ops (``locally_connected2d`` and kin).
 
@@ -235,7 +232,7 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
     if kernel.ndim != 6:
         raise ValueError(
             f"kernel must be (B_h, B_w, Fh, Fw, C, K), one (Fh, Fw, C, K) kernel per "
-            f"{_BANK_NAMES[sharing].split(' (')[0]} cell; got kernel shape {kernel.shape}"
+            f"{shapes.BANK_GRIDS[sharing].name} cell; got kernel shape {kernel.shape}"
         )
     geom = _stepping(shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding))
     _check_banks(sharing, kernel.shape, x.shape, geom)
@@ -246,10 +243,10 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
 
 def _check_banks(sharing: str, kernel_shape, x_shape, geom: shapes.ConvGeometry) -> None:
     banks, output = tuple(kernel_shape[:2]), (geom.out_h, geom.out_w)
-    name = _BANK_NAMES[sharing]
+    grid = shapes.BANK_GRIDS[sharing]
     both = f"(kernel shape {tuple(kernel_shape)}, x shape {tuple(x_shape)})"
     if min(banks) < 1:
-        raise ValueError(f"kernel's {name} must be positive; got {banks} {both}")
+        raise ValueError(f"kernel's {grid.name} {grid.symbols} must be positive; got {banks} {both}")
     if sharing == "unshared" and banks != output:
         raise ValueError(
             f"kernel has an output grid of {banks} but the output is {output} for these strides "

@@ -18,15 +18,39 @@ from typing import NamedTuple, Sequence, Union
 from ._args import PADDING_WORDS, ArgumentTypeError, as_int, as_pair, padding_1d, padding_2d
 
 __all__ = [
-    "PADDING_WORDS", "ArgumentTypeError", "ConvGeometry", "PoolGeometry", "conv2d_output_shape",
-    "conv_geometry", "is_channels_first", "num_params", "output_size", "pad_amounts", "pool_geometry",
-    "resolve_padding", "span",
+    "BANK_GRIDS", "PADDING_WORDS", "SHARING_KINDS", "ArgumentTypeError", "BankGrid", "ConvGeometry",
+    "PoolGeometry", "check_sharing", "conv2d_output_shape", "conv_geometry", "is_channels_first",
+    "num_params", "output_size", "pad_amounts", "pool_geometry", "resolve_padding", "span",
 ]
 
 IntPair = Union[int, "tuple[int, int]"]
 Padding = Union[str, int, "tuple[int, int]", "tuple[tuple[int, int], tuple[int, int]]"]
 
+# Weight sharing. A layer's kernels form a grid of *banks* (rows, cols); each kind of sharing
+# sizes that grid its own way, and convlayer.sharing says which bank each output pixel uses.
 SHARING_KINDS = ("shared", "tiled", "regions", "unshared")
+
+
+class BankGrid(NamedTuple):
+    """How a kind of weight sharing names the grid of its kernel banks."""
+
+    keyword: str  # the argument that gives the grid (rows, cols), as num_params takes it
+    name: str  # what one cell of the grid is called, in messages
+    symbols: str  # the grid's size in formulas
+
+
+BANK_GRIDS = {
+    "tiled": BankGrid("tiles", "tiles", "(T_h, T_w)"),
+    "regions": BankGrid("regions", "regions", "(R_h, R_w)"),
+    "unshared": BankGrid("output_size", "output grid", "(H', W')"),
+}
+
+
+def check_sharing(sharing: str) -> str:
+    """Return ``sharing`` if it is one of :data:`SHARING_KINDS`; else raise naming them."""
+    if sharing not in SHARING_KINDS:
+        raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
+    return sharing
 
 
 
@@ -495,7 +519,8 @@ def num_params(
     groups : int
         ``C`` and ``K`` must both divide by it; each filter sees ``C / groups`` channels.
     sharing : {'shared', 'tiled', 'regions', 'unshared'}
-        How weights are shared across output pixels.
+        How weights are shared across output pixels (:data:`SHARING_KINDS`); each kind but
+        'shared' needs the keyword of its bank grid (:data:`BANK_GRIDS`).
     output_size : int or (int, int), optional
         ``(H', W')``; required for 'unshared'.
     regions : int or (int, int), optional
@@ -536,15 +561,13 @@ def num_params(
 
 
 def _num_banks(sharing, output_size, regions, tiles) -> int:
-    """How many distinct filter banks a sharing kind has."""
-    if sharing == "shared":
+    """How many kernel banks a sharing kind has: the rows times the columns of its grid."""
+    if check_sharing(sharing) == "shared":
         return 1
-    needs = {"unshared": ("output_size", output_size), "regions": ("regions", regions),
-             "tiled": ("tiles", tiles if tiles is not None else regions)}
-    if sharing not in needs:
-        raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
-    name, value = needs[sharing]
-    if value is None:
-        raise ValueError(f"sharing={sharing!r} needs {name}=(rows, cols); got None")
-    rows, cols = as_pair(name, value)
+    given = {"output_size": output_size, "regions": regions,
+             "tiles": tiles if tiles is not None else regions}
+    keyword = BANK_GRIDS[sharing].keyword
+    if given[keyword] is None:
+        raise ValueError(f"sharing={sharing!r} needs {keyword}=(rows, cols); got None")
+    rows, cols = as_pair(keyword, given[keyword])
     return rows * cols
