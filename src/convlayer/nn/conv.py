@@ -14,7 +14,8 @@ from .. import shapes
 from .. import sharing as sharing_ops
 from .._args import as_int, as_pair
 from . import init
-from .layers import Layer, _rng
+from .init import as_generator
+from .layers import Layer
 
 
 class Conv2D(Layer):
@@ -72,7 +73,7 @@ class Conv2D(Layer):
         self.input_size = None if input_size is None else as_pair("input_size", input_size)
         self.bias, self.init = bool(bias), init
         self._raw_kernel_size, self._x = kernel_size, None
-        self.initialize(_rng(seed), followed_by_relu=init != "glorot")
+        self.initialize(as_generator(seed), followed_by_relu=init != "glorot")
 
     def _resolve_banks(self, sharing, banks, input_size) -> "tuple[int, int] | None":
         """The grid of kernel banks (rows, cols): None for shared weights."""
