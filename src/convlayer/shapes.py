@@ -26,33 +26,6 @@ __all__ = [
 IntPair = Union[int, "tuple[int, int]"]
 Padding = Union[str, int, "tuple[int, int]", "tuple[tuple[int, int], tuple[int, int]]"]
 
-# Weight sharing. A layer's kernels form a grid of *banks* (rows, cols); each kind of sharing
-# sizes that grid its own way, and convlayer.sharing says which bank each output pixel uses.
-SHARING_KINDS = ("shared", "tiled", "regions", "unshared")
-
-
-class BankGrid(NamedTuple):
-    """How a kind of weight sharing names the grid of its kernel banks."""
-
-    keyword: str  # the argument that gives the grid (rows, cols), as num_params takes it
-    name: str  # what one cell of the grid is called, in messages
-    symbols: str  # the grid's size in formulas
-
-
-BANK_GRIDS = {
-    "tiled": BankGrid("tiles", "tiles", "(T_h, T_w)"),
-    "regions": BankGrid("regions", "regions", "(R_h, R_w)"),
-    "unshared": BankGrid("output_size", "output grid", "(H', W')"),
-}
-
-
-def check_sharing(sharing: str) -> str:
-    """Return ``sharing`` if it is one of :data:`SHARING_KINDS`; else raise naming them."""
-    if sharing not in SHARING_KINDS:
-        raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
-    return sharing
-
-
 
 def span(kernel: int, dilation: int = 1) -> int:
     """The extent of a dilated kernel: ``(kernel - 1) * dilation + 1``.
@@ -491,7 +464,33 @@ def pool_geometry(
     return PoolGeometry(n, h, w, c, pool, strides_, pads, out_h, out_w, batched, channels_first)
 
 
-# Parameter counts.
+# Weight sharing and parameter counts. A layer's kernels form a grid of *banks* (rows, cols);
+# each kind of sharing sizes that grid its own way, and convlayer.sharing says which bank
+# each output pixel uses.
+
+SHARING_KINDS = ("shared", "tiled", "regions", "unshared")
+
+
+class BankGrid(NamedTuple):
+    """How a kind of weight sharing names the grid of its kernel banks."""
+
+    keyword: str  # the argument that gives the grid (rows, cols), as num_params takes it
+    name: str  # what one cell of the grid is called, in messages
+    symbols: str  # the grid's size in formulas
+
+
+BANK_GRIDS = {
+    "tiled": BankGrid("tiles", "tiles", "(T_h, T_w)"),
+    "regions": BankGrid("regions", "regions", "(R_h, R_w)"),
+    "unshared": BankGrid("output_size", "output grid", "(H', W')"),
+}
+
+
+def check_sharing(sharing: str) -> str:
+    """Return ``sharing`` if it is one of :data:`SHARING_KINDS`; else raise naming them."""
+    if sharing not in SHARING_KINDS:
+        raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
+    return sharing
 
 
 def num_params(
