@@ -37,7 +37,7 @@ from .buffers import Block, blocks, plan_blocks, work_buffer
 
 def correlate(
     x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-    banks: "banked.Banks | None" = None,
+    banks: "banked.BankIndex | None" = None,
 ) -> np.ndarray:
     """Fill ``out`` (n, out_h, out_w, k) with the cross-correlation of x and kernel.
 
@@ -246,7 +246,7 @@ def correlate_backward(
     grad_out: np.ndarray,
     grad_x: np.ndarray,
     budget: int,
-    banks: "banked.Banks | None" = None,
+    banks: "banked.BankIndex | None" = None,
     input_grad: bool = True,
 ) -> np.ndarray:
     """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.

@@ -36,7 +36,6 @@ with IMAGE: for output pixel --at ROW,COL, the input patch, the kernel, their pr
 the sum plus bias: the same value convlayer.conv2d computes there."""
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-SHARING = ("shared", "tiled", "regions", "unshared")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilation", default="1", metavar="D", help="e.g. 2 (default 1)")
     parser.add_argument("--channels", metavar="C", help="input channels: draw each with its kernel slice")
     parser.add_argument("--filters", metavar="K", help="filters, i.e. output channels (default 1)")
-    parser.add_argument("--sharing", choices=SHARING,
+    parser.add_argument("--sharing", choices=shapes.SHARING_KINDS,
                         help="colour each output pixel by the kernel bank it uses")
     parser.add_argument("--banks", metavar="RxC",
                         help="kernel banks for --sharing tiled (the tile period) or regions (the grid)")

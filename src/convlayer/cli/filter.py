@@ -30,7 +30,7 @@ from .. import images
 from .._files import atomic_write
 from ..functional import conv2d, relu
 from . import _stream
-from ._layer import Layer, build_layer, layer_title
+from ._layer import LayerSpec, build_layer, layer_title
 
 EXAMPLE = """examples:
   convlayer filter photo.jpg -k edge -k blur --figure -o out/
@@ -138,7 +138,7 @@ def collect_inputs(arguments: "list[str]") -> list[Path]:
     return found
 
 
-def output_paths(path: Path, outdir: Path, layer: Layer, args, lazy: bool = False) -> dict[str, Path]:
+def output_paths(path: Path, outdir: Path, layer: LayerSpec, args, lazy: bool = False) -> dict[str, Path]:
     """Where the outputs of one input go, keyed by what they hold (no PNGs when lazy)."""
     stem = path.stem
     planned = {} if lazy else {f"channel:{name}": outdir / f"{stem}.{name}.png" for name in layer.names}
@@ -183,7 +183,7 @@ def _check_writable(outdir: Path) -> None:
         raise ValueError(f"-o {outdir}: {existing} is not writable")
 
 
-def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
+def _filter_all(plans: dict, layer: LayerSpec, args, one=None) -> tuple[int, int]:
     """Filter every input; return (done, skipped). A bad image is reported and skipped."""
     from tqdm import tqdm
 
@@ -208,7 +208,7 @@ def _filter_all(plans: dict, layer: Layer, args, one=None) -> tuple[int, int]:
     return done, skipped
 
 
-def filter_one(path: Path, planned: dict, layer: Layer, args) -> list[str]:
+def filter_one(path: Path, planned: dict, layer: LayerSpec, args) -> list[str]:
     """Read, filter and write the outputs of one image; return notes for the user."""
     stored, notes = images.read(path)
     pixels, more = images.prepare(stored, args.mode)
@@ -274,7 +274,7 @@ def write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, not
     atomic_write(target, lambda temporary: Path(temporary).write_text(text))
 
 
-def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
+def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: LayerSpec, path: Path) -> None:
     from ..explain import plot
 
     # The title shows the file name as the fonts can: a name in a script they lack (CJK, say)
