@@ -99,11 +99,10 @@ def _params_line(geom: shapes.ConvGeometry, bias: bool) -> str:
 def sharing_report(geom: shapes.ConvGeometry, banks: tuple, *, bias: bool = True) -> str:
     """Parameter counts of one layer under each kind of weight sharing, with the formula."""
     grids = {"shared": None, "tiled": banks, "regions": banks, "unshared": (geom.out_h, geom.out_w)}
-    keyword = {"tiled": "tiles", "regions": "regions", "unshared": "output_size"}
     lines = [f"parameters by weight sharing (tiles and regions {banks[0]} x {banks[1]}, "
              f"output grid {geom.out_h} x {geom.out_w}):"]
     for kind, grid in grids.items():
-        extra = {keyword[kind]: grid} if grid else {}
+        extra = {shapes.BANK_GRIDS[kind].keyword: grid} if grid else {}
         count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups,
                                   sharing=kind, **extra)
         formula = formulas.params_numbers(geom.fh, geom.fw, geom.c, geom.k, bias=bias, groups=geom.groups,

@@ -10,9 +10,13 @@ prints, which has no picture beside it and so names the padding on every line.
 
 from __future__ import annotations
 
+from ..shapes import BANK_GRIDS
+
 SIDES = (("top", "bottom"), ("left", "right"))  # the padding's two sides, per axis
 _SYMBOLS = (("H", "H'", "Fh"), ("W", "W'", "Fw"))  # input, output and kernel size, per axis
-_BANK_SYMBOLS = {"shared": "", "tiled": " * T_h * T_w", "regions": " * R_h * R_w", "unshared": " * H' * W'"}
+# ' * T_h * T_w' from the grid's '(T_h, T_w)': each kind but 'shared' multiplies by its bank grid
+_BANK_SYMBOLS = {"shared": "", **{kind: " * " + grid.symbols.strip("()").replace(", ", " * ")
+                                  for kind, grid in BANK_GRIDS.items()}}
 
 
 def axis_formulas(axis: int, size: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int],
