@@ -1,5 +1,5 @@
 """Compiled loops around matrix products: im2col's patch rows (:func:`patch_rows`, for
-:func:`.compiled.im2col_rows`) and the transforms of :mod:`.winograd` (F(2x2, 3x3)).
+:func:`.im2col.correlate`'s row blocks) and the transforms of :mod:`.winograd` (F(2x2, 3x3)).
 This module imports Numba, as :mod:`._loops` does, whose row helpers it shares.
 
 Winograd: a *task* is one row of output tiles of one image: tile row ``ti`` covers output rows

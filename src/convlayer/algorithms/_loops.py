@@ -4,12 +4,13 @@ Every loop walks output rows ``first .. last - 1`` of the ``n * out_h`` (one thr
 share: the loops release the GIL, :mod:`.compiled` runs them on a thread pool) and, for
 each kernel row ``a``, copies the padded input row that kernel row reads into a small
 buffer of its own (``rows[i * sh + a * dh]`` and ``cols[p]`` are the index maps of
-:func:`.im2col.source_index`: the input index of each padded position, -1 for a zero), so
+:func:`.slab.source_index`: the input index of each padded position, -1 for a zero), so
 every pad mode works and the inner loops run over contiguous memory, converted to the
 compute dtype on the way. Nothing bigger than a few rows is allocated (and the depthwise
-weight tiles: 256 KiB at most, or one pixel's weights for every tap where those are more).
+loops' weight tiles and running products, within :data:`.compiled.TILE_BYTES` and
+:data:`.compiled.RUNS_BYTES`, which the callers pass in).
 
-- :func:`direct` (groups=1, few channels): the row buffer is planar and split by the
+- :func:`shift` (groups=1, few channels): the row buffer is planar and split by the
   column stride's phase, ``(c, sw, width)``, and the accumulator ``(k, out_w)``; tap
   ``(a, b)``, channel ``ch``, filter ``q`` adds ``w[a, b, ch, q]`` times a contiguous run
   of the row along the whole output row (one long vectorised loop), and the rows are
@@ -19,19 +20,20 @@ weight tiles: 256 KiB at most, or one pixel's weights for every tap where those 
   output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
   the row (:func:`_weight_tiles`), three taps a pass, written straight into ``out`` when it
   is C-contiguous. Otherwise the innermost loop runs over the channels, each with its own
-  weight, into a row accumulator. Channel counts that are multiples of 8 (multiplier 1,
-  row dilation 1) take :func:`depthwise_fixed` instead, compiled for the layer's kernel
-  size and channel count: all taps summed in registers, one store per output.
-- :func:`direct_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
+  weight, into a row accumulator. Channel counts that are multiples of 8
+  (:data:`.depthwise.FIXED_CHANNELS`; multiplier 1, row dilation 1) take
+  :func:`depthwise_fixed` instead, compiled for the layer's kernel size and channel count:
+  all taps summed in registers, one store per output.
+- :func:`shift_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
   ``pixels * grad_out`` into the thread's own sums, which the caller adds up.
 
 Inner loops index slices with ``range()`` variables, never ``start + j``: Numba must allow
 for a negative index there, and the check per element stops vectorisation (6x slower,
 measured). An innermost loop of only ``c`` items (32) mostly misses the vector loop (16
 lanes, interleaved 4x, want 64 items), hence the flat runs above: on 8x112x112x32, 3x3,
-one thread, they took the loop from 5.5 to 3.65 ms (fill 1.0, sums 2.0, writing ``out`` 0.4
-ms, measured apart; the sums are bound by loads from L1/L2: weight, input and the running sum
-each pass). Sums are taken in the order of the taps, as plain arithmetic would, with fused
+one thread, the loop takes 3.65 ms with them and 5.5 ms over the channels (fill 1.0, sums
+2.0, writing ``out`` 0.4 ms, measured apart; the sums are bound by loads from L1/L2: weight,
+input and the running sum each pass). Sums are taken in the order of the taps, as plain arithmetic would, with fused
 multiply-adds (``fastmath`` ``contract``), except in the kernel gradients' dot products
 along a row (``_dot``), which may also reassociate. Neither flag lets the compiler assume
 away NaN or infinity: they keep their meaning. A padded zero is multiplied like
@@ -47,7 +49,6 @@ import numpy as np
 from numba.extending import overload
 
 _OPTIONS = dict(cache=True, nogil=True)
-_TILE_BYTES = 1 << 18  # the depthwise weight tiles, all taps: in L2 (whole rows of c = 32 at 3x3: 1.2x faster than 64 KiB)
 
 
 def _copy(target, source):
@@ -223,14 +224,15 @@ def _madd1(target, w0, s0):
 
 
 @numba.njit(**_OPTIONS)
-def _weight_tiles(w, ow):
-    """Each tap's weights repeated for a block of output pixels: ``(fh * fw, pixels * c)``.
+def _weight_tiles(w, ow, tile_bytes):
+    """Each tap's weights repeated for a block of output pixels: ``(fh * fw, pixels * c)``,
+    ``tile_bytes`` at most (but one pixel's weights for every tap).
 
     Flat, the stride-1 multiplier-1 sums are ``row[t] += tile[t] * line[start + t]``, one
     long loop whatever ``c`` is.
     """
     fh, fw, _, c = w.shape
-    pixels = max(1, min(ow, _TILE_BYTES // (fh * fw * c * w.itemsize)))
+    pixels = max(1, min(ow, tile_bytes // (fh * fw * c * w.itemsize)))
     tiles = np.empty((fh * fw, pixels * c), w.dtype)
     for tap in range(fh * fw):
         for p in range(pixels):
@@ -289,7 +291,7 @@ def _gradient_madd(total, line, grad, start, step):
 
 
 @numba.njit(**_OPTIONS)
-def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
+def shift(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     """out[img, i, j, q] = sum over a, b, ch of w[a, b, ch, q] * padded x at the tap."""
     n, oh, ow, k = out.shape
     fh, fw, c, _ = w.shape
@@ -316,14 +318,15 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
 
 
 @numba.njit(**_OPTIONS)
-def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
-    """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap."""
+def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, last):
+    """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap;
+    the weight tiles take ``tile_bytes`` at most."""
     n, oh, ow, k = out.shape
     fh, fw, m, c = w.shape
     ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, out)
     slots = np.empty(fh, np.int64)
     flat = m == 1 and sw == 1
-    tiles = _weight_tiles(w, ow) if flat else np.empty((0, 0), w.dtype)
+    tiles = _weight_tiles(w, ow, tile_bytes) if flat else np.empty((0, 0), w.dtype)
     acc = np.empty((ow, m, c), out.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
@@ -390,7 +393,7 @@ def depthwise_fixed(fh: int, fw: int, c: int):
 
 
 @numba.njit(**_OPTIONS)
-def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
+def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
     """total[a, b, ch, q] += the sum of padded x at tap (a, b) times grad_out[..., q], over the rows."""
     n, oh, ow, k = grad_out.shape
     fh, fw, c, _ = total.shape
@@ -411,15 +414,16 @@ def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total,
 
 
 @numba.njit(**_OPTIONS)
-def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
-    """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows."""
+def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, runs_bytes, total, first, last):
+    """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows;
+    the running products take ``runs_bytes`` at most (or are not kept)."""
     n, oh, ow, _ = grad_out.shape
     fh, fw, m, c = total.shape
     ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, total)
     grad = np.empty((ow, m, c), total.dtype)
     # m = 1, stride 1: per tap, products summed along the rows in one flat run (items
     # j * c + ch), added up over j at the end; the channel loop alone is too short to vectorise.
-    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= 4 * _TILE_BYTES
+    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= runs_bytes
     runs = np.zeros((fh, fw, ow * c if flat else 0), total.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
