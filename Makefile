@@ -21,7 +21,7 @@ test: $(PY)
 	$(PY) -m pip check
 	$(PY) -m pytest
 
-# The speed suite against PyTorch and JAX (README, "Speed"); about 1.5 minutes.
+# The speed suite against PyTorch and JAX (docs/performance.md); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m pip check

@@ -252,15 +252,18 @@ def _disk_bytes(path: Path) -> int:
 
 
 def _spot_check(scene: Path, output: Path) -> str:
-    """A 600x600 window through the middle, against the in-memory conv2d of its padded input."""
+    """A 600x600 window through the middle, against conv2d of the input pixels it reads
+    (the filter's 'same' padding, from convlayer.shapes)."""
     import zarr
 
     import convlayer
 
     x, y = zarr.open_array(str(scene), mode="r"), zarr.open_array(str(output), mode="r")
+    layer = convlayer.kernels.stack(["edge", "blur"], 3)
+    (top, bottom), (left, right) = convlayer.shapes.resolve_padding(x.shape[:2], layer.shape[:2])
     middle = x.shape[0] // 2
-    window = x[middle - 1: middle + 601, middle - 1: middle + 601]
-    expected = convlayer.conv2d(window, convlayer.kernels.stack(["edge", "blur"], 3), padding="valid")
+    window = x[middle - top: middle + 600 + bottom, middle - left: middle + 600 + right]
+    expected = convlayer.conv2d(window, layer, padding="valid")
     got = y[middle: middle + 600, middle: middle + 600]
     return f"max |difference| {np.max(np.abs(got - expected)):.3g} on a 600x600 window"
 

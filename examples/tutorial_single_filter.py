@@ -23,7 +23,8 @@ import sys
 import numpy as np
 
 import convlayer
-from convlayer import images, kernels, plot
+from convlayer import images, kernels
+from convlayer.explain import plot
 
 
 def main(image_path=None, output="tutorial-single-filter.png"):

@@ -23,7 +23,8 @@ import sys
 import numpy as np
 
 import convlayer
-from convlayer import kernels, plot
+from convlayer import kernels
+from convlayer.explain import plot
 
 
 def main(output="tutorial-two-filters.png"):

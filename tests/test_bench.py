@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from convlayer import _bench_peers, bench, conv2d, conv2d_backward, shapes
+from convlayer import bench, conv2d, conv2d_backward, shapes
 from convlayer.cli.main import main
 
 # Each has an uneven 'same' pad on at least one axis: (top, bottom) or (left, right) = (k, k + 1).
@@ -39,7 +39,7 @@ def test_bench_prints_a_table_and_writes_json(tmp_path, capsys):
 
 
 def test_bench_without_peers_still_runs(monkeypatch, capsys):
-    monkeypatch.setattr(bench, "peers", lambda: {})
+    monkeypatch.setattr(bench.suite, "peers", lambda: {})
     results = bench.run_suite([bench.Case(2, 8, 8, 3, 4, 3)], reps_time=0.01, backward=False, echo=print)
     assert "ratio" not in results["forward"][0] and np.isnan(results["forward_geomean"])
     out = capsys.readouterr().out
@@ -72,13 +72,13 @@ def test_every_algorithm_adds_each_algorithms_ratio():
 
 def test_padding_cases_have_an_odd_zero():
     for case in PADDING_CASES[:4]:
-        (top, bottom), (left, right) = _bench_peers.tf_pads(case)
+        (top, bottom), (left, right) = bench.tf_pads(case)
         assert bottom == top + 1 or right == left + 1, case
 
 
 def test_peers_pad_as_tensorflow_does():
     pads = shapes.resolve_padding((224, 224), (7, 7), strides=2, padding="same")
-    assert pads == ((2, 3), (2, 3)) == _bench_peers.tf_pads(bench.SUITE[7])
+    assert pads == ((2, 3), (2, 3)) == bench.tf_pads(bench.SUITE[7])
 
 
 def _as_nhwc(value) -> np.ndarray:
@@ -142,7 +142,7 @@ def test_every_peers_gradients_are_conv2d_backwards(case):
     for name, call in calls.items():
         grad_x, grad_kernel = call()[:2]
         if name.startswith("torch"):  # torch's grad_x is of its padded input, its kernel OIHW
-            (top, _), (left, _) = _bench_peers.tf_pads(case)
+            (top, _), (left, _) = bench.tf_pads(case)
             grad_x = _as_nhwc(grad_x)[:, top:top + case.h, left:left + case.w]
             grad_kernel = grad_kernel.permute(2, 3, 1, 0).numpy()
         _assert_close(np.asarray(grad_x), want.grad_x, bound.grad_x, fh * fw * k // case.groups)
@@ -156,9 +156,9 @@ def test_the_loops_run_on_the_demo_shape_when_it_is_in_the_run():
 
 
 def test_a_slow_contender_leaves_the_rotation_once_it_has_had_its_time(monkeypatch):
-    monkeypatch.setattr(bench, "SETTLE", 0.0)
-    monkeypatch.setattr(bench, "WARM_SECONDS", 0.0)  # one untimed call per run
-    monkeypatch.setattr(bench, "RUN_SECONDS", 0.0)  # runs of exactly RUN calls
+    monkeypatch.setattr(bench.timing, "SETTLE", 0.0)
+    monkeypatch.setattr(bench.timing, "WARM_SECONDS", 0.0)  # one untimed call per run
+    monkeypatch.setattr(bench.timing, "RUN_SECONDS", 0.0)  # runs of exactly RUN calls
     counts = {"fast": 0, "slow": 0}
 
     def call(name, seconds=0.0):
@@ -172,11 +172,11 @@ def test_a_slow_contender_leaves_the_rotation_once_it_has_had_its_time(monkeypat
 
 
 def test_a_run_lasts_at_least_run_seconds(monkeypatch):
-    monkeypatch.setattr(bench, "SETTLE", 0.0)
-    monkeypatch.setattr(bench, "WARM_SECONDS", 0.0)
-    monkeypatch.setattr(bench, "RUN_SECONDS", 0.1)
-    monkeypatch.setattr(bench, "MAX_ROUNDS", 1)
-    monkeypatch.setattr(bench, "MIN_ROUNDS", 1)
+    monkeypatch.setattr(bench.timing, "SETTLE", 0.0)
+    monkeypatch.setattr(bench.timing, "WARM_SECONDS", 0.0)
+    monkeypatch.setattr(bench.timing, "RUN_SECONDS", 0.1)
+    monkeypatch.setattr(bench.timing, "MAX_ROUNDS", 1)
+    monkeypatch.setattr(bench.timing, "MIN_ROUNDS", 1)
     calls = []
     bench.time_calls({"fast": lambda: calls.append(time.sleep(0.001))}, reps_time=0.0)
     # warm-up, one untimed call, then a run of calls of at least 1 ms each until 0.1 s have

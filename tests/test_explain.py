@@ -10,6 +10,7 @@ import pytest
 
 from convlayer import conv2d, explain, kernels, shapes
 from convlayer.cli.main import main
+from convlayer.explain import formulas
 from convlayer.nn import AvgPool2D, Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Sequential
 from convlayer.sharing import kernel_index
 
@@ -99,6 +100,48 @@ def test_bank_numbers_follow_kernel_index(sharing, banks):
     notes = explain.annotations((7, 5), 3, sharing=sharing, banks=banks)
     rows, cols = kernel_index(7, 5, sharing, notes.banks)
     np.testing.assert_array_equal(explain.bank_numbers(notes), rows * notes.banks[1] + cols)
+
+
+# The formula text: one module writes it for the figures and for `convlayer shape`.
+
+FORMULA_LAYERS = [  # (input HxW, kernel, strides, padding word for explain, --padding for shape, dilation)
+    ("6x6", 3, 2, "same", "same", 1), ("5x5", 4, 1, "same_lower", "same_lower", 1),
+    ("7x9", 3, 2, "valid", "valid", 2), ("7x7", 3, 2, "full", "full", 1),
+    ("6x6", 3, 2, ((0, 1), (2, 0)), "0,1,2,0", 1), ("224x224", 7, 2, "same", "same", 1),
+]
+
+
+@pytest.mark.parametrize("hw, kernel, stride, padding, argument, dilation", FORMULA_LAYERS)
+def test_explain_and_shape_write_the_formulas_of_one_module(capsys, hw, kernel, stride, padding, argument,
+                                                             dilation):
+    h, w = map(int, hw.split("x"))
+    notes = explain.annotations((h, w), kernel, strides=stride, padding=padding, dilation=dilation)
+    assert main(["shape", "--input", hw, "--kernel", str(kernel), "--strides", str(stride), "--padding",
+                 argument, "--dilation", str(dilation)]) == 0
+    printed = capsys.readouterr().out
+    for axis, labels in enumerate(notes.axes):
+        numbers = (labels.size, labels.kernel, labels.stride, labels.dilation, labels.pads, labels.out,
+                   notes.padding)
+        figure = formulas.axis_formulas(axis, *numbers)
+        report = formulas.axis_formulas(axis, *numbers, report=True)
+        assert labels.formulas == figure
+        assert all(line in printed for line in report)
+        assert figure[:-1] == report[:-1]  # they differ only in what the last line says about the sides
+        core = report[-1].split(";")[0].split(" (the odd zero")[0]
+        assert figure[-1].startswith(core)
+
+
+@pytest.mark.parametrize("fh, fw, c, k, bias, groups", [(3, 2, 3, 8, True, 1), (5, 1, 16, 32, False, 4),
+                                                         (7, 7, 6, 64, True, 2)])
+def test_the_parameter_formula_states_the_count_of_shapes(fh, fw, c, k, bias, groups):
+    count = shapes.num_params((fh, fw), c, k, bias=bias, groups=groups)
+    report = formulas.params_formula(fh, fw, c, k, count, bias=bias, groups=groups, report=True)
+    figure = formulas.params_formula(fh, fw, c, k, count, bias=bias, groups=groups)
+    channels = f"{c} / {groups}" if groups > 1 else f"{c}"
+    assert report.endswith(f"{fh} * {fw} * {channels}{' + 1)' if bias else ''} * {k} = {count:,}")
+    assert figure.endswith(f"{fw} * {fh} * {channels}{' + 1)' if bias else ''} * {k} = {count:,}")
+    assert formulas.params_numbers(fh, fw, c, k, bias=bias, groups=groups, grid=(2, 3)) == (
+        report.split(" = ")[1] + " * (2 * 3)")
 
 
 # The figures draw those numbers.

@@ -1,4 +1,4 @@
-"""The README's examples run and print what the README says they print."""
+"""The README's examples run and print what the README says they print, and its links resolve."""
 
 import re
 from pathlib import Path
@@ -21,3 +21,17 @@ def test_shape_transcript_is_current(capsys):
     argv = transcript.group(1).split()[1:]
     assert main(argv) == 0
     assert capsys.readouterr().out.strip() == transcript.group(2).strip()
+
+
+def test_the_two_commands_come_first():
+    section = README[README.index("## Two commands"):README.index("## Filter your own images")]
+    assert "make demo    # creates .venv" in section
+    assert "make test    # installs the test extra" in section
+
+
+def test_links_to_files_in_the_repository_resolve():
+    root = Path(__file__).parent.parent
+    for page in (root / "README.md", root / "docs" / "performance.md"):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if "://" not in target:
+                assert (page.parent / target).exists(), f"{page.name} links to missing {target}"

@@ -1,9 +1,12 @@
-"""convlayer.shapes against closed-form formulas written independently here."""
+"""convlayer.shapes against closed-form formulas written independently here, and against the
+shapes conv2d returns."""
 
 import math
 
+import numpy as np
 import pytest
 
+import convlayer
 from convlayer import shapes
 
 GRID = [
@@ -25,6 +28,9 @@ def test_output_size_matches_the_ceil_formulas(size, kernel, stride, dilation):
         assert shapes.output_size(size, kernel, stride, "valid", dilation) == expected
     full = math.floor((size + 2 * (span - 1) - span) / stride) + 1
     assert shapes.output_size(size, kernel, stride, "full", dilation) == full
+    for p in range(3):
+        if size + 2 * p >= span:
+            assert shapes.output_size(size, kernel, stride, p, dilation) == (size + 2 * p - span) // stride + 1
 
 
 @pytest.mark.parametrize("size, kernel, stride, dilation", GRID)
@@ -96,6 +102,7 @@ def test_num_params_shared_and_grouped():
 def test_num_params_other_sharing_kinds():
     weights = 3 * 3 * 3 * 2
     assert shapes.num_params(3, 3, 2, sharing="unshared", output_size=(4, 5)) == (weights + 2) * 20
+    assert shapes.num_params(3, 3, 2, bias=False, sharing="unshared", output_size=(4, 5)) == weights * 20
     assert shapes.num_params(3, 3, 2, sharing="regions", regions=(2, 3)) == (weights + 2) * 6
     assert shapes.num_params(3, 3, 2, sharing="tiled", tiles=2) == (weights + 2) * 4
 
@@ -152,3 +159,26 @@ def test_type_errors_are_also_value_errors():
         shapes.output_size(5, 3, stride=2.0)
     with pytest.raises(TypeError):
         shapes.conv2d_output_shape((8, 8, 3), (3, 3, 3), padding=1.5)
+
+
+def test_defaults_and_keywords():
+    assert shapes.output_size(10, 3) == 10
+    assert shapes.pad_amounts(10, 3) == (1, 1)
+    assert shapes.output_size(10, 3, padding="valid", dilation=2) == 6
+    assert shapes.pad_amounts(10, 3, padding="full", dilation=2) == (4, 4)
+    assert shapes.pad_amounts(5, 2, stride=1, padding="same") == (0, 1)
+    assert shapes.pad_amounts(6, 1, stride=3, padding="same") == (0, 0)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_conv2d_output_shape_agrees_with_conv2d(seed):
+    rng = np.random.default_rng(seed)
+    fh, fw = (int(v) for v in rng.integers(1, 5, size=2))
+    h, w = (int(v) for v in rng.integers(7, 13, size=2))  # every padding below fits
+    strides = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    dilation = int(rng.integers(1, 3))
+    padding = ["same", "same_lower", "full", 1, (0, 2), ((1, 0), (0, 3))][seed % 6]
+    x_shape = [(h, w), (h, w, 2), (3, h, w, 2), (h, w, 2)][seed % 4]
+    k_shape = [(fh, fw), (fh, fw, 2), (fh, fw, 2), (fh, fw, 2, 5)][seed % 4]
+    y = convlayer.conv2d(np.ones(x_shape), np.ones(k_shape), strides=strides, padding=padding, dilation=dilation)
+    assert shapes.conv2d_output_shape(x_shape, k_shape, strides, padding, dilation) == y.shape

@@ -1,7 +1,7 @@
 """The one boundary: user input in, clean channels-last arrays and integers out.
 
 Public ops call :func:`conv_args` first (``conv2d_backward`` calls :func:`conv_grad_args`,
-which also checks ``grad_out``). After it, the compute code may assume that ``x`` is
+which also checks ``grad_out``; the poolings :func:`pool_args` and :func:`pool_grad_args`). After it, the compute code may assume that ``x`` is
 a real ndarray seen as ``(n, h, w, c)``, the kernel is ``(fh, fw, c // groups, k)`` in the
 result dtype (already flipped for true convolution), ``bias`` is ``(k,)`` or None, and every
 size and padding is a resolved integer in a :class:`~convlayer.shapes.ConvGeometry`.
@@ -95,12 +95,17 @@ def _kernel_hwio(kernel: np.ndarray, geom: shapes.ConvGeometry, flip: bool) -> n
     return hwio[::-1, ::-1] if flip else hwio
 
 
+def _batch_nhwc(array: np.ndarray, batched: bool, channels_first: bool) -> np.ndarray:
+    """View an image or batch in the user's layout, rank 3 or 4, as (n, h, w, c)."""
+    batch = array if batched else array[None]
+    return batch.transpose(0, 2, 3, 1) if channels_first else batch
+
+
 def x_nhwc(x: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
     """View the user's x (an ndarray, or a Dask array) as (n, h, w, c)."""
     if geom.kernel_rank == 2:
         return x[None, :, :, None]
-    batch = x if geom.batched else x[None]
-    return batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
+    return _batch_nhwc(x, geom.batched, geom.channels_first)
 
 
 def _bias(bias, geom: shapes.ConvGeometry, dtype) -> "np.ndarray | None":
@@ -168,8 +173,7 @@ def _output_nhwc(out: np.ndarray, geom: shapes.ConvGeometry) -> np.ndarray:
     """View an array of the output's shape as (n, out_h, out_w, k)."""
     if geom.kernel_rank < 4:  # no channel axis: (n?, out_h, out_w)
         return out[..., None] if geom.batched else out[None, ..., None]
-    batch = out if geom.batched else out[None]
-    return batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
+    return _batch_nhwc(out, geom.batched, geom.channels_first)
 
 
 def conv_grad_args(grad_out, x, kernel, **options) -> tuple[ConvArgs, np.ndarray]:
@@ -216,9 +220,6 @@ def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) ->
     return np.ascontiguousarray(kernel)
 
 
-_BANK_NAMES = {"unshared": "output grid (H', W')", "regions": "regions (R_h, R_w)", "tiled": "tiles (T_h, T_w)"}
-
-
 def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
     """Check the arguments of the weight-sharing ops (``locally_connected2d`` and kin).
 
@@ -231,7 +232,7 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
     if kernel.ndim != 6:
         raise ValueError(
             f"kernel must be (B_h, B_w, Fh, Fw, C, K), one (Fh, Fw, C, K) kernel per "
-            f"{_BANK_NAMES[sharing].split(' (')[0]} cell; got kernel shape {kernel.shape}"
+            f"{shapes.BANK_GRIDS[sharing].name} cell; got kernel shape {kernel.shape}"
         )
     geom = _stepping(shapes.conv_geometry(x.shape, kernel.shape[2:], strides, padding))
     _check_banks(sharing, kernel.shape, x.shape, geom)
@@ -242,10 +243,10 @@ def banked_args(x, kernel, bias, *, strides, padding, sharing: str) -> ConvArgs:
 
 def _check_banks(sharing: str, kernel_shape, x_shape, geom: shapes.ConvGeometry) -> None:
     banks, output = tuple(kernel_shape[:2]), (geom.out_h, geom.out_w)
-    name = _BANK_NAMES[sharing]
+    grid = shapes.BANK_GRIDS[sharing]
     both = f"(kernel shape {tuple(kernel_shape)}, x shape {tuple(x_shape)})"
     if min(banks) < 1:
-        raise ValueError(f"kernel's {name} must be positive; got {banks} {both}")
+        raise ValueError(f"kernel's {grid.name} {grid.symbols} must be positive; got {banks} {both}")
     if sharing == "unshared" and banks != output:
         raise ValueError(
             f"kernel has an output grid of {banks} but the output is {output} for these strides "
@@ -269,3 +270,37 @@ def banked_grad_args(grad_out, x, kernel, *, strides, padding, sharing: str) -> 
     """:func:`banked_args`, then grad_out against the output; returns grad_out's NHWC view."""
     args = banked_args(x, kernel, None, strides=strides, padding=padding, sharing=sharing)
     return args, _grad_nhwc(grad_out, args.geom, f"the output's shape {args.geom.output_shape}")
+
+
+def pool_args(x, pool_size, strides, padding, data_format) -> tuple[np.ndarray, shapes.PoolGeometry]:
+    """Check the arguments of a pooling; return x's (n, h, w, c) view and the geometry."""
+    x = as_real_array("x", x)
+    geom = shapes.pool_geometry(x.shape, pool_size, strides, padding, data_format)
+    return _batch_nhwc(x, geom.batched, geom.channels_first), geom
+
+
+def pool_grad_args(grad_out, x, pool_size, strides, padding, data_format
+                   ) -> tuple[np.ndarray, np.ndarray, shapes.PoolGeometry]:
+    """:func:`pool_args`, then grad_out against the pooled output; returns x's and
+    grad_out's (n, h, w, c) views and the geometry."""
+    x_nhwc, geom = pool_args(x, pool_size, strides, padding, data_format)
+    grad = as_real_array("grad_out", grad_out)
+    if grad.shape != geom.output_shape:
+        raise ValueError(
+            f"grad_out must have the pooled output's shape {geom.output_shape} (x shape "
+            f"{geom.input_shape}, pool_size {geom.pool}, strides {geom.strides}, padding "
+            f"{show(padding)}); got grad_out shape {grad.shape}"
+        )
+    return x_nhwc, _batch_nhwc(grad, geom.batched, geom.channels_first), geom
+
+
+def new_pool_output(geom: shapes.PoolGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Zeros of the pooled output's shape in the user's layout, and their (n, out_h, out_w, c) view."""
+    out = np.zeros(geom.output_shape, dtype)
+    return out, _batch_nhwc(out, geom.batched, geom.channels_first)
+
+
+def new_pool_input_grad(geom: shapes.PoolGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Zeros of x's shape in ``dtype``, and their (n, h, w, c) view to accumulate into."""
+    grad_x = np.zeros(geom.input_shape, dtype)
+    return grad_x, _batch_nhwc(grad_x, geom.batched, geom.channels_first)

@@ -12,7 +12,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, choose, spread
+from .algorithms import backward, buffers, dispatch
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
@@ -137,9 +137,7 @@ def conv2d(
         flip=flip, pad_mode=pad_mode, data_format=data_format,
     )
     result, nhwc = _validate.new_output(args.geom, args.dtype)
-    # windows that read a small part of a huge padded input (dilation 3000 on 16x16): gathered
-    run = spread.correlate if spread.wanted(args.geom) else choose.correlate
-    run(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm)
+    dispatch.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm)
     if args.bias is not None:
         nhwc += args.bias
     return result
@@ -202,8 +200,8 @@ def conv2d_backward(
     At stride 1 with zero padding (no wider than the kernel), ``grad_x`` is itself a
     convolution (of grad_out with the rotated kernel, channels swapped) and goes through
     ``algorithm`` (or ``auto``'s choice); otherwise through im2col. The kernel's gradient
-    takes the 'shift', 'depthwise' or 'fft' route when that is the algorithm (or auto's
-    choice), im2col's otherwise (see :mod:`convlayer.algorithms.backward`).
+    takes the 'shift', 'depthwise', 'fft' or 'winograd' route when that is the algorithm (or
+    auto's choice), im2col's otherwise (see :func:`convlayer.algorithms.choose.backward`).
 
     Examples
     --------
@@ -225,14 +223,8 @@ def conv2d_backward(
         groups=groups, flip=flip, pad_mode=pad_mode, data_format=data_format,
     )
     grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
-    if spread.wanted(args.geom):
-        grad_hwio = spread.correlate_backward(args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc,
-                                              grad_x_nhwc, buffers.get_memory_budget(), algorithm)
-    else:
-        grad_hwio, _ = backward.correlate_backward(
-            args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc, grad_x_nhwc,
-            buffers.get_memory_budget(), algorithm,
-        )
+    grad_hwio = dispatch.correlate_backward(args.x, args.kernel, args.geom, args.pad_mode, grad_nhwc,
+                                           grad_x_nhwc, buffers.get_memory_budget(), algorithm)
     grad_kernel = _validate.kernel_from_hwio(grad_hwio, args.geom, bool(flip))
     grad_bias = backward.bias_gradient(grad_nhwc, args.dtype, buffers.get_memory_budget())
     return Conv2DGrads(grad_x, grad_kernel, grad_bias)

@@ -1,7 +1,8 @@
 """Pooling: the maximum or the mean over each window, with TensorFlow's semantics, and gradients.
 
-A pooling window slides like a convolution's kernel (same padding words, same output sizes,
-from :mod:`.shapes`), but padded positions are not zeros: max pooling ignores them (as if
+A pooling window slides like a convolution's kernel (same padding words, same output sizes:
+:func:`convlayer.shapes.pool_geometry`, reached through :func:`convlayer._validate.pool_args`),
+but padded positions are not zeros: max pooling ignores them (as if
 they were ``-inf``) and average pooling divides by the number of real, unpadded pixels in
 the window, as ``tf.nn.max_pool2d`` and ``tf.nn.avg_pool2d`` do.
 
@@ -14,87 +15,16 @@ views; the only Python loop is over the taps. Work memory is the size of the out
 
 from __future__ import annotations
 
-from typing import Iterator, NamedTuple, Union
+from typing import Iterator, Union
 
 import numpy as np
 
-from . import _validate, shapes
-from ._args import show, as_pair, padding_2d
-from .shapes import IntPair, Padding
+from . import _validate
+from .shapes import IntPair, Padding, PoolGeometry
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "max_pool2d", "max_pool2d_backward"]
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
-
-
-class PoolGeometry(NamedTuple):
-    """Every integer a 2D pooling needs, in channels-last terms ``(n, h, w, c)``."""
-
-    n: int
-    h: int
-    w: int
-    c: int
-    pool: tuple[int, int]
-    strides: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    out_h: int
-    out_w: int
-    batched: bool
-    channels_first: bool
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        spatial = (self.out_h, self.out_w)
-        image = (self.c,) + spatial if self.channels_first else spatial + (self.c,)
-        return ((self.n,) if self.batched else ()) + image
-
-
-# Geometry: integers only.
-
-
-def _pool_extent(size, pool, stride, form, pads, axis) -> int:
-    """Output length along one axis; raise unless every window holds a real pixel."""
-    before, after = pads
-    if form in ("same", "same_lower"):  # always fits, and never a window of padding alone
-        return shapes.output_size(size, pool, stride, form)
-    if size + before + after < pool:
-        raise ValueError(
-            f"pool_size {axis} {pool} does not fit the padded input {axis} "
-            f"{size + before + after} (x {axis} {size} + padding {before} + {after}); use a "
-            f"smaller pool_size, more padding, or padding='same'"
-        )
-    out = shapes.output_size(size, pool, stride, pads)
-    if size == 0 or before >= pool or (out - 1) * stride >= before + size:
-        raise ValueError(
-            f"padding {before} + {after} leaves a window of padding only along the {axis} "
-            f"(x {axis} {size}, pool_size {axis} {pool}, strides {axis} {stride}); every "
-            f"window must hold at least one real pixel"
-        )
-    return out
-
-
-def pool_geometry(x_shape, pool_size, strides, padding, data_format) -> PoolGeometry:
-    """Check the arguments of a pooling and resolve every integer it needs."""
-    channels_first = shapes._data_format(data_format)
-    pool = as_pair("pool_size", pool_size)
-    strides_ = pool if strides is None else as_pair("strides", strides)
-    form = padding_2d(padding)
-    if len(x_shape) not in (3, 4):
-        layout = "(C, H, W) or (N, C, H, W)" if channels_first else "(H, W, C) or (N, H, W, C)"
-        raise ValueError(
-            f"x must be {layout}; got x shape {tuple(x_shape)} (add a channel axis to a "
-            f"single-channel image)"
-        )
-    batched = len(x_shape) == 4
-    nhwc = tuple(x_shape) if batched else (1,) + tuple(x_shape)
-    if channels_first:
-        nhwc = (nhwc[0], nhwc[2], nhwc[3], nhwc[1])
-    n, h, w, c = nhwc
-    pads = shapes.resolve_padding((h, w), pool, strides_, padding)
-    word = form if isinstance(form, str) else None
-    out_h = _pool_extent(h, pool[0], strides_[0], word, pads[0], "height")
-    out_w = _pool_extent(w, pool[1], strides_[1], word, pads[1], "width")
-    return PoolGeometry(n, h, w, c, pool, strides_, pads, out_h, out_w, batched, channels_first)
 
 
 def _tap_rows(offset, size, stride, before, out) -> "tuple[slice, slice] | None":
@@ -142,35 +72,6 @@ def _real_counts(geom: PoolGeometry, dtype) -> np.ndarray:
         counts = [min(i * stride + pool, before + size) - max(i * stride, before) for i in range(out)]
         per_axis.append(np.array(counts, np.int64))
     return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None].astype(dtype)
-
-
-# Arrays: the boundary, and the user's layout.
-
-
-def _nhwc(array: np.ndarray, geom: PoolGeometry) -> np.ndarray:
-    """View an array in the user's layout as ``(n, h, w, c)``."""
-    batch = array if geom.batched else array[None]
-    return batch.transpose(0, 2, 3, 1) if geom.channels_first else batch
-
-
-def _pool_args(x, pool_size, strides, padding, data_format):
-    x = _validate.as_real_array("x", x)
-    geom = pool_geometry(x.shape, pool_size, strides, padding, data_format)
-    return x, geom
-
-
-def _grad_args(grad_out, x, pool_size, strides, padding, data_format):
-    """Check a backward call; return x, grad_out and geometry, and a zero grad_x with views."""
-    x, geom = _pool_args(x, pool_size, strides, padding, data_format)
-    grad_out = _validate.as_real_array("grad_out", grad_out)
-    if grad_out.shape != geom.output_shape:
-        raise ValueError(
-            f"grad_out must have the pooled output's shape {geom.output_shape} (x shape "
-            f"{x.shape}, pool_size {geom.pool}, strides {geom.strides}, padding "
-            f"{show(padding)}); got grad_out shape {grad_out.shape}"
-        )
-    grad_x = np.zeros(x.shape, np.result_type(grad_out.dtype, x.dtype, np.float32))
-    return _nhwc(x, geom), _nhwc(grad_out, geom), geom, grad_x, _nhwc(grad_x, geom)
 
 
 def _lowest(dtype: np.dtype):
@@ -250,9 +151,9 @@ def max_pool2d(
     array([[10, 11],
            [14, 15]])
     """
-    x, geom = _pool_args(x, pool_size, strides, padding, data_format)
-    y = np.empty(geom.output_shape, x.dtype)
-    _max_into(_nhwc(x, geom), geom, _nhwc(y, geom))
+    x, geom = _validate.pool_args(x, pool_size, strides, padding, data_format)
+    y, y_nhwc = _validate.new_pool_output(geom, x.dtype)
+    _max_into(x, geom, y_nhwc)
     return y
 
 
@@ -300,9 +201,8 @@ def max_pool2d_backward(
     array([[0., 1.],
            [0., 0.]])
     """
-    x, grad_out, geom, grad_x, gx = _grad_args(
-        grad_out, x, pool_size, strides, padding, data_format
-    )
+    x, grad_out, geom = _validate.pool_grad_args(grad_out, x, pool_size, strides, padding, data_format)
+    grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
     y = np.empty((geom.n, geom.out_h, geom.out_w, geom.c), x.dtype)
     _max_into(x, geom, y)
     taken = np.zeros(y.shape, bool)  # windows whose arg-max an earlier tap already was
@@ -363,12 +263,11 @@ def avg_pool2d(
            [1., 1., 1.],
            [1., 1., 1.]])
     """
-    x, geom = _pool_args(x, pool_size, strides, padding, data_format)
-    y = np.zeros(geom.output_shape, np.result_type(x.dtype, np.float32))
-    x_, y_ = _nhwc(x, geom), _nhwc(y, geom)
+    x, geom = _validate.pool_args(x, pool_size, strides, padding, data_format)
+    y, y_nhwc = _validate.new_pool_output(geom, np.result_type(x.dtype, np.float32))
     for out_index, x_index in _taps(geom):
-        y_[out_index] += x_[x_index]
-    y_ /= _real_counts(geom, y.dtype)
+        y_nhwc[out_index] += x[x_index]
+    y_nhwc /= _real_counts(geom, y.dtype)
     return y
 
 
@@ -412,9 +311,8 @@ def avg_pool2d_backward(
     array([[0.25, 0.25],
            [0.25, 0.25]])
     """
-    _, grad_out, geom, grad_x, gx = _grad_args(
-        grad_out, x, pool_size, strides, padding, data_format
-    )
+    x, grad_out, geom = _validate.pool_grad_args(grad_out, x, pool_size, strides, padding, data_format)
+    grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
     share = grad_out / _real_counts(geom, grad_x.dtype)
     for out_index, x_index in _taps(geom):
         gx[x_index] += share[out_index]

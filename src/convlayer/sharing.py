@@ -10,10 +10,11 @@ that choice; they gather the same patches and multiply each by *its* kernel:
   ``R_h x R_w`` regions by ``numpy.array_split`` along each axis, one kernel per region;
 - unshared (:func:`locally_connected2d`, as in DeepFace): every pixel its own kernel.
 
-The choice is separable: the kernel of pixel ``(i, j)`` is ``banks[rows[i], cols[j]]``,
-with one index array per axis from :func:`bank_index`. Everything else (padding, strides,
-patches, memory blocks, gradients) is the convolution's own code, in
-:mod:`convlayer.algorithms.im2col`.
+The kernels form a grid of *banks* (:data:`convlayer.shapes.BANK_GRIDS` names its size for
+each kind), and the choice is separable: the kernel of pixel ``(i, j)`` is
+``kernel[rows[i], cols[j]]``, with one index array per axis from :func:`bank_index`.
+Everything else (padding, strides, patches, memory blocks, gradients) is the convolution's
+own code, in :mod:`convlayer.algorithms.im2col`.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ import numpy as np
 
 from . import _validate
 from .algorithms import buffers, im2col
-from .algorithms.banks import Banks
+from . import shapes
+from .algorithms.banks import BankIndex
 from .functional import ArrayLike, Conv2DGrads
-from .shapes import SHARING_KINDS, IntPair, Padding
+from .shapes import IntPair, Padding
 
 
 def bank_index(size: int, sharing: str, count: int = 1) -> np.ndarray:
@@ -48,16 +50,15 @@ def bank_index(size: int, sharing: str, count: int = 1) -> np.ndarray:
     >>> bank_index(3, "unshared")
     array([0, 1, 2])
     """
+    sharing = shapes.check_sharing(sharing)
     if sharing == "shared":
         return np.zeros(size, np.intp)
     if sharing == "unshared":
         return np.arange(size)
     if sharing == "tiled":
         return np.arange(size) % count
-    if sharing == "regions":
-        lengths = [len(part) for part in np.array_split(np.arange(size), count)]
-        return np.repeat(np.arange(count), lengths)
-    raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
+    lengths = [len(part) for part in np.array_split(np.arange(size), count)]  # regions
+    return np.repeat(np.arange(count), lengths)
 
 
 def kernel_index(out_h: int, out_w: int, sharing: str, banks=(1, 1)) -> tuple[np.ndarray, np.ndarray]:
@@ -174,17 +175,18 @@ def tiled_conv2d(
 def _banked(sharing: str, x, kernel, bias, strides, padding) -> np.ndarray:
     """The one forward path of the sharing kinds: conv2d's gather, each pixel its bank."""
     args = _validate.banked_args(x, kernel, bias, strides=strides, padding=padding, sharing=sharing)
-    banks = _banks(args, sharing)
+    index = _bank_index(args, sharing)
     result, nhwc = _validate.new_output(args.geom, args.dtype)
-    im2col.correlate(args.x, args.kernel, args.geom, "constant", nhwc, buffers.get_memory_budget(), banks)
+    im2col.correlate(args.x, args.kernel, args.geom, "constant", nhwc, buffers.get_memory_budget(), index)
     if args.bias is not None:
-        nhwc += args.bias[banks.rows[:, None], banks.cols[None, :]]
+        nhwc += args.bias[index.rows[:, None], index.cols[None, :]]
     return result
 
 
-def _banks(args, sharing: str) -> Banks:
+def _bank_index(args, sharing: str) -> BankIndex:
+    """The bank row of each output row and the bank column of each output column."""
     b_h, b_w = args.kernel.shape[:2]
-    return Banks(bank_index(args.geom.out_h, sharing, b_h), bank_index(args.geom.out_w, sharing, b_w))
+    return BankIndex(bank_index(args.geom.out_h, sharing, b_h), bank_index(args.geom.out_w, sharing, b_w))
 
 
 def locally_connected2d_backward(grad_out, x, kernel, *, strides=1, padding="valid") -> Conv2DGrads:
@@ -209,11 +211,11 @@ def tiled_conv2d_backward(grad_out, x, kernel, *, strides=1, padding="same") -> 
 def _banked_backward(sharing: str, grad_out, x, kernel, strides, padding) -> Conv2DGrads:
     args, grad_nhwc = _validate.banked_grad_args(grad_out, x, kernel, strides=strides, padding=padding,
                                                  sharing=sharing)
-    banks = _banks(args, sharing)
+    index = _bank_index(args, sharing)
     grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
     grad_kernel = im2col.correlate_backward(args.x, args.kernel, args.geom, "constant", grad_nhwc,
-                                            grad_x_nhwc, buffers.get_memory_budget(), banks)
+                                            grad_x_nhwc, buffers.get_memory_budget(), index)
     b_h, b_w, k = args.kernel.shape[0], args.kernel.shape[1], args.kernel.shape[-1]
     grad_bias = np.zeros((b_h, b_w, k), args.dtype)
-    np.add.at(grad_bias, (banks.rows[:, None], banks.cols[None, :]), grad_nhwc.sum(axis=0, dtype=args.dtype))
+    np.add.at(grad_bias, (index.rows[:, None], index.cols[None, :]), grad_nhwc.sum(axis=0, dtype=args.dtype))
     return Conv2DGrads(grad_x, grad_kernel, grad_bias)

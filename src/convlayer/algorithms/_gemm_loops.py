@@ -1,5 +1,5 @@
 """Compiled loops around matrix products: im2col's patch rows (:func:`patch_rows`, for
-:func:`.compiled.im2col_rows`) and the transforms of :mod:`.winograd` (F(2x2, 3x3)).
+:func:`.im2col.correlate`'s row blocks) and the transforms of :mod:`.winograd` (F(2x2, 3x3)).
 This module imports Numba, as :mod:`._loops` does, whose row helpers it shares.
 
 Winograd: a *task* is one row of output tiles of one image: tile row ``ti`` covers output rows
@@ -20,34 +20,34 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._loops import _OPTIONS, _copy, _fill_last, _last_ring, _last_slot
+from ._loops import OPTIONS, copy_run, fill_last, last_ring, last_slot
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _add(target, a, b):
     for t in range(target.shape[0]):
         target[t] = a[t] + b[t]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _sub(target, a, b):
     for t in range(target.shape[0]):
         target[t] = a[t] - b[t]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _add3(target, a, b, c):
     for t in range(target.shape[0]):
         target[t] = a[t] + b[t] + c[t]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _sub3(target, a, b, c):
     for t in range(target.shape[0]):
         target[t] = a[t] - b[t] - c[t]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def winograd_input(x, rows, cols, left, tiles_h, tiles_w, V, task0, first, last):
     """V[:, tile, :] = B^T d B of the input tiles of the block's tasks ``first .. last - 1``.
 
@@ -60,7 +60,7 @@ def winograd_input(x, rows, cols, left, tiles_h, tiles_w, V, task0, first, last)
     for t in range(first, last):
         img, ti = (task0 + t) // tiles_h, (task0 + t) % tiles_h
         for r in range(4):
-            _fill_last(x, img, rows[2 * ti + r], cols, left, d[r])
+            fill_last(x, img, rows[2 * ti + r], cols, left, d[r])
         flat_d, flat_t = d.reshape(4, width * c), bd.reshape(4, width * c)
         _sub(flat_t[0], flat_d[0], flat_d[2])
         _add(flat_t[1], flat_d[1], flat_d[2])
@@ -77,7 +77,7 @@ def winograd_input(x, rows, cols, left, tiles_h, tiles_w, V, task0, first, last)
                 _sub(V[4 * i + 3, tile], bd[i, p + 1], bd[i, p + 3])
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def winograd_output(M, tiles_h, tiles_w, out, task0, first, last):
     """out's 2x2 output tiles A^T M A of the block's tasks ``first .. last - 1``."""
     _, oh, ow, k = out.shape
@@ -109,7 +109,7 @@ def winograd_output(M, tiles_h, tiles_w, out, task0, first, last):
                             pixel[q] = source[q]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, first, last):
     """im2col's patch matrix of output rows ``first .. last - 1`` (task ``img * out_h + i``).
 
@@ -117,13 +117,13 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
     padded x at tap (a, b); padded input rows come from a ring as in :func:`._loops.depthwise`.
     """
     c = x.shape[3]
-    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, patches)
+    ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, patches)
     width = ring.shape[1]
     for task in range(first, last):
         img, i = task // oh, task % oh
         base = (task - first) * ow
         for a in range(fh):
-            flat = ring[_last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)].reshape(width * c)
+            flat = ring[last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)].reshape(width * c)
             for j in range(ow):
                 target = patches[base + j, a * fw * c : (a + 1) * fw * c]
                 if dw == 1:  # the row's fw taps are fw * c consecutive values
@@ -137,7 +137,7 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
                             target[b * c + ch] = source[ch]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def col2im(grad_patches, fh, fw, sh, sw, dh, dw, rb, cb, grad_slab, first, last):
     """grad_slab[img, y] = the sum of the patch gradients read from slab row ``y``, for the
     slab rows (task ``img * rows + y``) ``first .. last - 1``.
@@ -170,7 +170,7 @@ def col2im(grad_patches, fh, fw, sh, sw, dh, dw, rb, cb, grad_slab, first, last)
                             into[ch] += source[b * c + ch]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def winograd_grad(grad_out, tiles_h, tiles_w, E, task0, first, last):
     """E[:, tile, :] = A e A^T of the 2x2 grad_out tiles ``e`` of the block's tasks ``first .. last - 1``.
 
@@ -186,11 +186,11 @@ def winograd_grad(grad_out, tiles_h, tiles_w, E, task0, first, last):
         img, ti = (task0 + t) // tiles_h, (task0 + t) % tiles_h
         for r in range(2):
             if 2 * ti + r < oh:
-                _copy(g[r, :ow], grad_out[img, 2 * ti + r])
+                copy_run(g[r, :ow], grad_out[img, 2 * ti + r])
             else:
                 g[r] = 0
         flat = g.reshape(2, width)
-        _copy(s[0], flat[0])
+        copy_run(s[0], flat[0])
         _add(s[1], flat[0], flat[1])
         _sub(s[2], flat[0], flat[1])
         for q in range(width):
@@ -200,7 +200,7 @@ def winograd_grad(grad_out, tiles_h, tiles_w, E, task0, first, last):
             row = s[i].reshape(2 * tiles_w, k)
             for tj in range(tiles_w):
                 tile = base + tj
-                _copy(E[4 * i, tile], row[2 * tj])
+                copy_run(E[4 * i, tile], row[2 * tj])
                 _add(E[4 * i + 1, tile], row[2 * tj], row[2 * tj + 1])
                 _sub(E[4 * i + 2, tile], row[2 * tj], row[2 * tj + 1])
                 into, source = E[4 * i + 3, tile], row[2 * tj + 1]
@@ -208,7 +208,7 @@ def winograd_grad(grad_out, tiles_h, tiles_w, E, task0, first, last):
                     into[q] = -source[q]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def winograd_kernel(kernel, U, first, last):
     """U[4 i + j, ch] = (G g G^T)[i, j] of the 3x3 kernel ``g = kernel[:, :, ch]``, for the
     input channels ``first .. last - 1``; ``G``'s rows: ``g0``, ``(g0 + g1 + g2) / 2``,
@@ -229,7 +229,7 @@ def winograd_kernel(kernel, U, first, last):
                 u0[q], u1[q], u2[q], u3[q] = g0[q], outer + middle, outer - middle, g2[q]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def winograd_kernel_gradient(M, grad, first, last):
     """grad[:, :, ch] = G^T M G (3x3) of the summed products ``M[:, ch]`` (4x4), for the input
     channels ``first .. last - 1``: along each axis ``(m0, m1, m2, m3)`` becomes

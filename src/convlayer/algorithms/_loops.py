@@ -4,12 +4,13 @@ Every loop walks output rows ``first .. last - 1`` of the ``n * out_h`` (one thr
 share: the loops release the GIL, :mod:`.compiled` runs them on a thread pool) and, for
 each kernel row ``a``, copies the padded input row that kernel row reads into a small
 buffer of its own (``rows[i * sh + a * dh]`` and ``cols[p]`` are the index maps of
-:func:`.im2col.source_index`: the input index of each padded position, -1 for a zero), so
+:func:`.slab.source_index`: the input index of each padded position, -1 for a zero), so
 every pad mode works and the inner loops run over contiguous memory, converted to the
 compute dtype on the way. Nothing bigger than a few rows is allocated (and the depthwise
-weight tiles: 256 KiB at most, or one pixel's weights for every tap where those are more).
+loops' weight tiles and running products, within :data:`.compiled.TILE_BYTES` and
+:data:`.compiled.RUNS_BYTES`, which the callers pass in).
 
-- :func:`direct` (groups=1, few channels): the row buffer is planar and split by the
+- :func:`shift` (groups=1, few channels): the row buffer is planar and split by the
   column stride's phase, ``(c, sw, width)``, and the accumulator ``(k, out_w)``; tap
   ``(a, b)``, channel ``ch``, filter ``q`` adds ``w[a, b, ch, q]`` times a contiguous run
   of the row along the whole output row (one long vectorised loop), and the rows are
@@ -19,19 +20,20 @@ weight tiles: 256 KiB at most, or one pixel's weights for every tap where those 
   output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
   the row (:func:`_weight_tiles`), three taps a pass, written straight into ``out`` when it
   is C-contiguous. Otherwise the innermost loop runs over the channels, each with its own
-  weight, into a row accumulator. Channel counts that are multiples of 8 (multiplier 1,
-  row dilation 1) take :func:`depthwise_fixed` instead, compiled for the layer's kernel
-  size and channel count: all taps summed in registers, one store per output.
-- :func:`direct_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
+  weight, into a row accumulator. Channel counts that are multiples of 8
+  (:data:`.depthwise.FIXED_CHANNELS`; multiplier 1, row dilation 1) take
+  :func:`depthwise_fixed` instead, compiled for the layer's kernel size and channel count:
+  all taps summed in registers, one store per output.
+- :func:`shift_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
   ``pixels * grad_out`` into the thread's own sums, which the caller adds up.
 
 Inner loops index slices with ``range()`` variables, never ``start + j``: Numba must allow
 for a negative index there, and the check per element stops vectorisation (6x slower,
 measured). An innermost loop of only ``c`` items (32) mostly misses the vector loop (16
 lanes, interleaved 4x, want 64 items), hence the flat runs above: on 8x112x112x32, 3x3,
-one thread, they took the loop from 5.5 to 3.65 ms (fill 1.0, sums 2.0, writing ``out`` 0.4
-ms, measured apart; the sums are bound by loads from L1/L2: weight, input and the running sum
-each pass). Sums are taken in the order of the taps, as plain arithmetic would, with fused
+one thread, the loop takes 3.65 ms with them and 5.5 ms over the channels (fill 1.0, sums
+2.0, writing ``out`` 0.4 ms, measured apart; the sums are bound by loads from L1/L2: weight,
+input and the running sum each pass). Sums are taken in the order of the taps, as plain arithmetic would, with fused
 multiply-adds (``fastmath`` ``contract``), except in the kernel gradients' dot products
 along a row (``_dot``), which may also reassociate. Neither flag lets the compiler assume
 away NaN or infinity: they keep their meaning. A padded zero is multiplied like
@@ -46,15 +48,14 @@ import numba
 import numpy as np
 from numba.extending import overload
 
-_OPTIONS = dict(cache=True, nogil=True)
-_TILE_BYTES = 1 << 18  # the depthwise weight tiles, all taps: in L2 (whole rows of c = 32 at 3x3: 1.2x faster than 64 KiB)
+OPTIONS = dict(cache=True, nogil=True)
 
 
-def _copy(target, source):
+def copy_run(target, source):
     """target[...] = source, for two arrays of one shape (``target`` C-contiguous)."""
 
 
-@overload(_copy)
+@overload(copy_run)
 def _copy_overload(target, source):
     if source.layout != "C":  # a strided view: Numba's element-wise assignment
         def copy(target, source):
@@ -83,7 +84,7 @@ def _row_of_overload(out, img, i, scratch):
     return lambda out, img, i, scratch: (scratch, False)
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _fill_planar(x, img, r, cols, left, line):
     """line[ch, p % step, p // step] = x[img, r, cols[p], ch] (0 where row or column is padding).
 
@@ -115,8 +116,8 @@ def _fill_planar(x, img, r, cols, left, line):
                 target[t] = pixels[s, ch] if s >= 0 else 0
 
 
-@numba.njit(**_OPTIONS)
-def _fill_last(x, img, r, cols, left, line):
+@numba.njit(**OPTIONS)
+def fill_last(x, img, r, cols, left, line):
     """line[p, ch] = x[img, r, cols[p], ch] (0 where the row or the column is padding).
 
     Positions ``left .. left + w - 1`` are the input's own columns: one block copy.
@@ -127,7 +128,7 @@ def _fill_last(x, img, r, cols, left, line):
         return
     pixels = x[img, r]
     first, last = min(left, width), min(left + pixels.shape[0], width)
-    _copy(line[first:last], pixels[first - left : last - left])
+    copy_run(line[first:last], pixels[first - left : last - left])
     for p in range(width):
         if first <= p < last:
             continue
@@ -138,7 +139,7 @@ def _fill_last(x, img, r, cols, left, line):
             line[p] = 0
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _ring_slot(img, p, rows, keys):
     """The ring slot of padded row ``p`` of image ``img``, and whether it must be filled.
 
@@ -152,7 +153,7 @@ def _ring_slot(img, p, rows, keys):
     return slot, stale
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _planar_slot(x, img, p, rows, cols, left, ring, keys):
     """The slot of ``ring`` that holds padded row ``p`` of image ``img``, planar (filled if stale).
 
@@ -165,7 +166,7 @@ def _planar_slot(x, img, p, rows, cols, left, ring, keys):
     return slot
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _planar_ring(fh, fw, sw, dh, dw, ow, c, like):
     """An empty ring for :func:`_planar_slot` (``span_h`` rows of ``(c, sw, width)``) and its
     keys (-1: no row yet), in ``like``'s dtype."""
@@ -173,24 +174,24 @@ def _planar_ring(fh, fw, sw, dh, dw, ow, c, like):
     return ring, np.full(ring.shape[0], -1)
 
 
-@numba.njit(**_OPTIONS)
-def _last_ring(fh, fw, sw, dh, dw, ow, c, like):
-    """An empty ring for :func:`_last_slot` (``span_h`` rows of ``(width, c)``, as wide as
+@numba.njit(**OPTIONS)
+def last_ring(fh, fw, sw, dh, dw, ow, c, like):
+    """An empty ring for :func:`last_slot` (``span_h`` rows of ``(width, c)``, as wide as
     the output row reads) and its keys (-1: no row yet), in ``like``'s dtype."""
     ring = np.empty(((fh - 1) * dh + 1, (ow - 1) * sw + (fw - 1) * dw + 1, c), like.dtype)
     return ring, np.full(ring.shape[0], -1)
 
 
-@numba.njit(**_OPTIONS)
-def _last_slot(x, img, p, rows, cols, left, ring, keys):
+@numba.njit(**OPTIONS)
+def last_slot(x, img, p, rows, cols, left, ring, keys):
     """The slot of ``ring`` that holds padded row ``p`` of image ``img``, channels-last."""
     slot, stale = _ring_slot(img, p, rows, keys)
     if stale:
-        _fill_last(x, img, rows[p], cols, left, ring[slot])
+        fill_last(x, img, rows[p], cols, left, ring[slot])
     return slot
 
 
-@numba.njit(fastmath={"contract"}, **_OPTIONS)
+@numba.njit(fastmath={"contract"}, **OPTIONS)
 def _axpy(acc, weight, src, start):
     """acc[j] += weight * src[start + j] for every j (fused multiply-adds where the CPU has them)."""
     run = src[start : start + acc.shape[0]]  # indices from range(): no negative-index checks
@@ -198,7 +199,7 @@ def _axpy(acc, weight, src, start):
         acc[j] += weight * run[j]
 
 
-@numba.njit(fastmath={"reassoc", "contract"}, **_OPTIONS)
+@numba.njit(fastmath={"reassoc", "contract"}, **OPTIONS)
 def _dot(a, src, start):
     """The sum over j of a[j] * src[start + j] (reassociated, to vectorise)."""
     run = src[start : start + a.shape[0]]
@@ -208,29 +209,30 @@ def _dot(a, src, start):
     return total
 
 
-@numba.njit(fastmath={"contract"}, **_OPTIONS)
+@numba.njit(fastmath={"contract"}, **OPTIONS)
 def _madd3(target, w0, s0, w1, s1, w2, s2):
     """target[t] += w0[t] * s0[t], then w1 * s1, then w2 * s2: three taps in one pass."""
     for t in range(target.shape[0]):
         target[t] = ((target[t] + w0[t] * s0[t]) + w1[t] * s1[t]) + w2[t] * s2[t]
 
 
-@numba.njit(fastmath={"contract"}, **_OPTIONS)
+@numba.njit(fastmath={"contract"}, **OPTIONS)
 def _madd1(target, w0, s0):
     """target[t] += w0[t] * s0[t]."""
     for t in range(target.shape[0]):
         target[t] += w0[t] * s0[t]
 
 
-@numba.njit(**_OPTIONS)
-def _weight_tiles(w, ow):
-    """Each tap's weights repeated for a block of output pixels: ``(fh * fw, pixels * c)``.
+@numba.njit(**OPTIONS)
+def _weight_tiles(w, ow, tile_bytes):
+    """Each tap's weights repeated for a block of output pixels: ``(fh * fw, pixels * c)``,
+    ``tile_bytes`` at most (but one pixel's weights for every tap).
 
     Flat, the stride-1 multiplier-1 sums are ``row[t] += tile[t] * line[start + t]``, one
     long loop whatever ``c`` is.
     """
     fh, fw, _, c = w.shape
-    pixels = max(1, min(ow, _TILE_BYTES // (fh * fw * c * w.itemsize)))
+    pixels = max(1, min(ow, tile_bytes // (fh * fw * c * w.itemsize)))
     tiles = np.empty((fh * fw, pixels * c), w.dtype)
     for tap in range(fh * fw):
         for p in range(pixels):
@@ -238,7 +240,7 @@ def _weight_tiles(w, ow):
     return tiles
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _tap_run(ring, slots, tap, fw, dw, start, size):
     """The ``size`` flat items of tap ``tap``'s padded row read by output items ``start ..``."""
     line = ring[slots[tap // fw]]
@@ -247,7 +249,7 @@ def _tap_run(ring, slots, tap, fw, dw, start, size):
     return flat[first : first + size]
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _sum_taps(row, ring, slots, tiles, fw, dw):
     """row[j * c + ch] = the sum over taps of the weight times line[j + b * dw, ch] (m = 1, stride 1).
 
@@ -266,7 +268,7 @@ def _sum_taps(row, ring, slots, tiles, fw, dw):
             _madd1(block, tiles[tap, :n], _tap_run(ring, slots, tap, fw, dw, start, n))
 
 
-@numba.njit(fastmath={"contract"}, **_OPTIONS)
+@numba.njit(fastmath={"contract"}, **OPTIONS)
 def _madd(acc, line, weights, start, step):
     """acc[j, q, ch] += line[start + j * step, ch] * weights[q, ch] for every j, q and ch."""
     for j in range(acc.shape[0]):
@@ -277,7 +279,7 @@ def _madd(acc, line, weights, start, step):
                 target[ch] += pixels[ch] * w[ch]
 
 
-@numba.njit(fastmath={"contract"}, **_OPTIONS)
+@numba.njit(fastmath={"contract"}, **OPTIONS)
 def _gradient_madd(total, line, grad, start, step):
     """total[q, ch] += line[start + j * step, ch] * grad[j, q, ch], summed over j."""
     for j in range(grad.shape[0]):
@@ -288,8 +290,8 @@ def _gradient_madd(total, line, grad, start, step):
                 target[ch] += pixels[ch] * g[ch]
 
 
-@numba.njit(**_OPTIONS)
-def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
+@numba.njit(**OPTIONS)
+def shift(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     """out[img, i, j, q] = sum over a, b, ch of w[a, b, ch, q] * padded x at the tap."""
     n, oh, ow, k = out.shape
     fh, fw, c, _ = w.shape
@@ -315,20 +317,21 @@ def direct(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
             out[img, i] = row.reshape(ow, k)
 
 
-@numba.njit(**_OPTIONS)
-def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
-    """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap."""
+@numba.njit(**OPTIONS)
+def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, last):
+    """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap;
+    the weight tiles take ``tile_bytes`` at most."""
     n, oh, ow, k = out.shape
     fh, fw, m, c = w.shape
-    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, out)
+    ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, out)
     slots = np.empty(fh, np.int64)
     flat = m == 1 and sw == 1
-    tiles = _weight_tiles(w, ow) if flat else np.empty((0, 0), w.dtype)
+    tiles = _weight_tiles(w, ow, tile_bytes) if flat else np.empty((0, 0), w.dtype)
     acc = np.empty((ow, m, c), out.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
         for a in range(fh):
-            slots[a] = _last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)
+            slots[a] = last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)
         if flat:
             row, in_place = _row_of(out, img, i, acc.reshape(ow * k))
             _sum_taps(row, ring, slots, tiles, fw, dw)
@@ -359,7 +362,7 @@ def depthwise_fixed(fh: int, fw: int, c: int):
     on 8x112x112x32, 3x3, both threads: 1.5 ms against 2.0 for :func:`depthwise`'s flat runs.
     """
 
-    @numba.njit(fastmath={"contract"}, **_OPTIONS)
+    @numba.njit(fastmath={"contract"}, **OPTIONS)
     def depthwise_rows(x, rows, cols, left, w, sh, sw, dw, out, first, last):
         """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
         _, oh, ow, _ = out.shape
@@ -371,9 +374,9 @@ def depthwise_fixed(fh: int, fw: int, c: int):
             for a in range(fh):
                 slot, stale = _ring_slot(img, i * sh + a, rows, keys)
                 if stale:
-                    _fill_last(x, img, rows[i * sh + a], cols, left, twice[slot])
+                    fill_last(x, img, rows[i * sh + a], cols, left, twice[slot])
                     if slot < fh - 1:
-                        _copy(twice[slot + fh], twice[slot])
+                        copy_run(twice[slot + fh], twice[slot])
             start = (i * sh) % fh
             window = twice[start : start + fh]
             row = out[img, i]
@@ -389,8 +392,8 @@ def depthwise_fixed(fh: int, fw: int, c: int):
     return depthwise_rows
 
 
-@numba.njit(**_OPTIONS)
-def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
+@numba.njit(**OPTIONS)
+def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
     """total[a, b, ch, q] += the sum of padded x at tap (a, b) times grad_out[..., q], over the rows."""
     n, oh, ow, k = grad_out.shape
     fh, fw, c, _ = total.shape
@@ -410,28 +413,29 @@ def direct_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total,
                         total[a, b, ch, q] += _dot(grad[q], line[ch, o % sw], o // sw)
 
 
-@numba.njit(**_OPTIONS)
-def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
-    """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows."""
+@numba.njit(**OPTIONS)
+def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, runs_bytes, total, first, last):
+    """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows;
+    the running products take ``runs_bytes`` at most (or are not kept)."""
     n, oh, ow, _ = grad_out.shape
     fh, fw, m, c = total.shape
-    ring, keys = _last_ring(fh, fw, sw, dh, dw, ow, c, total)
+    ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, total)
     grad = np.empty((ow, m, c), total.dtype)
     # m = 1, stride 1: per tap, products summed along the rows in one flat run (items
     # j * c + ch), added up over j at the end; the channel loop alone is too short to vectorise.
-    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= 4 * _TILE_BYTES
+    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= runs_bytes
     runs = np.zeros((fh, fw, ow * c if flat else 0), total.dtype)
     for task in range(first, last):
         img, i = task // oh, task % oh
         if m == 1:  # the row as it is: one copy loop (a view would do, but not for every layout)
-            _copy(grad.reshape(ow, c), grad_out[img, i])
+            copy_run(grad.reshape(ow, c), grad_out[img, i])
         else:
             for j in range(ow):
                 for ch in range(c):
                     for q in range(m):
                         grad[j, q, ch] = grad_out[img, i, j, ch * m + q]
         for a in range(fh):
-            line = ring[_last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
+            line = ring[last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
             for b in range(fw):
                 if flat:
                     pixels = line.reshape(line.size)[b * dw * c : b * dw * c + ow * c]
@@ -445,7 +449,7 @@ def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, tot
                     _add_to(total[a, b, 0], runs[a, b, j * c : (j + 1) * c])
 
 
-@numba.njit(**_OPTIONS)
+@numba.njit(**OPTIONS)
 def _add_to(target, values):
     """target[t] += values[t] for every t."""
     for t in range(target.shape[0]):

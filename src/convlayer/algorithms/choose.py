@@ -1,7 +1,9 @@
-"""Which algorithm computes a convolution: ``algorithm="auto"`` and the explicit choices.
+"""Which algorithm computes a convolution and its gradients, and why: pure decisions.
 
-Every algorithm gives the same result up to rounding (see each module for its error); they
-differ in speed, by up to 50x, depending on the shape:
+:func:`forward` names the algorithm of a forward pass, :func:`backward` the routes of the
+two gradients; both return names with their reasons and run nothing (:mod:`.dispatch`
+runs what they decide). Every algorithm gives the same result up to rounding (see each
+module for its error); they differ in speed, by up to 50x, depending on the shape:
 
 - ``"im2col"`` (:mod:`.im2col`): patch matrix + one matrix product. Any convolution. The
   fastest when there are many channels in and out: the product is then a large GEMM.
@@ -13,9 +15,10 @@ differ in speed, by up to 50x, depending on the shape:
 - ``"winograd"`` (:mod:`.winograd`): F(2x2, 3x3) for 3x3 stride-1 layers, 2.25x fewer
   multiplications; needs Numba, and turns an infinite sum into NaN (finite input only).
 
-``shift`` and ``depthwise`` run Numba-compiled loops when Numba is installed
-(:mod:`.compiled`), their NumPy code otherwise; the rules below hold for both (the
-compiled loops are faster on the same shapes, not on others).
+im2col, shift and depthwise are *direct* summation (each output a plain sum of products);
+FFT and Winograd go through transforms. ``shift`` and ``depthwise`` run Numba-compiled
+loops when Numba is installed (:mod:`.compiled`), their NumPy code otherwise; the rules
+below hold for both (the compiled loops are faster on the same shapes, not on others).
 
 ``auto`` follows the cost model of :func:`auto_choice`, fitted to measurements against the
 other algorithms on a 2-core machine (``convlayer bench`` prints what it picks per shape).
@@ -24,14 +27,47 @@ other algorithms on a 2-core machine (``convlayer bench`` prints what it picks p
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import depthwise, fft, im2col, shift, winograd
+from . import compiled
+from .backward import transposed_geometry
 
-ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
-CHOICES = ("auto",) + tuple(ALGORITHMS)
+ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd")
+CHOICES = ("auto",) + ALGORITHMS
+
+# The cost model, from measurements on a 2-core machine (README, "Speed").
+FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
+FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
+FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
+WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
+FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 4x the pixels)
+WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
+SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
+SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
+
+
+class Choice(NamedTuple):
+    """An algorithm's name and the reason it was chosen."""
+
+    name: str
+    why: str
+
+
+class BackwardPlan(NamedTuple):
+    """The routes of ``conv2d_backward``'s two gradients.
+
+    ``transposed`` is the geometry of x's gradient as a stride-1 correlation of grad_out
+    (:func:`.backward.transposed_geometry`), computed by the forward algorithm ``input``;
+    None when im2col's backward pass computes both gradients in one pass (``input`` and
+    ``kernel`` are then both im2col).
+    """
+
+    input: Choice
+    kernel: Choice
+    transposed: "ConvGeometry | None"
 
 
 def check_name(algorithm) -> str:
@@ -44,43 +80,132 @@ def check_name(algorithm) -> str:
 
 def unsupported(name: str, geom: ConvGeometry) -> "str | None":
     """Why algorithm ``name`` cannot compute ``geom`` (None when it can)."""
-    return None if name == "im2col" else ALGORITHMS[name].unsupported(geom)
+    if name == "shift" and geom.groups != 1:
+        return f"it needs groups=1 (got groups={geom.groups}; 'depthwise' takes groups == channels)"
+    if name == "depthwise" and geom.groups != geom.c:
+        return f"it needs groups == input channels (got groups={geom.groups} with {geom.c} channels)"
+    if name == "fft":
+        return _fft_unsupported(geom)
+    if name == "winograd":
+        return _winograd_unsupported(geom)
+    return None
 
 
-def resolve(algorithm, x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> str:
-    """The algorithm that computes this convolution: ``auto``'s pick, or the one asked for.
+def _fft_unsupported(geom: ConvGeometry) -> "str | None":
+    if geom.strides != (1, 1):
+        return f"it needs strides 1 (got strides={geom.strides}); a strided FFT computes every pixel anyway"
+    if geom.groups != 1:
+        return f"it needs groups=1 (got groups={geom.groups})"
+    return None
+
+
+def _winograd_unsupported(geom: ConvGeometry) -> "str | None":
+    if (geom.fh, geom.fw) != (3, 3) or geom.strides != (1, 1) or geom.dilation != (1, 1):
+        return (f"it needs a 3x3 kernel, strides 1 and dilation 1 (got {geom.fh}x{geom.fw}, "
+                f"strides={geom.strides}, dilation={geom.dilation})")
+    if geom.groups != 1:
+        return f"it needs groups=1 (got groups={geom.groups})"
+    if not compiled.blocked_gemm_ready():
+        return ("its transforms are compiled loops run beside one-thread BLAS products: it needs "
+                "Numba and threadpoolctl (pip install convlayer[fast])")
+    return None
+
+
+def forward(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, algorithm="auto") -> Choice:
+    """The algorithm that computes this convolution: ``auto``'s pick (:func:`auto_choice`),
+    or the one asked for.
 
     Raises ValueError for an unknown name or one that cannot compute ``geom``.
     """
     name = check_name(algorithm)
     if name == "auto":
-        return auto_choice(x, kernel, geom)[0]
+        return auto_choice(x, kernel, geom)
     reason = unsupported(name, geom)
     if reason is not None:
         raise ValueError(f"algorithm={name!r} cannot compute this convolution: {reason}")
-    return name
+    return Choice(name, "asked for")
 
 
-def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-              algorithm="auto") -> str:
-    """Fill ``out`` as :func:`.im2col.correlate` does, with the algorithm chosen; return its name."""
-    name = resolve(algorithm, x, kernel, geom)
-    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
-    return name
+def backward(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray,
+             algorithm="auto") -> BackwardPlan:
+    """The routes of the two gradients of ``sum(grad_out * correlate(x, kernel))``.
+
+    *x's gradient* is, at stride 1 with zero padding no wider than the kernel, itself a
+    correlation (of grad_out with the kernel rotated, channels swapped): any forward
+    algorithm computes it, ``algorithm`` where it applies to that correlation and auto's
+    choice otherwise. With strides, with padding that copies pixels ('reflect' and kin:
+    their gradient folds back onto the border), with more padding than the kernel spans or
+    with a weight that is not finite, im2col's backward pass computes both gradients in
+    one; ``auto`` takes that single pass for small layers too (fewer than
+    :data:`SHIFT_MIN_OUTPUTS` output values) unless the kernel's gradient has a route of
+    its own. *The kernel's gradient*: see :func:`_kernel_gradient_choice`.
+
+    Raises ValueError as :func:`forward` does.
+    """
+    name = check_name(algorithm)
+    if name != "auto":
+        forward(x, kernel, geom, name)  # raises for an unsupported explicit choice
+    kernel_choice = _kernel_gradient_choice(name, x, geom, grad_out)
+    outputs = geom.n * geom.out_h * geom.out_w * geom.k
+    small = name == "auto" and kernel_choice.name == "im2col" and outputs < SHIFT_MIN_OUTPUTS
+    geometry = transposed_geometry(geom, pad_mode)
+    one_pass = _one_pass_reason(name, small, geometry, kernel)
+    if one_pass is not None:
+        both = Choice("im2col", one_pass)
+        return BackwardPlan(both, both, None)
+    if name != "auto" and unsupported(name, geometry) is not None:
+        name = "auto"  # e.g. a depthwise layer with a channel multiplier: its transpose is not
+    # the rotated kernel holds the kernel's values: the same magnitudes decide
+    return BackwardPlan(forward(grad_out, kernel, geometry, name), kernel_choice, geometry)
 
 
-# The cost model, from measurements on the speed issue's 2-core machine (README, "Speed").
-FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
-FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
-FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
-WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
-FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 4x the pixels)
-WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
-SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
-SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
+def _one_pass_reason(name: str, small: bool, geometry, kernel) -> "str | None":
+    """Why im2col's backward pass computes both gradients (None: x's goes as a correlation)."""
+    if name == "im2col":
+        return "asked for: im2col's backward pass computes both gradients"
+    if small:
+        return "a small layer: one pass over one patch matrix, fewer calls and products"
+    if geometry is None:
+        return ("strides, padding that copies pixels or padding wider than the kernel: x's "
+                "gradient is no correlation of grad_out")
+    if not finite(kernel):
+        # A NaN or inf weight times the zeros that pad grad_out would reach input pixels
+        # that no window with that weight read: im2col's pass multiplies only what was read.
+        return "a weight that is not finite: im2col's pass multiplies only what each window read"
+    return None
 
 
-def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[str, str]:
+def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choice:
+    """Which algorithm computes the kernel's gradient.
+
+    Tap ``(a, b)``'s gradient is the tap's input pixels times ``grad_out``, summed over
+    pixels: per-tap products over the padded slab, no patch matrix (shift for groups=1 at
+    stride 1, a per-channel reduction for depthwise), a correlation of x with grad_out by
+    FFT for large kernels, Winograd F(3x3, 2x2) where the forward pass takes F(2x2, 3x3),
+    or im2col's ``patches^T @ grad_out``. auto: where the forward pass would take FFT, so
+    does the kernel's gradient, when x and grad_out are finite and small enough for its
+    transforms (:func:`fft_in_range`: it sums their products over the whole image); where
+    it would take Winograd, so does the kernel's gradient when x and grad_out pass
+    :func:`prefers_winograd` over the pixels' sums.
+    """
+    auto = name == "auto"
+    if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
+        return Choice("depthwise", "groups == channels: a per-channel reduction per tap")
+    if name == "fft":
+        return Choice("fft", "asked for: a correlation of x with grad_out by FFT")
+    if auto and prefers_fft(geom) and fft_in_range(x, grad_out, geom, kernel_gradient=True):
+        return Choice("fft", "a large kernel: a correlation of x with grad_out by FFT")
+    if name == "shift" or (auto and prefers_shift(geom)):
+        if geom.strides == (1, 1):
+            return Choice("shift", "one product per tap over the padded slab, no patch matrix")
+        return Choice("im2col", "shift's kernel gradient needs strides 1: patches^T @ grad_out")
+    pixels = geom.n * geom.out_h * geom.out_w
+    if name == "winograd" or (auto and prefers_winograd(geom, x, grad_out, terms=pixels)):
+        return Choice("winograd", "F(3x3, 2x2): 16 products per tile and channel pair where im2col makes 36")
+    return Choice("im2col", "patches^T @ grad_out, one product per group")
+
+
+def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice:
     """``(name, why)``: the algorithm ``auto`` uses for this convolution, and the reason.
 
     The rules, in order:
@@ -89,34 +214,36 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> tuple[
        feed ``c`` one-column products).
     2. strides 1, groups 1, at least :data:`FFT_MIN_TAPS` taps, ``c * k`` at most
        :data:`FFT_MAX_CHANNELS`, FFT's estimated work below the direct sum's, and x and the
-       kernel finite and small enough that no transform overflows (:func:`fft_in_range`): FFT. Per output pixel, the direct sum costs ``fh * fw * c * k``
-       multiply-adds and FFT about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) +
-       c * k`` (the transforms, then the product per frequency).
+       kernel finite and small enough that no transform overflows (:func:`fft_in_range`):
+       FFT. Per output pixel, the direct sum costs ``fh * fw * c * k`` multiply-adds and FFT
+       about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) + c * k`` (the transforms,
+       then the product per frequency).
     3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
        channels in and out, Numba and threadpoolctl installed, and x and the kernel finite
        and far enough from the dtype's largest value that no transform or sum overflows
-       (:func:`prefers_winograd`): Winograd
-       F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
+       (:func:`prefers_winograd`): Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2
+       output tile where im2col needs 36 c k.
     4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
        :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
     5. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
     """
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
     if geom.groups == c > 1:
-        return "depthwise", "groups == channels: a per-channel multiply per tap, no patch matrix"
+        return Choice("depthwise", "groups == channels: a per-channel multiply per tap, no patch matrix")
     if prefers_fft(geom):
         why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{_fft_work(geom):.0f} < direct {taps * c * k} "
                f"multiply-adds per pixel")
         if fft_in_range(x, kernel, geom, kernel_gradient=False):
-            return "fft", why
+            return Choice("fft", why)
         name, _ = _direct_choice(geom)
-        return name, ("not FFT: the input is not finite or so large that its transforms could "
-                      "overflow (FFT would spread NaN/inf over the image)")
+        return Choice(name, "not FFT: the input is not finite or so large that its transforms could "
+                            "overflow (FFT would spread NaN/inf over the image)")
     if _winograd_shape(geom):
         if _winograd_values(x, kernel, terms=9 * c):
-            return "winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, not 36 c k"
-        return "im2col", ("not Winograd: the input is not finite or so large that its sums could "
-                          "overflow (its transforms would turn inf, or an overflow, into NaN)")
+            return Choice("winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, "
+                                      f"not 36 c k")
+        return Choice("im2col", "not Winograd: the input is not finite or so large that its sums could "
+                                "overflow (its transforms would turn inf, or an overflow, into NaN)")
     return _direct_choice(geom)
 
 
@@ -135,7 +262,7 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
 
 
 def _winograd_shape(geom: ConvGeometry) -> bool:
-    return winograd.unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
+    return _winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
 
 
 def _winograd_values(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
@@ -184,16 +311,17 @@ def prefers_shift(geom: ConvGeometry) -> bool:
             and outputs >= SHIFT_MIN_OUTPUTS)
 
 
-def _direct_choice(geom: ConvGeometry) -> tuple[str, str]:
+def _direct_choice(geom: ConvGeometry) -> Choice:
+    """The direct-summation algorithm for ``geom``: shift or im2col (rules 4 and 5)."""
     if prefers_shift(geom):
-        return "shift", f"{geom.c} input channel(s): one product per tap beats copying a thin patch matrix"
-    return "im2col", "many channels, strides or a small output: one large GEMM"
+        return Choice("shift", f"{geom.c} input channel(s): one product per tap beats copying a thin patch matrix")
+    return Choice("im2col", "many channels, strides or a small output: one large GEMM")
 
 
 def _fft_work(geom: ConvGeometry) -> "float | None":
     """FFT's estimated work per output pixel, or None when rule 2's shape tests fail."""
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
-    if fft.unsupported(geom) is not None or taps < FFT_MIN_TAPS or c * k > FFT_MAX_CHANNELS:
+    if _fft_unsupported(geom) is not None or taps < FFT_MIN_TAPS or c * k > FFT_MAX_CHANNELS:
         return None
     if geom.n * geom.out_h * geom.out_w == 0:
         return None
@@ -206,7 +334,7 @@ def finite(array: np.ndarray) -> bool:
 
     A NaN or an infinity makes the sum NaN or infinite, and a sum needs no work memory
     (``np.isfinite(array).all()`` would make a boolean copy of the input). A sum that
-    overflows says "not finite" too: then FFT is merely not used.
+    overflows says "not finite" too: then only a faster route is not taken.
     """
     if array.dtype.kind != "f":
         return True

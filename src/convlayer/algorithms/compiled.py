@@ -4,9 +4,15 @@ NumPy runs one loop per call: a depthwise or few-channel convolution written in 
 (:mod:`.shift`, :mod:`.depthwise`) makes a pass over the whole block for every kernel tap
 and channel, and runs it on one core. The loops of :mod:`._loops` do the same arithmetic
 one output row at a time, with the row's input and sums in the core's cache, on every core
-(the thread pool of :mod:`.parallel`): on the speed issue's shapes they are 3-10x faster than the NumPy
-paths. ``shift`` and ``depthwise`` use them when :func:`enabled` is true, and their NumPy
-code otherwise: the results agree within rounding (the tests run both).
+(the thread pool of :mod:`.parallel`): on the benchmark suite's layers they are 3-10x faster
+than the NumPy paths. ``shift``, ``depthwise`` and ``im2col`` use them when :func:`enabled`
+is true, and their NumPy code otherwise: the results agree within rounding (the tests run
+both); Winograd's transforms exist only as compiled loops.
+
+This module holds the switch (:func:`enabled`, :func:`set_enabled`, :func:`use_compiled`),
+the memory test (:func:`fits`) and the runners: :func:`run_loop` shares a loop's rows among
+the threads, :func:`run_blocks` runs blocks around BLAS products with BLAS on one thread.
+Each algorithm's wrapper around its loops lives beside its NumPy code.
 
 Numba is optional (``pip install convlayer[fast]``); it is imported the first time a loop
 runs, not at ``import convlayer``. Each loop is compiled on first use for its argument
@@ -26,9 +32,18 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import im2col, parallel
+from . import parallel
 
-_state: dict = {"enabled": None, "loops": None, "compile_seconds": 0.0}
+# Per thread, beside its ring of rows, the loops hold at most: the depthwise weight tiles of
+# every tap, sized for L2 (256 KiB: whole rows of c = 32 at 3x3 ran 1.2x faster than with
+# 64 KiB), and the depthwise kernel gradient's running products (1 MiB).
+TILE_BYTES = 2**18
+RUNS_BYTES = 4 * TILE_BYTES
+LOOP_EXTRA = TILE_BYTES + RUNS_BYTES
+
+_state: dict = {"enabled": None, "loops": None, "compile_seconds": 0.0, "threadpools": None}
+_blas = {"holders": 0, "limiter": None}  # see _one_blas_thread
+_blas_lock = threading.Lock()
 
 
 def enabled() -> bool:
@@ -47,11 +62,6 @@ def usable(*arrays: np.ndarray) -> bool:
     """
     return enabled() and all(a.dtype.isnative and a.dtype.kind in "biuf" and a.dtype != np.float16
                              for a in arrays)
-
-
-# Per thread, beyond the rows below: the depthwise weight tiles (256 KiB at most) and the
-# depthwise kernel gradient's running products (1 MiB at most), in :mod:`._loops`.
-LOOP_EXTRA = 5 * 2**18
 
 
 def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
@@ -107,7 +117,7 @@ def loop(name: str):
     raise AttributeError(f"no compiled loop {name!r}")
 
 
-def run(name, tasks: int, *args, sums=None) -> None:
+def run_loop(name, tasks: int, *args, sums=None) -> None:
     """Run loop ``name`` (or the compiled loop itself) over rows ``0 .. tasks - 1``, shared
     among the threads of :mod:`.parallel`.
 
@@ -126,7 +136,7 @@ def run(name, tasks: int, *args, sums=None) -> None:
             body(*args, *totals[index], *shares[index])
 
     with _compile_clock(body):
-        parallel.run(worker, list(range(threads)), threads)
+        parallel.run_parts(worker, list(range(threads)), threads)
     for (total,) in totals[1:] if sums is not None else ():
         sums += total
 
@@ -142,68 +152,9 @@ def _compile_clock(*loops):
         _state["compile_seconds"] += time.perf_counter() - start
 
 
-def _maps(geom: ConvGeometry, pad_mode: str):
-    """The row and column index maps, and the padding before the first column."""
-    return (*im2col.index_maps(geom, pad_mode), geom.pads[1][0])
-
-
-def direct(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
-    """Fill ``out`` with the groups=1 correlation; arguments as for :func:`.shift.correlate`."""
-    rows, cols, left = _maps(geom, pad_mode)
-    weights = np.ascontiguousarray(kernel, out.dtype)
-    run("direct", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
-    return out
-
-
-def depthwise(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
-    """Fill ``out`` with the depthwise correlation; arguments as for :func:`.depthwise.correlate`."""
-    rows, cols, left = _maps(geom, pad_mode)
-    multiplier = geom.k // geom.c
-    by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
-    weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
-    if multiplier == 1 and geom.dilation[0] == 1 and geom.c % FIXED_CHANNELS == 0:
-        body = loop("depthwise_fixed")(geom.fh, geom.fw, geom.c)
-        run(body, geom.n * geom.out_h, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1], out)
-        return out
-    run("depthwise", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation, out)
-    return out
-
-
-# Depthwise layers whose channel count is a multiple of this get a loop compiled for their
-# kernel size and channel count (:func:`._loops.depthwise_fixed`, about a second each, once
-# per installation): the layers of real networks, not every odd count a caller might try.
-FIXED_CHANNELS = 8
-
-
-def direct_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
-    """The groups=1 kernel gradient, (fh, fw, c, k), as :func:`.shift.kernel_gradient` computes it."""
-    rows, cols, left = _maps(geom, pad_mode)
-    grad = np.zeros((geom.fh, geom.fw, geom.c, geom.k), dtype)
-    run("direct_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
-         *geom.dilation, sums=grad)
-    return grad
-
-
-def depthwise_kernel_gradient(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
-    """The depthwise kernel gradient, (fh, fw, 1, k), as :func:`.depthwise.kernel_gradient` does."""
-    rows, cols, left = _maps(geom, pad_mode)
-    multiplier = geom.k // geom.c
-    grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
-    run("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
-         *geom.dilation, sums=grad)
-    return grad.transpose(0, 1, 3, 2).reshape(geom.fh, geom.fw, 1, geom.k)
-
-
-# im2col in row blocks on every core (:func:`im2col_rows`): patch rows per block, and the
-# fewest patch rows for which im2col takes them. Measured, blocks against one product:
-# 4096 rows (64x8x8x1, 3x3) 0.22 against 0.13 ms; 16384 rows (4x64x64x3) 0.35 against 0.58.
-ROWS_PER_BLOCK = 2048
-ROWS_MIN = 2**13
-
-
 def blocked_gemm_ready() -> bool:
-    """Whether :func:`im2col_rows` can run: Numba and threadpoolctl are installed."""
-    if _state.get("threadpools") is None:
+    """Whether :func:`run_blocks` can run: Numba and threadpoolctl are installed."""
+    if _state["threadpools"] is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:
@@ -211,47 +162,6 @@ def blocked_gemm_ready() -> bool:
         else:
             _state["threadpools"] = ThreadpoolController()
     return enabled() and _state["threadpools"] is not False
-
-
-def im2col_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
-                budget: int) -> np.ndarray:
-    """Fill ``out`` with the groups=1 correlation, im2col block by block on every thread.
-
-    Each thread fills a block of about :data:`ROWS_PER_BLOCK` patch rows (whole output
-    rows, :func:`._loops.patch_rows`) and multiplies it by ``weights`` ((fh fw c, k)) into
-    the output's rows, taking blocks from a shared counter. BLAS runs on one thread
-    meanwhile (threadpoolctl, as scikit-learn does around its own threads) and is given
-    back its threads after: OpenBLAS threads the tall, narrow product of a stem layer
-    poorly (123 GFLOP/s on 2 cores against 94 on one), and a block stays in the core's
-    cache between its fill and its product. Measured on the 7x7 stride-2 stem: 13.4-15.5
-    ms against 20-22 for one patch matrix and one product (same process).
-    """
-    rows, cols, left = _maps(geom, pad_mode)
-    threads = parallel.thread_count()
-    length, k = weights.shape
-    per_row = geom.out_w * (length + k) * out.itemsize  # a block's patches and product
-    per_block = max(1, min(ROWS_PER_BLOCK // max(geom.out_w, 1), budget // (threads * per_row)))
-    tasks = geom.n * geom.out_h
-    flat_out = out.reshape(tasks * geom.out_w, k) if out.flags.c_contiguous else None
-    fill = loop("patch_rows")
-    buffers = [(np.empty((per_block * geom.out_w, length), out.dtype),
-                np.empty((per_block * geom.out_w, k), out.dtype)) for _ in range(threads)]
-
-    def block(first, last, thread):
-        patches, product = buffers[thread]
-        count = (last - first) * geom.out_w
-        fill(x, rows, cols, left, geom.fh, geom.fw, *geom.strides, *geom.dilation, geom.out_h,
-             geom.out_w, patches, first, last)
-        if flat_out is not None:
-            np.matmul(patches[:count], weights, out=flat_out[first * geom.out_w : last * geom.out_w])
-            return
-        np.matmul(patches[:count], weights, out=product[:count])
-        for task in range(first, last):  # a strided output (channels-first): row by row
-            row = product[(task - first) * geom.out_w : (task - first + 1) * geom.out_w]
-            out[task // geom.out_h, task % geom.out_h] = row
-
-    run_blocks(block, tasks, per_block, threads, fill)
-    return out
 
 
 def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: bool = False) -> None:
@@ -272,11 +182,7 @@ def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: b
 
     blocked_gemm_ready()  # loads threadpoolctl's controller on a first call
     with _one_blas_thread(), _compile_clock(*loops):
-        parallel.run(worker, list(range(threads)), threads)
-
-
-_blas = {"holders": 0, "limiter": None}
-_blas_lock = threading.Lock()
+        parallel.run_parts(worker, list(range(threads)), threads)
 
 
 @contextmanager

@@ -6,7 +6,9 @@ the input) followed by ``c`` matrix products with one column each is almost all 
 Here every kernel tap is one element-wise multiply of the tap's pixels (a contiguous run of
 the flattened slab at stride 1, a strided view otherwise; see :mod:`.shift`) by the tap's
 ``c`` weights, added into the output block in place. The work is element-wise, which NumPy
-runs on one core, so the blocks are shared among threads (:mod:`.parallel`).
+runs on one core, so the blocks are shared among threads (:mod:`.parallel`). With Numba,
+the compiled loops :func:`._loops.depthwise` and :func:`._loops.depthwise_fixed` do the same
+sums row by row on every thread (:func:`correlate_compiled`).
 
 Output channel ``g * multiplier + j`` is filter ``j`` of input channel ``g``, as for any
 grouped convolution.
@@ -14,18 +16,18 @@ grouped convolution.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ..shapes import ConvGeometry, span
-from . import compiled, im2col, parallel, shift
-from .buffers import blocks, plan_blocks
+from ..shapes import ConvGeometry
+from . import compiled, parallel, shift, slab
+from .buffers import CACHE_BLOCK_BYTES, blocks, plan_blocks
 
-
-def unsupported(geom: ConvGeometry) -> "str | None":
-    """Why this algorithm cannot compute ``geom`` (None when it can)."""
-    if geom.groups != geom.c:
-        return f"it needs groups == input channels (got groups={geom.groups} with {geom.c} channels)"
-    return None
+# Layers whose channel count is a multiple of this get a loop compiled for their kernel
+# size and channel count (:func:`._loops.depthwise_fixed`, about a second each, once per
+# installation): the layers of real networks, not every odd count a caller might try.
+FIXED_CHANNELS = 8
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -36,7 +38,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     :func:`.im2col.correlate`. Returns ``out``.
     """
     if out.size and geom.c and compiled.usable(x) and compiled.fits(geom, out.itemsize, budget):
-        return compiled.depthwise(x, kernel, geom, pad_mode, out)
+        return correlate_compiled(x, kernel, geom, pad_mode, out)
     multiplier = geom.k // max(geom.c, 1)
     weights = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier)
     if multiplier == 1:
@@ -53,6 +55,23 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     return shift.accumulate(x, geom, pad_mode, out, budget, product, threads=parallel.thread_count())
 
 
+def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
+    """:func:`correlate` by the compiled loops, row by row on every thread: one compiled for the
+    layer's kernel size and channel count where that applies (:data:`FIXED_CHANNELS`)."""
+    rows, cols, left = slab.loop_maps(geom, pad_mode)
+    multiplier = geom.k // geom.c
+    by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
+    weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
+    tasks = geom.n * geom.out_h
+    if multiplier == 1 and geom.dilation[0] == 1 and geom.c % FIXED_CHANNELS == 0:
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.c)
+        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1], out)
+        return out
+    compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
+                      compiled.TILE_BYTES, out)
+    return out
+
+
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
                     budget: int) -> np.ndarray:
     """The kernel's gradient, (fh, fw, 1, k), of a depthwise correlation (any stride).
@@ -65,44 +84,52 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     if grad_out.size == 0 or geom.c == 0:
         return np.zeros((geom.fh, geom.fw, 1, geom.k), dtype)
     if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
-        return compiled.depthwise_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
-    row_map, col_map = im2col.index_maps(geom, pad_mode)
+        return kernel_gradient_compiled(x, geom, pad_mode, grad_out, dtype)
+    row_map, col_map = slab.index_maps(geom, pad_mode)
     threads = parallel.thread_count()
-    cost = _gradient_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3)
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, min(budget // threads, shift.BLOCK_BYTES))
-    slab_items = _gradient_cost(geom, 1, 1)(size[0], size[1], size[2]) // 1
+    cost = _gradient_cost(geom, dtype.itemsize, slab.gathered_slabs(pad_mode))
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, min(budget // threads, CACHE_BLOCK_BYTES))
+    work_items = _gradient_cost(geom, 1, 1)(*size)  # a slab and a block of grad_out
     partial_sums = []
 
     def worker(part):
         grad = np.zeros((geom.fh, geom.fw, geom.c, multiplier), dtype)
-        work = np.empty(slab_items, dtype)
+        work = np.empty(work_items, dtype)
         for block in part:
-            rows, cols = im2col.slab_indices(row_map, col_map, geom, block)
-            slab, _ = im2col.gather_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
-            _add_block_gradient(slab, geom, block, grad_out, grad)
+            rows, cols = slab.indices(row_map, col_map, geom, block)
+            padded, _ = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
+            _add_block_gradient(padded, geom, block, grad_out, grad)
         partial_sums.append(grad)
 
-    parallel.run(worker, list(blocks(geom.n, geom.out_h, geom.out_w, size)), threads)
+    parallel.run_parts(worker, list(blocks(geom.n, geom.out_h, geom.out_w, size)), threads)
     return sum(partial_sums[1:], partial_sums[0]).reshape(geom.fh, geom.fw, 1, geom.k)
+
+
+def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
+    """:func:`kernel_gradient` by the compiled loop :func:`._loops.depthwise_kernel_gradient`."""
+    rows, cols, left = slab.loop_maps(geom, pad_mode)
+    multiplier = geom.k // geom.c
+    grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
+    compiled.run_loop("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out,
+                      *geom.strides, *geom.dilation, compiled.RUNS_BYTES, sums=grad)
+    return grad.transpose(0, 1, 3, 2).reshape(geom.fh, geom.fw, 1, geom.k)
 
 
 def _gradient_cost(geom: ConvGeometry, itemsize: int, slabs: int):
     """Work bytes of a block for the kernel's gradient: slabs and grad_out's block (cast)."""
-    span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
-    sh, sw = geom.strides
 
     def cost(images: int, rows: int, cols: int) -> int:
-        grid = images * ((rows - 1) * sh + span_h) * ((cols - 1) * sw + span_w)
-        return (slabs * grid * geom.c + images * rows * cols * geom.k) * itemsize
+        slab_items = math.prod(slab.shape(geom, images, rows, cols))
+        return (slabs * slab_items + images * rows * cols * geom.k) * itemsize
 
     return cost
 
 
-def _add_block_gradient(slab, geom: ConvGeometry, block, grad_out, grad) -> None:
+def _add_block_gradient(padded, geom: ConvGeometry, block, grad_out, grad) -> None:
     nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
     sh, sw = geom.strides
     target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
     target = target.astype(grad.dtype, copy=False).reshape(nb, rb, cb, geom.c, -1)
     for a, b, da, db in shift.tap_offsets(geom):
-        pixels = slab[:, da : da + (rb - 1) * sh + 1 : sh, db : db + (cb - 1) * sw + 1 : sw]
+        pixels = padded[:, da : da + (rb - 1) * sh + 1 : sh, db : db + (cb - 1) * sw + 1 : sw]
         grad[a, b] += np.einsum("nijc,nijcm->cm", pixels, target)

@@ -25,20 +25,28 @@ when this runs, so ``import convlayer`` stays NumPy-only.
 
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..shapes import ConvGeometry, span
-from . import im2col, parallel
+from . import parallel, slab
 from .buffers import blocks, plan_blocks
 
+_state = {"scipy": True}  # False: numpy.fft even where SciPy is installed
 
-def unsupported(geom: ConvGeometry) -> "str | None":
-    """Why this algorithm cannot compute ``geom`` (None when it can)."""
-    if geom.strides != (1, 1):
-        return f"it needs strides 1 (got strides={geom.strides}); a strided FFT computes every pixel anyway"
-    if geom.groups != 1:
-        return f"it needs groups=1 (got groups={geom.groups})"
-    return None
+
+@contextmanager
+def use_scipy(flag: bool):
+    """``with use_scipy(False):`` transforms with ``numpy.fft`` even where SciPy is installed;
+    the setting is process-wide and restored after."""
+    before = _state["scipy"]
+    _state["scipy"] = flag
+    try:
+        yield
+    finally:
+        _state["scipy"] = before
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -54,30 +62,27 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
         return out
     backend, fast_len = _backend()
     dilated = _dilated(kernel, geom.dilation)
-    row_map, col_map = im2col.index_maps(geom, pad_mode)
-    slabs = 1 if pad_mode == "constant" else 3
-    cost = _block_cost(geom, out.dtype.itemsize, slabs, fast_len)
+    row_map, col_map = slab.index_maps(geom, pad_mode)
+    cost = _block_cost(geom, out.dtype.itemsize, slab.gathered_slabs(pad_mode), fast_len)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    images, height, width = size
-    slab_shape = (images, height + dilated.shape[0] - 1, width + dilated.shape[1] - 1, geom.c)
-    work = np.empty(int(np.prod(slab_shape)), out.dtype)
+    work = np.empty(math.prod(slab.shape(geom, *size)), out.dtype)
     spectra: dict = {}  # the kernel's spectrum per transform size (edge blocks differ)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        rows, cols = im2col.slab_indices(row_map, col_map, geom, block)
-        slab, _ = im2col.gather_slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
-        lengths = (fast_len(slab.shape[1]), fast_len(slab.shape[2]))
+        rows, cols = slab.indices(row_map, col_map, geom, block)
+        padded, _ = slab.gather(x[block.n0 : block.n1], rows, cols, work, out.dtype)
+        lengths = (fast_len(padded.shape[1]), fast_len(padded.shape[2]))
         if lengths not in spectra:
             spectra.clear()  # keep one at a time: the budget counts one
             spectra[lengths] = _kernel_spectrum(dilated, lengths, backend)
         target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-        _correlate_block(slab, spectra[lengths], lengths, backend, target)
+        _correlate_block(padded, spectra[lengths], lengths, backend, target)
     return out
 
 
-def _correlate_block(slab, kernel_spectrum, lengths, backend, target) -> None:
+def _correlate_block(padded, kernel_spectrum, lengths, backend, target) -> None:
     """Overlap-save: the first rows x cols values of the circular correlation are the output."""
     kwargs = _workers(backend)
-    spectrum = backend.rfft2(slab, s=lengths, axes=(1, 2), **kwargs)  # (nb, l1, l2 // 2 + 1, c)
+    spectrum = backend.rfft2(padded, s=lengths, axes=(1, 2), **kwargs)  # (nb, l1, l2 // 2 + 1, c)
     if spectrum.shape[-1] == 1:
         product = spectrum * kernel_spectrum[:, :, 0, :]
     else:
@@ -108,11 +113,10 @@ def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int, fast_len):
     Spectra are complex (two items per value). The kernel's spectrum is counted with each
     block, and the transforms' own temporaries as one more spectrum of each kind.
     """
-    span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
     c, k = geom.c, geom.k
 
     def cost(images: int, rows: int, cols: int) -> int:
-        height, width = rows + span_h - 1, cols + span_w - 1
+        _, height, width, _ = slab.shape(geom, images, rows, cols)
         l1, l2 = fast_len(height), fast_len(width)
         half = l1 * (l2 // 2 + 1)
         real = slabs * images * height * width * c + images * l1 * l2 * (c + k)
@@ -123,11 +127,14 @@ def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int, fast_len):
 
 
 def _backend():
-    """``(module with rfft2/irfft2, fast length function)``: SciPy's if importable."""
+    """``(module with rfft2/irfft2, fast length function)``: SciPy's if importable (and not
+    switched off by :func:`use_scipy`)."""
+    if not _state["scipy"]:
+        return np.fft, next_fast_len
     try:
         import scipy.fft as backend
     except ImportError:
-        return np.fft, _next_fast_len
+        return np.fft, next_fast_len
     return backend, backend.next_fast_len
 
 
@@ -135,7 +142,7 @@ def _workers(backend) -> dict:
     return {"workers": parallel.thread_count()} if backend is not np.fft else {}
 
 
-def _next_fast_len(size: int) -> int:
+def next_fast_len(size: int) -> int:
     """The smallest ``2^a 3^b 5^c >= size``: lengths pocketfft transforms quickly."""
     best = 1 << max(size - 1, 0).bit_length()
     power5 = 1
@@ -166,22 +173,21 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
         return grad[:: geom.dilation[0], :: geom.dilation[1]].copy()
     backend, fast_len = _backend()
     kwargs = _workers(backend)
-    row_map, col_map = im2col.index_maps(geom, pad_mode)
-    forward_cost = _block_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3, fast_len)
+    row_map, col_map = slab.index_maps(geom, pad_mode)
+    forward_cost = _block_cost(geom, dtype.itemsize, slab.gathered_slabs(pad_mode), fast_len)
 
     def cost(images: int, rows: int, cols: int) -> int:
         summed = _sum_cost(geom, (images, rows, cols), fast_len, dtype.itemsize)
         return forward_cost(images, rows, cols) + summed
 
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    images, height, width = size
-    work = np.empty(images * (height + span_h - 1) * (width + span_w - 1) * geom.c, dtype)
+    work = np.empty(math.prod(slab.shape(geom, *size)), dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        rows, cols = im2col.slab_indices(row_map, col_map, geom, block)
-        slab, _ = im2col.gather_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
-        lengths = (fast_len(slab.shape[1]), fast_len(slab.shape[2]))
+        rows, cols = slab.indices(row_map, col_map, geom, block)
+        padded, _ = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
+        lengths = (fast_len(padded.shape[1]), fast_len(padded.shape[2]))
         target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-        slab_spectrum = backend.rfft2(slab, s=lengths, axes=(1, 2), **kwargs)
+        slab_spectrum = backend.rfft2(padded, s=lengths, axes=(1, 2), **kwargs)
         grad_spectrum = backend.rfft2(target.astype(dtype, copy=False), s=lengths, axes=(1, 2), **kwargs)
         np.conj(grad_spectrum, out=grad_spectrum)
         summed = np.einsum("nuvc,nuvk->uvck", slab_spectrum, grad_spectrum)
@@ -192,7 +198,6 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
 
 def _sum_cost(geom: ConvGeometry, block, fast_len, itemsize: int) -> int:
     """The (l1, l2, c, k) sum over a block's images, complex and then real."""
-    images, rows, cols = block
-    l1 = fast_len(rows + span(geom.fh, geom.dilation[0]) - 1)
-    l2 = fast_len(cols + span(geom.fw, geom.dilation[1]) - 1)
+    _, height, width, _ = slab.shape(geom, *block)
+    l1, l2 = fast_len(height), fast_len(width)
     return 3 * l1 * (l2 // 2 + 1) * geom.c * geom.k * 2 * itemsize

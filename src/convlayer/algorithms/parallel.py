@@ -6,7 +6,7 @@ the output run at the same time. Each worker owns its work buffer and writes its
 of the output, so nothing is shared but read-only input. Matrix products are left to BLAS,
 which has threads of its own: running Python threads beside it only makes them compete.
 
-Measured on a shared 2-core machine: at a quiet moment the depthwise 8x112x112x32 layer took
+Measured on a shared 2-core machine: at a quiet moment the depthwise 8x112x112x32 layer takes
 0.55-0.6 of its one-thread time with 2 threads; with other jobs on both cores, about the same
 time as one thread (no gain, no loss).
 """
@@ -22,7 +22,7 @@ import numpy as np
 
 _MAX_THREADS = 4  # element-wise work is memory-bound: more threads than this buy little
 
-_state: dict = {"pool": None}
+_state: dict = {"pool": None, "workers": 0}  # the pool and how many threads it has
 _lock = threading.Lock()
 
 
@@ -35,7 +35,7 @@ def thread_count() -> int:
     return max(1, min(cpus, _MAX_THREADS))
 
 
-def run(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> None:
+def run_parts(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> None:
     """Call ``worker(part)`` on ``threads`` interleaved parts of ``items``, in parallel.
 
     With one thread, or fewer than two items, everything runs here, in this thread.
@@ -67,7 +67,7 @@ def run(worker: Callable[[Sequence], None], items: Sequence, threads: int) -> No
 def _pool(threads: int) -> ThreadPoolExecutor:
     """The process's pool, created on first use (and again if more threads are needed)."""
     with _lock:  # two first callers at once would each make one
-        pool = _state["pool"]
-        if pool is None or pool._max_workers < threads - 1:
-            pool = _state["pool"] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="convlayer")
-        return pool
+        if _state["workers"] < threads - 1:
+            _state["pool"] = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="convlayer")
+            _state["workers"] = threads - 1
+        return _state["pool"]

@@ -3,8 +3,8 @@
 A convolution is a sum over kernel taps: tap ``(a, b)`` multiplies the input pixels
 ``(i * sh + a * dh, j * sw + b * dw)`` of every output pixel ``(i, j)`` by the kernel's
 ``(c, k)`` matrix at that tap. im2col copies each tap's pixels into a patch matrix first;
-here each tap's pixels are read where they lie, in the padded slab of the block (built by
-:mod:`.im2col`'s index maps, so every pad mode works), and the tap's product is added into
+here each tap's pixels are read where they lie, in the padded slab of the block
+(:mod:`.slab`, so every pad mode works), and the tap's product is added into
 the output block. Work memory is one slab and two output blocks, whatever the kernel size.
 
 With stride 1 the tap's pixels are one *contiguous* run of the flattened slab. Seen as
@@ -17,6 +17,9 @@ The product per tap is the caller's: a matrix product for an ordinary layer
 (:func:`correlate`), a per-channel multiply for a depthwise one (:mod:`.depthwise`).
 Few-channel layers are where this wins: their im2col patch matrix is mostly copying, and a
 GEMM with 1-3 columns per tap is a memory-bound loop either way.
+
+With Numba, the compiled loop :func:`._loops.shift` does the same sums row by row on every
+thread (:func:`correlate_compiled`, :func:`kernel_gradient_compiled`).
 """
 
 from __future__ import annotations
@@ -25,24 +28,12 @@ from typing import Callable
 
 import numpy as np
 
-from ..shapes import ConvGeometry, span
-from . import compiled, im2col, parallel
-from .buffers import Block, blocks, plan_blocks
-
-# Blocks are kept small enough to stay in a core's cache while the taps sweep over them
-# (each tap reads the slab and updates the accumulator): measured best near 2 MiB (per thread)
-# on the 2-core machine of the speed issue; 0.25 MiB blocks take 3x as long, 4 MiB 1.3x.
-BLOCK_BYTES = 2**21
+from ..shapes import ConvGeometry
+from . import compiled, parallel, slab
+from .buffers import CACHE_BLOCK_BYTES, Block, blocks, plan_blocks
 
 # product(tap_pixels, a, b, out): write tap (a, b)'s contribution for tap_pixels into out.
 Product = Callable[[np.ndarray, int, int, np.ndarray], None]
-
-
-def unsupported(geom: ConvGeometry) -> "str | None":
-    """Why this algorithm cannot compute ``geom`` (None when it can)."""
-    if geom.groups != 1:
-        return f"it needs groups=1 (got groups={geom.groups}; 'depthwise' takes groups == channels)"
-    return None
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -50,16 +41,24 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     """Fill ``out`` (n, out_h, out_w, k) with the cross-correlation, one product per tap.
 
     Arguments as for :func:`.im2col.correlate` (groups must be 1). Returns ``out``.
-    With Numba, the compiled loop of :mod:`.compiled` does the same sum row by row.
     """
     if out.size == 0 or geom.c == 0:
         return accumulate(x, geom, pad_mode, out, budget, None)
     if compiled.usable(x) and compiled.fits(geom, out.itemsize, budget):
-        return compiled.direct(x, kernel, geom, pad_mode, out)
+        return correlate_compiled(x, kernel, geom, pad_mode, out)
     if geom.c == 1:  # one input channel: k multiplies per tap, no BLAS, both cores
         return accumulate(x, geom, pad_mode, out, budget, _planar_product(kernel[:, :, 0, :]),
                           threads=parallel.thread_count(), planar=True)
     return accumulate(x, geom, pad_mode, out, budget, _matmul_product(kernel), threads=1)
+
+
+def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
+    """:func:`correlate` by the compiled loop :func:`._loops.shift`, row by row on every thread."""
+    rows, cols, left = slab.loop_maps(geom, pad_mode)
+    weights = np.ascontiguousarray(kernel, out.dtype)
+    compiled.run_loop("shift", geom.n * geom.out_h, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
+                      out)
+    return out
 
 
 def _matmul_product(kernel: np.ndarray) -> Product:
@@ -96,11 +95,10 @@ def accumulate(x: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray
     if geom.c == 0:  # no input channels: every sum is empty
         out[...] = 0
         return out
-    row_map, col_map = im2col.index_maps(geom, pad_mode)
-    slabs = 1 if pad_mode == "constant" else 3  # gathering by fancy index: two temporaries
-    cost = _block_cost(geom, out.dtype.itemsize, slabs)
+    row_map, col_map = slab.index_maps(geom, pad_mode)
+    cost = _block_cost(geom, out.dtype.itemsize, slab.gathered_slabs(pad_mode))
     threads = max(1, threads)
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, min(budget // threads, BLOCK_BYTES))
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, min(budget // threads, CACHE_BLOCK_BYTES))
     work_items = _block_cost(geom, out.dtype.itemsize, 1)(*size) // out.dtype.itemsize + 1
     compute = _flat_block if geom.strides == (1, 1) else _strided_block
 
@@ -110,10 +108,10 @@ def accumulate(x: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray
         # result is not read: no warning (each thread has its own error state).
         with np.errstate(invalid="ignore"):
             for block in part:
-                rows, cols = im2col.slab_indices(row_map, col_map, geom, block)
+                rows, cols = slab.indices(row_map, col_map, geom, block)
                 compute(x, geom, rows, cols, block, work, out, product, planar)
 
-    parallel.run(worker, list(blocks(geom.n, geom.out_h, geom.out_w, size)), threads)
+    parallel.run_parts(worker, list(blocks(geom.n, geom.out_h, geom.out_w, size)), threads)
     return out
 
 
@@ -122,26 +120,15 @@ def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int):
 
     At stride 1 the accumulators cover the slab's whole grid, not only the block's pixels.
     """
-    span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
-    sh, sw = geom.strides
     flat = geom.strides == (1, 1)
 
     def cost(images: int, rows: int, cols: int) -> int:
-        grid = images * ((rows - 1) * sh + span_h) * ((cols - 1) * sw + span_w)
+        _, height, width, _ = slab.shape(geom, images, rows, cols)
+        grid = images * height * width
         accumulators = 2 * geom.k * (grid if flat else images * rows * cols)
         return (slabs * grid * geom.c + accumulators) * itemsize
 
     return cost
-
-
-def contiguous_slab(x, rows, cols, work, dtype) -> tuple[np.ndarray, int]:
-    """:func:`.im2col.gather_slab`, copied into ``work`` when it is a non-contiguous view."""
-    slab, used = im2col.gather_slab(x, rows, cols, work, dtype)
-    if not slab.flags.c_contiguous:
-        copy = work[: slab.size].reshape(slab.shape)
-        copy[...] = slab
-        slab, used = copy, slab.size
-    return slab, used
 
 
 def tap_offsets(geom: ConvGeometry):
@@ -153,9 +140,9 @@ def tap_offsets(geom: ConvGeometry):
 def _flat_block(x, geom: ConvGeometry, rows, cols, block: Block, work, out, product: Product,
                 planar: bool) -> None:
     """Stride 1: one contiguous product per tap over the flattened slab."""
-    slab, used = contiguous_slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
-    nb, height, width, c = slab.shape
-    flat = slab.reshape(-1) if planar else slab.reshape(-1, c)
+    padded, used = slab.gather_contiguous(x[block.n0 : block.n1], rows, cols, work, out.dtype)
+    nb, height, width, c = padded.shape
+    flat = padded.reshape(-1) if planar else padded.reshape(-1, c)
     last = (geom.fh - 1) * geom.dilation[0] * width + (geom.fw - 1) * geom.dilation[1]
     m = flat.shape[0] - last  # grid positions whose every tap lies inside the slab
     grid, k = nb * height * width, geom.k
@@ -178,14 +165,14 @@ def _flat_block(x, geom: ConvGeometry, rows, cols, block: Block, work, out, prod
 def _strided_block(x, geom: ConvGeometry, rows, cols, block: Block, work, out, product: Product,
                    planar: bool) -> None:
     """Any stride: one product per tap over a strided 4-D view of the slab."""
-    slab, used = im2col.gather_slab(x[block.n0 : block.n1], rows, cols, work, out.dtype)
+    padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, out.dtype)
     nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
     sh, sw = geom.strides
     shape = (geom.k, nb, rb, cb) if planar else (nb, rb, cb, geom.k)
     total = work[used : used + nb * rb * cb * geom.k].reshape(shape)
     term = work[used + total.size : used + 2 * total.size].reshape(shape)
     for index, (a, b, da, db) in enumerate(tap_offsets(geom)):
-        pixels = slab[:, da : da + (rb - 1) * sh + 1 : sh, db : db + (cb - 1) * sw + 1 : sw]
+        pixels = padded[:, da : da + (rb - 1) * sh + 1 : sh, db : db + (cb - 1) * sw + 1 : sw]
         product(pixels[..., 0] if planar else pixels, a, b, total if index == 0 else term)
         if index:
             total += term
@@ -205,21 +192,30 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     if grad_out.size == 0 or geom.c == 0:
         return grad
     if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
-        return compiled.direct_kernel_gradient(x, geom, pad_mode, grad_out, dtype)
-    row_map, col_map = im2col.index_maps(geom, pad_mode)
-    cost = _block_cost(geom, dtype.itemsize, 1 if pad_mode == "constant" else 3)
+        return kernel_gradient_compiled(x, geom, pad_mode, grad_out, dtype)
+    row_map, col_map = slab.index_maps(geom, pad_mode)
+    cost = _block_cost(geom, dtype.itemsize, slab.gathered_slabs(pad_mode))
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     work = np.empty(_block_cost(geom, dtype.itemsize, 1)(*size) // dtype.itemsize + 1, dtype)
     for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-        rows, cols = im2col.slab_indices(row_map, col_map, geom, block)
-        slab, used = contiguous_slab(x[block.n0 : block.n1], rows, cols, work, dtype)
-        nb, height, width, c = slab.shape
-        flat = slab.reshape(-1, c)
-        spread = _on_grid(grad_out, block, work[used : used + nb * height * width * geom.k], slab.shape)
+        rows, cols = slab.indices(row_map, col_map, geom, block)
+        padded, used = slab.gather_contiguous(x[block.n0 : block.n1], rows, cols, work, dtype)
+        nb, height, width, c = padded.shape
+        flat = padded.reshape(-1, c)
+        spread = _on_grid(grad_out, block, work[used : used + nb * height * width * geom.k], padded.shape)
         m = flat.shape[0] - (geom.fh - 1) * geom.dilation[0] * width - (geom.fw - 1) * geom.dilation[1]
         for a, b, da, db in tap_offsets(geom):
             start = da * width + db
             grad[a, b] += flat[start : start + m].T @ spread[:m]
+    return grad
+
+
+def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
+    """:func:`kernel_gradient` by the compiled loop :func:`._loops.shift_kernel_gradient`."""
+    rows, cols, left = slab.loop_maps(geom, pad_mode)
+    grad = np.zeros((geom.fh, geom.fw, geom.c, geom.k), dtype)
+    compiled.run_loop("shift_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides,
+                      *geom.dilation, sums=grad)
     return grad
 
 

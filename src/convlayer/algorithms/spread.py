@@ -12,8 +12,9 @@ tap ``a`` of output ``i`` reads. Its input index is computed from the pad mode's
 from a padded index map, so a span of 10^20 costs nothing. The convolution of the gathered
 input with stride 1, dilation ``out`` and no padding along that axis is the same
 convolution, computed by whichever algorithm suits it. Rows are gathered for a chunk of
-output rows and images at a time, within the memory budget; the gradient flows back to x
-through the same indices (``np.add.at``: a padded pixel may copy one input pixel many times).
+output rows and images at a time, within the memory budget (:class:`Plan`); the gradient
+flows back to x through the same indices (:func:`fold_gradient`). :mod:`.dispatch` runs the
+convolution of each chunk.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import backward, choose
 
 # Gather an axis when its padded extent is over RATIO times the positions its windows read
 # (and at least MIN_EXTENT): ordinary layers, whose windows overlap or touch (stride <=
@@ -82,8 +82,13 @@ def _positions(first: int, step: int, count: int, size: int, pad_mode: str) -> n
     return np.where(phase < size, phase, mirror)
 
 
-class _Plan:
-    """The gathered geometry of each chunk and the indices it copies from x."""
+class Plan:
+    """The gathered geometry of each chunk and the indices it copies from x.
+
+    ``work`` is the bytes a chunk's gathered input (``itemsize`` per item: double it for
+    its gradient too) and its temporaries take, half the budget at most; ``cols`` the
+    gathered columns' input indices (None: the columns are not gathered).
+    """
 
     def __init__(self, geom: ConvGeometry, pad_mode: str, itemsize: int, budget: int):
         self.geom, self.pad_mode = geom, pad_mode
@@ -121,6 +126,21 @@ class _Plan:
                 yield n0, n1, r0, r1, rows, sub, mode
 
 
+def gather(x: np.ndarray, rows, cols, sub: ConvGeometry) -> np.ndarray:
+    """The gathered input of a chunk of images x (:meth:`Plan.chunks` gives the rest)."""
+    gathered = np.zeros((x.shape[0], sub.h, sub.w, x.shape[3]), x.dtype)
+    into, source = _read(rows, cols)
+    gathered[into] = x[source]
+    return gathered
+
+
+def fold_gradient(grad_x: np.ndarray, rows, cols, grad_gathered: np.ndarray) -> None:
+    """Add a chunk's gathered gradient onto the pixels of ``grad_x`` (the chunk's images) it
+    copied (``np.add.at``: a padded pixel may copy one input pixel many times)."""
+    into, source = _read(rows, cols)
+    np.add.at(grad_x, source, grad_gathered[into])
+
+
 def _read(rows: np.ndarray, cols: "np.ndarray | None"):
     """The positions of the gathered chunk that copy a pixel, and the pixels they copy."""
     kept_rows = np.flatnonzero(rows >= 0)
@@ -129,49 +149,3 @@ def _read(rows: np.ndarray, cols: "np.ndarray | None"):
     kept_cols = np.flatnonzero(cols >= 0)
     return ((slice(None), kept_rows[:, None], kept_cols[None, :]),
             (slice(None), rows[kept_rows][:, None], cols[kept_cols][None, :]))
-
-
-def _gather(x: np.ndarray, rows, cols, sub: ConvGeometry) -> np.ndarray:
-    gathered = np.zeros((x.shape[0], sub.h, sub.w, x.shape[3]), x.dtype)
-    into, source = _read(rows, cols)
-    gathered[into] = x[source]
-    return gathered
-
-
-def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-              algorithm="auto") -> None:
-    """Fill ``out`` as :func:`.choose.correlate` does, chunk by chunk on gathered input."""
-    plan = _Plan(geom, pad_mode, x.dtype.itemsize, budget)
-    name = _checked(algorithm, x, kernel, geom)
-    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
-        gathered = _gather(x[n0:n1], rows, plan.cols, sub)
-        choose.correlate(gathered, kernel, sub, mode, out[n0:n1, r0:r1], budget - plan.work,
-                         _still(name, sub))
-
-
-def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
-                       algorithm="auto") -> np.ndarray:
-    """As :func:`.backward.correlate_backward` (its first result), on gathered input."""
-    plan = _Plan(geom, pad_mode, 2 * grad_x.dtype.itemsize, budget)  # the chunk and its gradient
-    name = _checked(algorithm, x, kernel, geom)
-    grad_kernel = np.zeros(kernel.shape, grad_x.dtype)
-    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
-        gathered = _gather(x[n0:n1], rows, plan.cols, sub)
-        grad_gathered = np.zeros(gathered.shape, grad_x.dtype)
-        part, _ = backward.correlate_backward(gathered, kernel, sub, mode, grad_out[n0:n1, r0:r1],
-                                              grad_gathered, budget - plan.work, _still(name, sub))
-        grad_kernel += part
-        into, source = _read(rows, plan.cols)
-        np.add.at(grad_x[n0:n1], source, grad_gathered[into])
-    return grad_kernel
-
-
-def _checked(algorithm, x, kernel, geom: ConvGeometry) -> str:
-    """``algorithm``'s name; ValueError for an unknown one or one that cannot compute ``geom``."""
-    name = choose.check_name(algorithm)
-    return name if name == "auto" else choose.resolve(name, x, kernel, geom)
-
-
-def _still(name: str, sub: ConvGeometry) -> str:
-    """The algorithm asked for, where it can compute the gathered form; else auto's choice."""
-    return name if name == "auto" or choose.unsupported(name, sub) is None else "auto"

@@ -25,7 +25,7 @@ read), but an infinity becomes NaN where direct summation gives inf: the transfo
 subtract it from itself and multiply it by transformed zeros. ``algorithm="auto"`` takes
 Winograd only for finite input, as for FFT. The kernel gradient's F(3x3, 2x2) reads the
 same input tiles and 2x2 tiles of grad_out; its error, measured against
-``sum |x| |grad_out|`` per tap, was 4e-7 in float32 on the tests' layer (im2col's 5e-7).
+``sum |x| |grad_out|`` per tap, is 4e-7 in float32 on the tests' layer (im2col's 5e-7).
 A NaN in x or grad_out reaches all 9 taps of its channel pair there (the 4x4 tile's
 transform mixes them), where direct summation may leave a tap that never read it finite;
 ``auto`` takes this route only for finite x and grad_out.
@@ -36,44 +36,37 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, im2col, parallel, shift
-from .buffers import work_buffer
+from . import compiled, im2col, parallel, shift, slab
+from .buffers import CACHE_BLOCK_BYTES, work_buffer
 
-def unsupported(geom: ConvGeometry) -> "str | None":
-    """Why this algorithm cannot compute ``geom`` (None when it can)."""
-    if (geom.fh, geom.fw) != (3, 3) or geom.strides != (1, 1) or geom.dilation != (1, 1):
-        return (f"it needs a 3x3 kernel, strides 1 and dilation 1 (got {geom.fh}x{geom.fw}, "
-                f"strides={geom.strides}, dilation={geom.dilation})")
-    if geom.groups != 1:
-        return f"it needs groups=1 (got groups={geom.groups})"
-    if not compiled.blocked_gemm_ready():
-        return ("its transforms are compiled loops run beside one-thread BLAS products: it needs "
-                "Numba and threadpoolctl (pip install convlayer[fast])")
-    return None
+# Each thread takes blocks of tile rows of about CACHE_BLOCK_BYTES of V and M (the rest of a
+# layer's V and M is never made), through input transform, the 16 products and output
+# transform while they stay in its core's cache: 6-7 ms on the speed suite's 3x3 layers
+# against 8.5-12.4 for one budget-sized block transformed on both cores and multiplied by
+# BLAS's threads.
+BLOCK_BYTES = CACHE_BLOCK_BYTES
+
+# The kernel gradient's blocks: at least this many tiles (its products are (c, tiles) @
+# (tiles, k), each added into the thread's sums; short blocks spend their time adding).
+# Measured, 256-2048 tiles within 10% of each other on the suite's 3x3 layers, 2 MiB
+# blocks (49 tiles on 8x14x14x256) slowest.
+GRADIENT_TILES = 512
 
 
 def kernel_transform(kernel: np.ndarray, out: np.ndarray) -> np.ndarray:
     """U = G g G^T for every (c, k) into ``out``, (16, c, k), index ``4 i + j`` for row i, column j.
 
-    A compiled loop over the input channels on every thread, writing ``out`` in place (the
-    element-wise NumPy passes it replaced took 0.7 ms on 256 x 256 channels and made 4 MiB
-    of temporaries a call; a BLAS product with 3-long sums took 5 ms).
+    A compiled loop over the input channels on every thread, writing ``out`` in place: on
+    256 x 256 channels, NumPy's element-wise passes take 0.7 ms and make 4 MiB of
+    temporaries a call, and a BLAS product with 3-long sums takes 5 ms.
     """
-    compiled.run("winograd_kernel", kernel.shape[2], _readable(kernel), out)
+    compiled.run_loop("winograd_kernel", kernel.shape[2], _readable(kernel), out)
     return out
 
 
 def _readable(array: np.ndarray) -> np.ndarray:
     """``array`` as the compiled loops can read it (a big-endian or float16 kernel: float64)."""
     return array if compiled.usable(array) else array.astype(np.float64)
-
-
-# V and M of one thread's block of tile rows (the rest of a layer's V and M is never made):
-# a block small enough to stay in the core's cache from input transform through the 16
-# products to the output transform. Measured on the speed suite's three 3x3 layers, blocks
-# of 1, 2, 4 and 8 MiB: 2 MiB best on all three (8 tile rows of each), 6-7 ms against
-# 8.5-12.4 for one budget-sized block transformed on both cores and multiplied by BLAS's threads.
-BLOCK_BYTES = 2 << 20
 
 
 class _Tiles:
@@ -105,23 +98,23 @@ class _Tiles:
         blocks = -(-self.tasks // max(1, min(room, wanted) // per_task))
         return -(-self.tasks // (-(-blocks // self.threads) * self.threads))
 
-    def runner(self, x, block: int, shares: np.ndarray, body):
-        """``run(first, last, thread)`` for :func:`.compiled.run_blocks`, and the input
-        transform's loop: ``run`` transforms the block's input tiles into V, then calls
+    def block_runner(self, x, block: int, shares: np.ndarray, body):
+        """``run_block(first, last, thread)`` for :func:`.compiled.run_blocks`, and the input
+        transform's loop: ``run_block`` transforms the block's input tiles into V, then calls
         ``body(v, other, count, first, last, thread)`` with the second array and the
         block's tile count."""
         geom, transform_input = self.geom, compiled.loop("winograd_input")
         rows = _index_map(geom.h, geom.pads[0], self.pad_mode, 2 * self.h + 2)
         cols = _index_map(geom.w, geom.pads[1], self.pad_mode, 2 * self.w + 2)
 
-        def run(first, last, thread):
+        def run_block(first, last, thread):
             share = shares[thread]
             v = share[: 16 * block * self.w * geom.c].reshape(16, block * self.w, geom.c)
             other = share[v.size :].reshape(16, block * self.w, geom.k)
             transform_input(x, rows, cols, geom.pads[1][0], self.h, self.w, v, first, 0, last - first)
             body(v, other, (last - first) * self.w, first, last, thread)
 
-        return run, transform_input
+        return run_block, transform_input
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -132,8 +125,9 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     Every thread takes blocks of tile rows (:data:`BLOCK_BYTES` of V and M) and runs the
     whole pipeline on each: input transform, 16 products on one BLAS thread, output
     transform (:func:`.compiled.run_blocks`). U, V and M live in the kept work buffer:
-    fresh arrays of megabytes each call cost page faults (measured: the 8x14x14x256 layer
-    took 7 ms called alone, 15 when its calls alternated with the kernel gradient's).
+    fresh arrays of megabytes each call cost page faults (measured with fresh arrays, the
+    8x14x14x256 layer takes 7 ms called alone, 15 when its calls alternate with the kernel
+    gradient's).
     """
     if out.size == 0:
         return out
@@ -155,16 +149,9 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
             transform_output(m, tiles.h, tiles.w, out, first, 0, last - first)
 
         shares = work[u_items:].reshape(tiles.threads, block * tiles.per_task)
-        run, transform_input = tiles.runner(x, block, shares, products)
-        compiled.run_blocks(run, tiles.tasks, block, tiles.threads, transform_input, transform_output)
+        run_block, transform_input = tiles.block_runner(x, block, shares, products)
+        compiled.run_blocks(run_block, tiles.tasks, block, tiles.threads, transform_input, transform_output)
     return out
-
-
-# The kernel gradient's blocks: at least this many tiles (its products are (c, tiles) @
-# (tiles, k), each added into the thread's sums; short blocks spend their time adding).
-# Measured, 256-2048 tiles within 10% of each other on the suite's 3x3 layers, 2 MiB
-# blocks (49 tiles on 8x14x14x256) slowest.
-GRADIENT_TILES = 512
 
 
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
@@ -204,21 +191,21 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
             total += product
 
         shares = work[sums.size :].reshape(threads, block * tiles.per_task)
-        run, transform_input = tiles.runner(x, block, shares, products)
-        compiled.run_blocks(run, tiles.tasks, block, threads, transform_input, transform_grad, fixed=True)
+        run_block, transform_input = tiles.block_runner(x, block, shares, products)
+        compiled.run_blocks(run_block, tiles.tasks, block, threads, transform_input, transform_grad, fixed=True)
         m = sums[0, 0]
         for thread in range(1, min(threads, -(-tiles.tasks // block))):  # the threads that had a block
             m += sums[thread, 0]
-        compiled.run("winograd_kernel_gradient", geom.c, m, grad)
+        compiled.run_loop("winograd_kernel_gradient", geom.c, m, grad)
     return grad
 
 
 def _index_map(size: int, pads, pad_mode: str, length: int) -> np.ndarray:
-    """:func:`.im2col.source_index`, extended with zeros (-1) to ``length`` positions.
+    """:func:`.slab.source_index`, extended with zeros (-1) to ``length`` positions.
 
     The last tile row or column may reach one position past the padded input when the
     output size is odd; what it reads there only reaches output pixels that are dropped.
     """
-    index = im2col.source_index(size, pads, pad_mode)
+    index = slab.source_index(size, pads, pad_mode)
     return np.concatenate([index, np.full(max(0, length - len(index)), -1, index.dtype)])
 

@@ -20,7 +20,7 @@ KERNEL_DTYPE = np.float32  # what the layer computes with: every kernel is cast 
 
 
 @dataclass
-class Layer:
+class LayerSpec:
     """A convolutional layer over ``c`` channels with one named output channel per filter."""
 
     kernel: np.ndarray  # (fh, fw, c, k)
@@ -54,7 +54,7 @@ def _jsonable(value):
     return [_jsonable(v) for v in value] if isinstance(value, tuple) else value
 
 
-def build_layer(args) -> Layer:
+def build_layer(args) -> LayerSpec:
     """The layer described by the command line's -k, --kernel-file, --bias and options."""
     channels = 3 if args.mode == "rgb" else 1
     parts = [_named(value, channels) if kind == "name" else load_kernel_file(Path(value), channels)
@@ -66,7 +66,7 @@ def build_layer(args) -> Layer:
         raise ValueError(f"all kernels must have one size (Fh, Fw) to form one layer; got {sorted(sizes)}")
     kernel = np.concatenate([part.astype(KERNEL_DTYPE) for part, _ in parts], axis=3)
     names = _unique([name for _, part_names in parts for name in part_names])
-    return Layer(kernel, names, _bias(args.bias, len(names)), _options(args), bool(args.relu))
+    return LayerSpec(kernel, names, _bias(args.bias, len(names)), _options(args), bool(args.relu))
 
 
 def _named(name: str, channels: int) -> tuple[np.ndarray, list]:
@@ -169,7 +169,7 @@ def _read_kernel_array(path: Path) -> np.ndarray:
     return array
 
 
-def layer_title(layer: Layer, in_shape, out_shape) -> str:
+def layer_title(layer: LayerSpec, in_shape, out_shape) -> str:
     """One line describing the layer for a figure title."""
     fh, fw, c, k = layer.kernel.shape
     options = layer.options

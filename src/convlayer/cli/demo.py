@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _draw(image, maps, photo: str):
-    from .. import plot
+    from ..explain import plot
 
     h, w, c = image.shape
     params = shapes.num_params(3, c, 2)

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import kernels, shapes
 from .._args import as_pair
 from .._files import atomic_write
-from .._pixel import check_at
+from ..explain.pixel import check_at
 from . import _parse
 
 EXAMPLE = """examples:
@@ -36,7 +36,6 @@ with IMAGE: for output pixel --at ROW,COL, the input patch, the kernel, their pr
 the sum plus bias: the same value convlayer.conv2d computes there."""
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
-SHARING = ("shared", "tiled", "regions", "unshared")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilation", default="1", metavar="D", help="e.g. 2 (default 1)")
     parser.add_argument("--channels", metavar="C", help="input channels: draw each with its kernel slice")
     parser.add_argument("--filters", metavar="K", help="filters, i.e. output channels (default 1)")
-    parser.add_argument("--sharing", choices=SHARING,
+    parser.add_argument("--sharing", choices=shapes.SHARING_KINDS,
                         help="colour each output pixel by the kernel bank it uses")
     parser.add_argument("--banks", metavar="RxC",
                         help="kernel banks for --sharing tiled (the tile period) or regions (the grid)")
@@ -186,7 +185,8 @@ def _ints(option: str, text: str, counts: tuple, form: str, *, minimum: int) -> 
 
 def _explain_image(args, output: Path) -> int:
     """The arithmetic of one output pixel of a real image."""
-    from .. import explain, images, plot
+    from .. import explain, images
+    from ..explain import plot
 
     name = (args.kernel or "edge").strip().lower()
     if name not in kernels.names():

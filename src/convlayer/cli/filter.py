@@ -30,7 +30,7 @@ from .. import images
 from .._files import atomic_write
 from ..functional import conv2d, relu
 from . import _stream
-from ._layer import Layer, build_layer, layer_title
+from ._layer import LayerSpec, build_layer, layer_title
 
 EXAMPLE = """examples:
   convlayer filter photo.jpg -k edge -k blur --figure -o out/
@@ -138,7 +138,7 @@ def collect_inputs(arguments: "list[str]") -> list[Path]:
     return found
 
 
-def output_paths(path: Path, outdir: Path, layer: Layer, args, lazy: bool = False) -> dict[str, Path]:
+def output_paths(path: Path, outdir: Path, layer: LayerSpec, args, lazy: bool = False) -> dict[str, Path]:
     """Where the outputs of one input go, keyed by what they hold (no PNGs when lazy)."""
     stem = path.stem
     planned = {} if lazy else {f"channel:{name}": outdir / f"{stem}.{name}.png" for name in layer.names}
@@ -183,7 +183,7 @@ def _check_writable(outdir: Path) -> None:
         raise ValueError(f"-o {outdir}: {existing} is not writable")
 
 
-def _filter_all(plans: dict, layer: Layer, args, one) -> tuple[int, int]:
+def _filter_all(plans: dict, layer: LayerSpec, args, one) -> tuple[int, int]:
     """Filter every input with ``one`` (:func:`filter_one`); return (done, skipped).
 
     A bad image is reported and skipped.
@@ -211,7 +211,7 @@ def _filter_all(plans: dict, layer: Layer, args, one) -> tuple[int, int]:
     return done, skipped
 
 
-def filter_one(path: Path, planned: dict, layer: Layer, args, *, lazy: bool = False,
+def filter_one(path: Path, planned: dict, layer: LayerSpec, args, *, lazy: bool = False,
                client=None) -> list[str]:
     """Read, filter and write the outputs of one image; return notes for the user.
 
@@ -243,7 +243,7 @@ def filter_one(path: Path, planned: dict, layer: Layer, args, *, lazy: bool = Fa
     return notes
 
 
-def _write_channels(planned: dict, maps: np.ndarray, layer: Layer) -> list[dict]:
+def _write_channels(planned: dict, maps: np.ndarray, layer: LayerSpec) -> list[dict]:
     """Write each output channel as a display PNG; return the sidecar's channel records."""
     channels = []
     for index, name in enumerate(layer.names):
@@ -253,7 +253,7 @@ def _write_channels(planned: dict, maps: np.ndarray, layer: Layer) -> list[dict]
     return channels
 
 
-def _lazy_channels(layer: Layer) -> list[dict]:
+def _lazy_channels(layer: LayerSpec) -> list[dict]:
     """The sidecar's channel records when there are no PNGs: each channel's index in the output."""
     return [{"name": name, "index": index} for index, name in enumerate(layer.names)]
 
@@ -300,8 +300,8 @@ def _write_sidecar(target: Path, path, stored, pixels, maps, layer, channels, no
     atomic_write(target, lambda temporary: Path(temporary).write_text(text))
 
 
-def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: Layer, path: Path) -> None:
-    from .. import plot
+def _write_figure(target: Path, pixels: np.ndarray, maps: np.ndarray, layer: LayerSpec, path: Path) -> None:
+    from ..explain import plot
 
     # The title shows the file name as the fonts can: a name in a script they lack (CJK, say)
     # gets empty boxes, not matplotlib's "Glyph ... missing from font(s)" warning per letter.

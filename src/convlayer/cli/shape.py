@@ -1,7 +1,8 @@
 """``convlayer shape``: a layer's output shape, padding and parameter count, explained.
 
-Every number printed comes from :mod:`convlayer.shapes`; this module only fills the
-formulas in with the user's numbers.
+Every number printed comes from :mod:`convlayer.shapes` and every formula from
+:mod:`convlayer.explain.formulas` (the text ``convlayer explain`` draws); this module lays
+them out.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from .. import shapes
+from ..explain import formulas
 from . import _parse
 
 EXAMPLE = """examples:
@@ -78,64 +80,33 @@ def report(geom: shapes.ConvGeometry, padding, *, bias: bool = True) -> str:
 
 
 def _axis_lines(geom: shapes.ConvGeometry, axis: int, word: str) -> list[str]:
-    """Output size and padding of one axis, formula first, then the numbers."""
-    name, out_name, sides = (("height", "H'", ("top", "bottom")) if axis == 0
-                             else ("width", "W'", ("left", "right")))
-    size, f = (geom.h, geom.fh) if axis == 0 else (geom.w, geom.fw)
-    stride, dilation = geom.strides[axis], geom.dilation[axis]
-    out, (before, after) = (geom.out_h, geom.out_w)[axis], geom.pads[axis]
-    f_eff = shapes.span(f, dilation)
-    F = "Fh" if axis == 0 else "Fw"
-    lines = []
-    if dilation > 1:
-        lines.append(f"{name:7s} {F}_eff = ({F} - 1) * d + 1 = ({f} - 1) * {dilation} + 1 = {f_eff}")
-        F, name = f"{F}_eff", ""
-    X = "H" if axis == 0 else "W"
-    if word in ("same", "same_lower"):
-        total = before + after
-        lines.append(f"{name:7s} {out_name} = ceil({X} / s) = ceil({size} / {stride}) = {out}")
-        lines.append(f"{'':7s} padding = max(({out_name} - 1) * s + {F} - {X}, 0) = "
-                     f"max(({out} - 1) * {stride} + {f_eff} - {size}, 0) = {total}: "
-                     f"{sides[0]} {before}, {sides[1]} {after}"
-                     + (" (the odd zero goes to the " + (sides[1] if word == "same" else sides[0]) + ")"
-                        if total % 2 else ""))
-    elif word == "valid":
-        lines.append(f"{name:7s} {out_name} = ceil(({X} - {F} + 1) / s) = "
-                     f"ceil(({size} - {f_eff} + 1) / {stride}) = {out}; no padding")
-    else:
-        lines.append(f"{name:7s} {out_name} = floor(({X} + {sides[0]} + {sides[1]} - {F}) / s) + 1 = "
-                     f"floor(({size} + {before} + {after} - {f_eff}) / {stride}) + 1 = {out}; "
-                     f"{sides[0]} {before}, {sides[1]} {after}")
-    return lines
+    """Output size and padding of one axis, under its name in the left column."""
+    size, kernel = (geom.h, geom.fh) if axis == 0 else (geom.w, geom.fw)
+    out = (geom.out_h, geom.out_w)[axis]
+    lines = formulas.axis_formulas(axis, size, kernel, geom.strides[axis], geom.dilation[axis],
+                                   geom.pads[axis], out, word, report=True)
+    name = "height" if axis == 0 else "width"
+    return [f"{name if i == 0 else '':7s} {line}" for i, line in enumerate(lines)]
 
 
 def _params_line(geom: shapes.ConvGeometry, bias: bool) -> str:
     count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups)
-    c = "C / groups" if geom.groups > 1 else "C"
-    c_value = f"{geom.c} / {geom.groups}" if geom.groups > 1 else f"{geom.c}"
-    if bias:
-        return (f"parameters  (Fh * Fw * {c} + 1) * K = ({geom.fh} * {geom.fw} * {c_value} + 1) "
-                f"* {geom.k} = {count:,}")
-    return f"parameters  Fh * Fw * {c} * K = {geom.fh} * {geom.fw} * {c_value} * {geom.k} = {count:,}"
+    formula = formulas.params_formula(geom.fh, geom.fw, geom.c, geom.k, count, bias=bias, groups=geom.groups,
+                                      report=True)
+    return f"parameters  {formula}"
 
 
 def sharing_report(geom: shapes.ConvGeometry, banks: tuple, *, bias: bool = True) -> str:
     """Parameter counts of one layer under each kind of weight sharing, with the formula."""
-    per_bank = _bank_formula(geom, bias)
     grids = {"shared": None, "tiled": banks, "regions": banks, "unshared": (geom.out_h, geom.out_w)}
-    keyword = {"tiled": "tiles", "regions": "regions", "unshared": "output_size"}
     lines = [f"parameters by weight sharing (tiles and regions {banks[0]} x {banks[1]}, "
              f"output grid {geom.out_h} x {geom.out_w}):"]
     for kind, grid in grids.items():
-        extra = {keyword[kind]: grid} if grid else {}
+        extra = {shapes.BANK_GRIDS[kind].keyword: grid} if grid else {}
         count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups,
                                   sharing=kind, **extra)
-        formula = per_bank if grid is None else f"{per_bank} * ({grid[0]} * {grid[1]})"
+        formula = formulas.params_numbers(geom.fh, geom.fw, geom.c, geom.k, bias=bias, groups=geom.groups,
+                                          grid=grid)
         lines.append(f"  {kind:9s} {formula:42s} = {count:>15,}")
     return "\n".join(lines)
 
-
-def _bank_formula(geom: shapes.ConvGeometry, bias: bool) -> str:
-    c = f"{geom.c} / {geom.groups}" if geom.groups > 1 else f"{geom.c}"
-    weights = f"{geom.fh} * {geom.fw} * {c}"
-    return f"({weights} + 1) * {geom.k}" if bias else f"{weights} * {geom.k}"

@@ -88,7 +88,7 @@ def confusion_matrix(truth: np.ndarray, predicted: np.ndarray, classes: int) -> 
 
 
 def _write_outputs(out: Path, model, history: dict, matrix: np.ndarray, accuracy: float) -> None:
-    from .. import plot
+    from ..explain import plot
 
     kernel = model.layers[0].params["kernel"]
     figures = {

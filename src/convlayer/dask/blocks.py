@@ -2,8 +2,9 @@
 block's padded pixels and correlate them.
 
 A block's windows are the output pixels it owns, so a valid correlation of its gathered
-pixels gives exactly those; it runs the algorithm layer as :func:`convlayer.conv2d` does
-after its checks (which ran once, for the whole array, in :mod:`.graph`).
+pixels gives exactly those; it runs the algorithm layer
+(:func:`convlayer.algorithms.dispatch.correlate`) as :func:`convlayer.conv2d` does after its
+checks (which ran once, for the whole array, in :mod:`.graph`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import shapes
-from ..algorithms import buffers, choose, spread
+from ..algorithms import buffers, dispatch
 
 
 def strip_copy(chunk: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
@@ -49,8 +50,7 @@ def _valid_geometry(geom: shapes.ConvGeometry, block_shape: tuple) -> shapes.Con
 def correlate_into(x: np.ndarray, kernel: np.ndarray, bias, geom: shapes.ConvGeometry,
                    pad_mode: str, out: np.ndarray, algorithm: str) -> None:
     """Fill ``out`` (n, out_h, out_w, k) as :func:`convlayer.conv2d` does after its checks."""
-    run = spread.correlate if spread.wanted(geom) else choose.correlate
-    run(x, kernel, geom, pad_mode, out, buffers.get_memory_budget(), algorithm)
+    dispatch.correlate(x, kernel, geom, pad_mode, out, buffers.get_memory_budget(), algorithm)
     if bias is not None:
         out += bias
 

@@ -9,7 +9,7 @@ It works in four steps:
 3. *gather* (:mod:`.blocks`), by index maps: a block reads its own chunk and copies of the
    few rows and columns it needs from other chunks;
 4. *compute* (:mod:`.blocks`): a valid correlation of each block by the algorithm layer
-   (:func:`convlayer.algorithms.choose.correlate`, as the in-memory call runs it, on the
+   (:func:`convlayer.algorithms.dispatch.correlate`, as the in-memory call runs it, on the
    kernel checked and cast once in step 1), which gives exactly that block's output pixels.
 """
 

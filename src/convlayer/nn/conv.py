@@ -14,7 +14,8 @@ from .. import shapes
 from .. import sharing as sharing_ops
 from .._args import as_int, as_pair
 from . import init
-from .layers import Layer, _rng
+from .init import as_generator
+from .layers import Layer
 
 
 class Conv2D(Layer):
@@ -72,22 +73,20 @@ class Conv2D(Layer):
         self.input_size = None if input_size is None else as_pair("input_size", input_size)
         self.bias, self.init = bool(bias), init
         self._raw_kernel_size, self._x = kernel_size, None
-        self.initialize(_rng(seed), followed_by_relu=init != "glorot")
+        self.initialize(as_generator(seed), followed_by_relu=init != "glorot")
 
     def _resolve_banks(self, sharing, banks, input_size) -> "tuple[int, int] | None":
-        """The kernel bank grid: None for shared weights."""
-        if sharing not in shapes.SHARING_KINDS:
-            raise ValueError(f"sharing must be one of {', '.join(map(repr, shapes.SHARING_KINDS))}; got {sharing!r}")
-        if sharing == "shared":
+        """The grid of kernel banks (rows, cols): None for shared weights."""
+        if shapes.check_sharing(sharing) == "shared":
             return None
         if self.options["dilation"] != 1 or self.options["groups"] != 1:
             raise ValueError(f"sharing={sharing!r} takes no dilation or groups; got dilation="
                              f"{self.options['dilation']!r}, groups={self.options['groups']!r}")
         if sharing != "unshared":
-            name = "tiles" if sharing == "tiled" else "regions"
+            keyword = shapes.BANK_GRIDS[sharing].keyword
             if banks is None:
-                raise ValueError(f"sharing={sharing!r} needs {name}=(rows, cols); got None")
-            return as_pair(name, banks)
+                raise ValueError(f"sharing={sharing!r} needs {keyword}=(rows, cols); got None")
+            return as_pair(keyword, banks)
         if input_size is None:
             raise ValueError("sharing='unshared' needs input_size=(H, W) to size its output grid; got None")
         h, w = as_pair("input_size", input_size)
@@ -145,8 +144,7 @@ class Conv2D(Layer):
 
     @property
     def num_params(self) -> int:
-        banks = {"unshared": "output_size", "regions": "regions", "tiled": "tiles"}.get(self.sharing)
-        extra = {banks: self.banks} if banks else {}
+        extra = {} if self.banks is None else {shapes.BANK_GRIDS[self.sharing].keyword: self.banks}
         return shapes.num_params(self.kernel_size, self.in_channels, self.out_channels, bias=self.bias,
                                  groups=self.options["groups"], sharing=self.sharing, **extra)
 

@@ -1,10 +1,21 @@
-"""Weight initialisation, seeded: He for layers followed by ReLU, Glorot otherwise."""
+"""Weight initialisation, seeded: He for layers followed by ReLU, Glorot otherwise.
+
+A layer's ``seed`` is an int, None or a ``numpy.random.Generator`` (:func:`as_generator`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-SCHEMES = ("he", "glorot")
+
+def as_generator(seed) -> np.random.Generator:
+    """The generator a layer draws from: ``seed`` itself if it is one, else a new one seeded by it.
+
+    >>> rng = np.random.default_rng(0)
+    >>> as_generator(rng) is rng, type(as_generator(0)).__name__
+    (True, 'Generator')
+    """
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
 def weights(rng: np.random.Generator, shape: tuple, scheme: str, *, fan_in: int, fan_out: int) -> np.ndarray:

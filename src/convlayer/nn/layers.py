@@ -19,6 +19,7 @@ from .. import functional as F
 from .. import pooling
 from .._args import as_int
 from . import init
+from .init import as_generator
 
 
 class Layer:
@@ -56,10 +57,6 @@ class Layer:
         return f"{type(self).__name__}({shown})"
 
 
-def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
 class Dense(Layer):
     """A fully connected layer: ``x @ weights + bias`` on ``(n, in_features)``.
 
@@ -75,7 +72,7 @@ class Dense(Layer):
         self.in_features = as_int("in_features", in_features, minimum=1)
         self.out_features = as_int("out_features", out_features, minimum=1)
         self.bias, self.init, self._x = bool(bias), init, None
-        self.initialize(_rng(seed), followed_by_relu=init == "he")
+        self.initialize(as_generator(seed), followed_by_relu=init == "he")
 
     def initialize(self, rng, followed_by_relu=False) -> None:
         scheme = self.init if self.init != "auto" else ("he" if followed_by_relu else "glorot")
@@ -191,7 +188,7 @@ class Dropout(Layer):
         super().__init__()
         if not 0 <= float(rate) < 1:
             raise ValueError(f"rate must be in [0, 1); got {rate!r}")
-        self.rate, self.rng, self.mask = float(rate), _rng(seed), None
+        self.rate, self.rng, self.mask = float(rate), as_generator(seed), None
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:

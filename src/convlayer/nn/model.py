@@ -10,7 +10,8 @@ import numpy as np
 from .. import _validate, shapes
 from .._args import as_pair, padding_2d
 from .._files import atomic_write
-from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, _rng
+from .init import as_generator
+from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .losses import softmax_cross_entropy
 from .optim import Adam
 
@@ -44,7 +45,7 @@ class Sequential:
                 raise TypeError(f"layers[{index}] must be a convlayer.nn layer; got {layer!r}")
         self.input_shape = None if input_shape is None else tuple(input_shape)
         if seed is not None:
-            rng = _rng(seed)
+            rng = as_generator(seed)
             for index, layer in enumerate(self.layers):
                 following = self.layers[index + 1] if index + 1 < len(self.layers) else None
                 layer.initialize(rng, followed_by_relu=isinstance(following, ReLU))

@@ -1,8 +1,8 @@
 """How :mod:`convlayer.explain` draws: panels, windows, rows of grids, frames.
 
 Every number and every line of text arrives here already computed (from
-:mod:`convlayer.shapes`, through ``explain.annotations``); this module only places it. It is
-imported when a figure is drawn, and imports matplotlib inside its functions.
+:mod:`convlayer.shapes`, through :mod:`convlayer.explain.labels`); this module only places
+it. Matplotlib is imported inside its functions, when a figure is drawn.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import _grids
-from ._files import atomic_write
+from .._files import atomic_write
+from . import grids
 
 MONO = "DejaVu Sans Mono"  # formulas line up in a fixed-width font; it ships with matplotlib
 _RGB = (6, 4, 0)  # tab20's red, green and blue
@@ -49,14 +49,14 @@ def draw_input(ax, notes) -> None:
     """The padded input: hatched zeros, the real pixels, and the count on each side."""
     (h, w), ((top, bottom), (left, right)) = notes.input_hw, notes.pads
     ph, pw = notes.padded_hw
-    _grids.hatched(ax, -top, -left, ph, pw)
-    _grids.grid(ax, 0, 0, h, w, _grids.INPUT, lines=False)
-    _grids.grid(ax, -top, -left, ph, pw, "none", edge="#b0b0b0")
-    _grids.grid(ax, 0, 0, h, w, "none", lines=False, edge="black")
-    if max(ph, pw) <= _grids.MAX_TEXT:
+    grids.hatched(ax, -top, -left, ph, pw)
+    grids.grid(ax, 0, 0, h, w, grids.INPUT, lines=False)
+    grids.grid(ax, -top, -left, ph, pw, "none", edge="#b0b0b0")
+    grids.grid(ax, 0, 0, h, w, "none", lines=False, edge="black")
+    if max(ph, pw) <= grids.MAX_TEXT:
         zeros = [["0" if not (0 <= r < h and 0 <= c < w) else "" for c in range(-left, w + right)]
                  for r in range(-top, h + bottom)]
-        _grids.cell_texts(ax, -top, -left, zeros, colour="#808080", fontsize=_grids.fontsize_for(pw))
+        grids.cell_texts(ax, -top, -left, zeros, colour="#808080", fontsize=grids.fontsize_for(pw))
     middle_x, middle_y = (w - 1) / 2, (h - 1) / 2
     sides = [(f"top: {top}", (middle_x, -top - 0.5), (0, 3), "center", "bottom"),
              (f"bottom: {bottom}", (middle_x, h + bottom - 0.5), (0, -3), "center", "top"),
@@ -68,7 +68,7 @@ def draw_input(ax, notes) -> None:
     padded = f"with zero padding (hatched) -> {ph}x{pw}" if (ph, pw) != (h, w) else "(no padding)"
     ax.set_title(f"input {h}x{w} {padded}", fontsize=10, pad=16)
     extra = (max(ph, notes.output_hw[0]) - ph) / 2  # both panels show as many rows: cells of one size
-    _grids.frame(ax, -left - 0.5, w + right - 0.5, -top - 0.5 - extra, h + bottom - 0.5 + extra)
+    grids.frame(ax, -left - 0.5, w + right - 0.5, -top - 0.5 - extra, h + bottom - 0.5 + extra)
 
 
 def _output_extent(notes) -> tuple[float, float]:
@@ -79,18 +79,18 @@ def _output_extent(notes) -> tuple[float, float]:
 
 def draw_output(ax, notes, title: str) -> None:
     oh, ow = notes.output_hw
-    _grids.grid(ax, 0, 0, oh, ow, _grids.OUTPUT)
+    grids.grid(ax, 0, 0, oh, ow, grids.OUTPUT)
     ax.set_title(title, fontsize=10, pad=16)
     width, height = _output_extent(notes)
     dx, dy = (width - ow) / 2, (height - oh) / 2
-    _grids.frame(ax, -0.5 - dx, ow - 0.5 + dx, -0.5 - dy, oh - 0.5 + dy)
+    grids.frame(ax, -0.5 - dx, ow - 0.5 + dx, -0.5 - dy, oh - 0.5 + dy)
 
 
 def windows(ax, notes, origins, colours) -> list:
     """Each window's footprint, outlines inset a little more each so they stay apart."""
     artists = []
     for index, ((top, left), colour) in enumerate(zip(origins, colours)):
-        artists += _grids.window(ax, top, left, notes.kernel_hw, notes.dilation, colour, inset=0.07 * index)
+        artists += grids.window(ax, top, left, notes.kernel_hw, notes.dilation, colour, inset=0.07 * index)
     return artists
 
 
@@ -108,10 +108,10 @@ def colour_banks(ax, notes, banks: np.ndarray) -> None:
     """Fill every output cell with its bank's colour and, when it fits, its bank number."""
     oh, ow = notes.output_hw
     for (r, c), bank in np.ndenumerate(banks):
-        _grids.cell_rect(ax, r, c, 1, 1, facecolor=bank_colour(int(bank), notes.banks[1], light=True), lw=0)
-    _grids.grid(ax, 0, 0, oh, ow, "none")
-    if max(oh, ow) <= _grids.MAX_TEXT:
-        _grids.cell_texts(ax, 0, 0, banks.astype(str), fontsize=_grids.fontsize_for(ow))
+        grids.cell_rect(ax, r, c, 1, 1, facecolor=bank_colour(int(bank), notes.banks[1], light=True), lw=0)
+    grids.grid(ax, 0, 0, oh, ow, "none")
+    if max(oh, ow) <= grids.MAX_TEXT:
+        grids.cell_texts(ax, 0, 0, banks.astype(str), fontsize=grids.fontsize_for(ow))
 
 
 def mark_output(ax, notes, positions, colours, *, filled=True) -> list:
@@ -120,10 +120,10 @@ def mark_output(ax, notes, positions, colours, *, filled=True) -> list:
     for (row, col), colour in zip(positions, colours):
         style = dict(facecolor=colour, alpha=0.55, lw=2.2, edgecolor=colour) if filled else \
             dict(fill=False, lw=2.6, edgecolor="black")
-        artists.append(_grids.cell_rect(ax, row, col, 1, 1, **style))
+        artists.append(grids.cell_rect(ax, row, col, 1, 1, **style))
         if filled and max(notes.output_hw) <= 10:
             artists.append(ax.text(col, row, f"{row}, {col}", ha="center", va="center",
-                                   fontsize=_grids.fontsize_for(notes.output_hw[1] * 1.6)))
+                                   fontsize=grids.fontsize_for(notes.output_hw[1] * 1.6)))
     return artists
 
 
@@ -153,7 +153,7 @@ def animation_frames(notes, positions, origins, captions, title: str, lines, dpi
     figure.set_dpi(dpi)
     canvas.draw()
     figure.set_layout_engine("none")  # freeze the layout: frames must not jitter
-    colour = _grids.WINDOWS[0]
+    colour = grids.WINDOWS[0]
     for position, origin, text in zip(positions, origins, captions):
         artists = _done_cells(ax_out, notes, position)
         artists += windows(ax_in, notes, [origin], [colour])
@@ -171,9 +171,9 @@ def _done_cells(ax, notes, position) -> list:
     style = dict(facecolor="#f4c7c3", lw=0, zorder=1.5)
     blocks = []
     if row:
-        blocks.append(_grids.cell_rect(ax, 0, 0, row, width, **style))
+        blocks.append(grids.cell_rect(ax, 0, 0, row, width, **style))
     if col:
-        blocks.append(_grids.cell_rect(ax, row, 0, 1, col, **style))
+        blocks.append(grids.cell_rect(ax, row, 0, 1, col, **style))
     return blocks
 
 
@@ -205,7 +205,7 @@ def units_axes(ax, width: float, height: float):
 
         figure = Figure(figsize=(0.4 * width + 0.5, 0.4 * height + 0.9), layout="constrained")
         ax = figure.subplots()
-    _grids.frame(ax, -0.5, width + 0.3, -0.5, height)
+    grids.frame(ax, -0.5, width + 0.3, -0.5, height)
     return ax.figure, ax
 
 
@@ -238,7 +238,7 @@ def equation_row(ax, notes, k, channels_shown, middle, cell, kernel_cell, bias) 
 def _labelled_grid(ax, x, middle, rows, cols, scale, colour, label) -> float:
     """A grid whose left edge is at ``x``, centred on ``middle``; return its right edge."""
     top = middle - rows * scale / 2
-    _grids.grid(ax, top + 0.5, x + 0.5, rows, cols, colour, scale=scale)
+    grids.grid(ax, top + 0.5, x + 0.5, rows, cols, colour, scale=scale)
     ax.text(x + cols * scale / 2, top + rows * scale + 0.15, label, ha="center", va="top", fontsize=8.5)
     return x + cols * scale
 
@@ -285,31 +285,31 @@ def pixel_panels(step, image, title: str, lines: Sequence[str], channel_names: S
         top = channel * row_height + 1.0
         _pixel_row(ax, step, channel, top, channel_names[channel], texts, fontsize)
     text_block(ax, 0, row_height * c + 0.6, lines, fontsize=10)
-    _grids.frame(ax, -2.6, width, -0.5, height)
+    grids.frame(ax, -2.6, width, -0.5, height)
     figure.suptitle(title, fontsize=11)
     return figure
 
 
 def _pixel_row(ax, step, channel, top, name, texts, fontsize) -> None:
     fh, fw, c = step.kernel.shape
-    light, _ = channel_colours(channel, c) if c == 3 else (_grids.INPUT, None)
+    light, _ = channel_colours(channel, c) if c == 3 else (grids.INPUT, None)
     patch, kernel, products = (array[:, :, channel] for array in texts[:3])
     ax.text(-0.8, top + (fh - 1) / 2, name, ha="right", va="center", fontsize=10)
-    _grids.grid(ax, top, 0, fh, fw, light)
+    grids.grid(ax, top, 0, fh, fw, light)
     for (a, b), inside in np.ndenumerate(step.inside):
         if not inside:  # a tap on the zero padding
-            _grids.hatched(ax, top + a, b, 1, 1)
-    _grids.cell_texts(ax, top, 0, patch, fontsize=fontsize)
+            grids.hatched(ax, top + a, b, 1, 1)
+    grids.cell_texts(ax, top, 0, patch, fontsize=fontsize)
     ax.text(fw + 0.5, top + (fh - 1) / 2, "x", ha="center", va="center", fontsize=14)
-    _grids.grid(ax, top, fw + 1.5, fh, fw, "white")
-    _grids.cell_texts(ax, top, fw + 1.5, kernel, fontsize=fontsize)
+    grids.grid(ax, top, fw + 1.5, fh, fw, "white")
+    grids.cell_texts(ax, top, fw + 1.5, kernel, fontsize=fontsize)
     ax.text(2 * fw + 2.0, top + (fh - 1) / 2, "=", ha="center", va="center", fontsize=14)
     signs = np.sign(step.products[:, :, channel])
     for (a, b), sign in np.ndenumerate(signs):
         colour = "#f6c6c2" if sign > 0 else "#c6daf2" if sign < 0 else "white"
-        _grids.cell_rect(ax, top + a, 2 * fw + 3 + b, 1, 1, facecolor=colour, lw=0)
-    _grids.grid(ax, top, 2 * fw + 3, fh, fw, "none")
-    _grids.cell_texts(ax, top, 2 * fw + 3, products, fontsize=fontsize)
+        grids.cell_rect(ax, top + a, 2 * fw + 3 + b, 1, 1, facecolor=colour, lw=0)
+    grids.grid(ax, top, 2 * fw + 3, fh, fw, "none")
+    grids.cell_texts(ax, top, 2 * fw + 3, products, fontsize=fontsize)
     ax.text(3 * fw + 3.0, top + (fh - 1) / 2, f"sum = {texts[3][channel]}",
             ha="left", va="center", fontsize=10)
     if top == 1.0:
@@ -325,7 +325,7 @@ def _neighbourhood(ax, image, step) -> None:
     c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, image.shape[1])
     ax.imshow(image[r0:r1, c0:c1], cmap="gray" if image.ndim == 2 else None,
               extent=(c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5), interpolation="nearest")
-    _grids.cell_rect(ax, rows[0], cols[0], rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1,
+    grids.cell_rect(ax, rows[0], cols[0], rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1,
                      fill=False, edgecolor="#d62728", lw=2.2)
     if rows[-1] - rows[0] >= len(rows) or cols[-1] - cols[0] >= len(cols):  # dilated: gaps between taps
         taps = np.array([(r, c) for r in rows for c in cols])
@@ -354,16 +354,16 @@ def receptive_fields(records, fields, input_hw, title: str, ax=None):
         side = min(0.32, 5.5 / max(bottom - top, right - left))
         size = (max((right - left) * side + 1.0, 7.5), (bottom - top) * side + 1.2 + 0.25 * len(records))
         ax = Figure(figsize=size, layout="constrained").subplots()
-    _grids.hatched(ax, top, left, bottom - top + 1, right - left + 1)
-    _grids.grid(ax, 0, 0, h, w, _grids.INPUT)
+    grids.hatched(ax, top, left, bottom - top + 1, right - left + 1)
+    grids.grid(ax, 0, 0, h, w, grids.INPUT)
     handles = []
     for index, (record, (first, unit, label)) in enumerate(zip(records, fields)):
-        colour = _grids.WINDOWS[index % len(_grids.WINDOWS)]
+        colour = grids.WINDOWS[index % len(grids.WINDOWS)]
         inset = 0.04 * (len(records) - 1 - index)  # nested outlines that share an edge stay apart
-        handles.append(_grids.cell_rect(ax, first[0] + inset, first[1] + inset, record.size[0] - 2 * inset,
+        handles.append(grids.cell_rect(ax, first[0] + inset, first[1] + inset, record.size[0] - 2 * inset,
                                         record.size[1] - 2 * inset, fill=False, edgecolor=colour, lw=2.4,
                                         label=label))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=8.5, frameon=False)
-    _grids.frame(ax, left - 0.5, right + 0.5, top - 0.5, bottom + 0.5)
+    grids.frame(ax, left - 0.5, right + 0.5, top - 0.5, bottom + 0.5)
     ax.set_title(title, fontsize=10.5)
     return ax.figure

@@ -12,8 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import shapes
-from ._args import as_pair
+from .. import shapes
+from .._args import as_pair
 
 
 class PixelArithmetic(NamedTuple):
@@ -59,7 +59,7 @@ def pixel_arithmetic(x, kernel, bias=0.0, *, at, strides=1, padding="same", dila
     >>> step.patch[..., 0].tolist(), step.total, step.output
     ([[10.0, 11.0], [14.0, 15.0]], 50.5, 50.5)
     """
-    from .functional import conv2d
+    from ..functional import conv2d
 
     x, kernel = np.asarray(x), np.asarray(kernel)
     x = x[:, :, None] if x.ndim == 2 else x

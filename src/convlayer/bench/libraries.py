@@ -1,4 +1,4 @@
-"""The other libraries :mod:`convlayer.bench` times conv2d against, each behind one interface.
+"""The peer libraries the suite times conv2d against, each behind one interface.
 
 A peer's ``forward(case, x, kernel)`` and ``backward(case, x, kernel, grad)`` take the
 suite's channels-last float32 arrays and return ``{name: call}``: zero-argument callables,
@@ -6,21 +6,38 @@ timed as they are, that compute on the peer's own copies of the data (layout cha
 padding and transfers to the device happen here, before the timing). A peer that cannot
 compute a shape returns ``{}``.
 
+- PyTorch: ``torch.nn.functional.conv2d`` with ``TORCH_THREADS`` threads, NCHW and
+  channels_last (the suite keeps the better); the backward pass is
+  ``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel.
+- JAX: ``jax.lax.conv_general_dilated``, jitted, NHWC and HWIO; the backward pass is
+  ``jax.vjp`` of it, jitted. Inputs are put on the device beforehand and each call ends in
+  ``block_until_ready()``, so its time is the computation, not its dispatch.
+- SciPy: ``scipy.signal.correlate`` on the single-channel shapes (it picks direct or FFT).
+
 Each peer gets the same padding numbers convlayer uses, from :mod:`convlayer.shapes`
-(TensorFlow's 'same': the odd zero at the bottom/right), never a padding word of its own.
-:func:`peers` imports them lazily; ``import convlayer`` imports only NumPy.
+(TensorFlow's 'same': the odd zero at the bottom/right), never a padding word of its own:
+applied before the timed call for PyTorch, passed as ``(low, high)`` pairs to JAX.
+
+Threads: PyTorch is held to 2 threads; JAX is left as a user gets it (holding it would take
+``XLA_FLAGS`` set before JAX starts). XLA's CPU client starts its own threads (15 in a
+JAX-only process on a 2-core machine) and, measured with JAX 0.10.2 over the suite, keeps
+both cores busy on some shapes and one on others: CPU time / wall time between 0.9 and 2.0,
+shape by shape. Before importing JAX, :func:`peers` sets ``JAX_PLATFORMS=cpu`` in
+``os.environ`` when that variable is not already set, so that JAX stays on the CPU and does
+not probe for accelerators (a probe that warns on a machine with a GPU and a CPU-only
+jaxlib); it sets nothing else.
+
+:func:`peers` imports the libraries when it is called; importing this module imports none.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-from . import shapes
-
-if TYPE_CHECKING:
-    from .bench import Case
+from .. import shapes
+from .cases import Case
 
 TORCH_THREADS = 2
 

@@ -1,47 +1,12 @@
 """The performance suite: ``conv2d`` and ``conv2d_backward`` against their peers, shape by shape.
 
-For each shape of the speed issue's suite (float32, channels-last), every contender runs
-on the same data in this process: convlayer (``algorithm="auto"``), PyTorch when it can be
-imported (``torch.nn.functional.conv2d`` with 2 threads, the better of NCHW and
-channels_last), JAX when it can be imported (``jax.lax.conv_general_dilated``, jitted, NHWC
-and HWIO), SciPy for the single-channel shapes (``scipy.signal.correlate``, which picks
-direct or FFT itself), and once, on the tutorial's demo shape (1x512x512x3->2 3x3, one
-call of about 3 s), the tutorial's plain loops (:func:`convlayer.reference.conv2d`); when
-``cases`` leave the demo shape out, the loops run on the smallest shape instead. The
-backward pass (input and kernel gradients) is timed against
-``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel, and against
-``jax.vjp`` of the convolution, jitted.
-
-Peers get TensorFlow's 'same' padding as explicit numbers from :mod:`convlayer.shapes`
-(the odd zero at the bottom/right), applied before the timed call for PyTorch and passed
-as ``(low, high)`` pairs to JAX. Inputs are put on the peer's device beforehand; each JAX
-call ends in ``block_until_ready()``, so its time is the computation, not its dispatch.
-
-Threads: PyTorch is held to 2 threads; JAX is left as a user gets it (holding it would take
-``XLA_FLAGS`` set before JAX starts). XLA's CPU client starts its own threads (15 in a
-JAX-only process on this 2-core machine) and, measured with JAX 0.10.2 over this suite,
-keeps both cores busy on some shapes and one on others: CPU time / wall time between 0.9
-and 2.0, shape by shape.
-Before importing JAX, :func:`peers` sets ``JAX_PLATFORMS=cpu`` in ``os.environ`` when that
-variable is not already set, so that JAX stays on the CPU and does not probe for
-accelerators (a probe that warns on a machine with a GPU and a CPU-only jaxlib); it sets
-nothing else.
-
-Timing: after a warm-up call (for JAX, the compilation), rounds of a few consecutive calls
-per contender, the order rotating from round to round; a contender leaves the rotation once
-it has had about ``reps_time`` seconds (and at least two rounds), so a 300 ms call is not
-repeated as often as a 1 ms one. The median call counts. Runs of consecutive calls, not
-single calls interleaved: NumPy's OpenBLAS, PyTorch and XLA keep their idle threads
-spinning for a while after each call, and a contender that starts while another library's
-threads spin loses a core. So each run starts after ``SETTLE`` seconds of sleep, then
-untimed calls for ``WARM_SECONDS`` (the contender's own threads and the CPUs wake up: right
-after a pause the depthwise layer took 4 ms a call instead of 2), and lasts ``RUN`` calls or
-``RUN_SECONDS``, whichever is longer (without the pause, PyTorch's 2-thread times came out
-1.5-2x too slow on some shapes, one lost time slice per call). Compare the ratios, not the milliseconds: a shared machine's
-speed drifts. PyTorch's two threads suffer most when other work runs on the machine: its
-times were seen to snap to multiples of about 8 ms (a scheduler slice). Peak work memory
-is measured with :mod:`tracemalloc` in one more call (what conv2d allocates beyond its
-output).
+For each shape of :data:`~convlayer.bench.cases.SUITE` (float32, channels-last), every
+contender runs on the same data in this process: convlayer (``algorithm="auto"``) and each
+peer that can be imported (:mod:`.libraries`); each is timed as :mod:`.timing` says. Once,
+on the tutorial's demo shape (1x512x512x3->2 3x3, one call of about 3 s), the tutorial's
+plain loops (:func:`convlayer.reference.conv2d`) run too; when ``cases`` leave the demo
+shape out, on the smallest shape instead. Each shape gives a row of milliseconds and
+ratios, printed as a table line as soon as it is ready.
 """
 
 from __future__ import annotations
@@ -52,114 +17,15 @@ import os
 import platform
 import statistics
 import time
-import tracemalloc
-from typing import Callable, NamedTuple
 
 import numpy as np
 
-from . import _validate, reference
-from ._bench_peers import TORCH_THREADS, peers
-from .algorithms import choose, compiled
-from .algorithms.buffers import release_work_buffers
-from .functional import conv2d, conv2d_backward
-
-RUN = 3  # consecutive calls per contender and round, at least
-RUN_SECONDS = 0.04  # and at least this long
-SETTLE = 0.1  # seconds of sleep before each run: other libraries' idle threads stop spinning
-WARM_SECONDS = 0.02  # then untimed calls for this long (at least one)
-MIN_ROUNDS, MAX_ROUNDS = 2, 30
-
-
-class Case(NamedTuple):
-    """One shape of the suite: ``n x h x w x c -> k``, an ``f x f`` kernel."""
-
-    n: int
-    h: int
-    w: int
-    c: int
-    k: int
-    f: int
-    strides: int = 1
-    padding: str = "same"
-    groups: int = 1
-
-    @property
-    def name(self) -> str:
-        text = f"{self.n}x{self.h}x{self.w}x{self.c}->{self.k} {self.f}x{self.f}"
-        text += f" s{self.strides}" if self.strides > 1 else ""
-        text += f" {self.padding}" if self.padding != "same" else ""
-        return text + (f" g{self.groups}" if self.groups > 1 else "")
-
-    @property
-    def options(self) -> dict:
-        return dict(strides=self.strides, padding=self.padding, groups=self.groups)
-
-
-SUITE = [
-    Case(1, 512, 512, 3, 2, 3),  # the tutorial's demo
-    Case(1, 1024, 1024, 1, 1, 3),
-    Case(1, 256, 256, 1, 1, 31),
-    Case(8, 56, 56, 64, 64, 3),
-    Case(8, 28, 28, 128, 128, 3),
-    Case(8, 14, 14, 256, 256, 3),
-    Case(8, 56, 56, 256, 64, 1, padding="valid"),
-    Case(8, 224, 224, 3, 64, 7, strides=2),
-    Case(8, 112, 112, 32, 32, 3, groups=32),
-    Case(64, 8, 8, 1, 16, 3),
-]
-
-
-def inputs(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """float32 x (n, h, w, c) and kernel (f, f, c // groups, k)."""
-    x = rng.standard_normal((case.n, case.h, case.w, case.c), dtype=np.float32)
-    kernel = rng.standard_normal((case.f, case.f, case.c // case.groups, case.k), dtype=np.float32)
-    return x, kernel
-
-
-def time_calls(calls: "dict[str, Callable]", reps_time: float) -> dict[str, float]:
-    """Median seconds per call of each callable (see the module's notes on timing)."""
-    names = list(calls)
-    samples: dict = {name: [] for name in names}
-    for call in calls.values():
-        call()  # warm-up: first-call costs (imports, thread pools, caches) are not counted
-    for round_ in range(MAX_ROUNDS):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            if round_ >= MIN_ROUNDS and sum(samples[name]) >= reps_time:
-                continue  # it has had its time: a slow peer is not dragged along by a fast one
-            time.sleep(SETTLE)
-            warm_start = time.perf_counter()
-            calls[name]()
-            while time.perf_counter() - warm_start < WARM_SECONDS:
-                calls[name]()
-            run_start = count = 0
-            while count < RUN or time.perf_counter() - run_start < RUN_SECONDS:
-                start = time.perf_counter()
-                run_start = run_start or start
-                calls[name]()
-                samples[name].append(time.perf_counter() - start)
-                count += 1
-        if round_ + 1 >= MIN_ROUNDS and min(sum(s) for s in samples.values()) >= reps_time:
-            break
-    return {name: statistics.median(values) for name, values in samples.items()}
-
-
-def work_memory(call: Callable[[], object]) -> tuple[int, object]:
-    """``(bytes, result)``: the peak that ``call()`` allocates beyond what it returns, and
-    what it returns (tracemalloc; a tuple result counts all its arrays as returned).
-
-    The work buffer that conv2d keeps between calls is given back first, so that the
-    call's own allocation of it is counted. The tests measure with this too.
-    """
-    release_work_buffers()
-    tracemalloc.start()
-    try:
-        result = call()
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    returned = sum(a.nbytes for a in (result if isinstance(result, tuple) else (result,)))
-    return max(peak - returned, 0), result
+from .. import _validate, reference
+from ..algorithms import choose, compiled
+from ..functional import conv2d, conv2d_backward
+from .cases import SUITE, Case, inputs, loops_case
+from .libraries import TORCH_THREADS, peers
+from .timing import time_calls, work_memory
 
 
 def auto_choice(case: Case, x: np.ndarray, kernel: np.ndarray) -> tuple[str, str]:
@@ -222,13 +88,6 @@ def _with_ratios(row: dict, medians: dict) -> dict:
     if "scipy" in medians:
         row["scipy_ratio"] = medians["convlayer"] / medians["scipy"]
     return row
-
-
-def loops_case(cases) -> Case:
-    """The shape for the tutorial's loops: the demo shape if it is among ``cases``, else the smallest."""
-    if SUITE[0] in cases:
-        return SUITE[0]
-    return min(cases, key=lambda case: case.n * case.h * case.w * case.c * case.k * case.f**2)
 
 
 def reference_row(case: Case, rng: np.random.Generator) -> dict:

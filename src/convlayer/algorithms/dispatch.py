@@ -1,0 +1,98 @@
+"""Runs what :mod:`.choose` decides: one table from algorithm name to module.
+
+Every module of :data:`ALGORITHMS` exposes the same two functions:
+
+- ``correlate(x, kernel, geom, pad_mode, out, budget)`` fills ``out`` (n, out_h, out_w, k)
+  with the cross-correlation of x (n, h, w, c) and kernel (fh, fw, c // groups, k);
+- ``kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)`` returns the kernel's
+  gradient, (fh, fw, c // groups, k), of ``sum(grad_out * correlate(x, kernel))``.
+
+x's gradient goes through a module's ``correlate`` (as a correlation of grad_out, see
+:mod:`.backward`) or, where :func:`.choose.backward` says so, through im2col's backward pass,
+which computes both gradients in one. Windows that read a small part of a huge padded input
+are gathered first (:mod:`.spread`) and each chunk is run the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import ConvGeometry
+from . import backward, choose, depthwise, fft, im2col, shift, spread, winograd
+
+ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
+
+
+def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
+              algorithm="auto") -> None:
+    """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names.
+
+    Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
+    :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).
+    """
+    if spread.wanted(geom):
+        _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
+    else:
+        _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
+
+
+def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
+                       algorithm="auto") -> np.ndarray:
+    """Add x's gradient into ``grad_x`` (zeros); return the kernel's, (fh, fw, c // groups, k).
+
+    The routes are :func:`.choose.backward`'s; ``grad_out`` is (n, out_h, out_w, k) of any
+    real dtype, ``grad_x`` (n, h, w, c) in the result dtype.
+    """
+    if spread.wanted(geom):
+        return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
+    return _backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
+
+
+def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
+    name = choose.forward(x, kernel, geom, algorithm).name
+    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+
+
+def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
+    plan = choose.backward(x, kernel, geom, pad_mode, grad_out, algorithm)
+    if plan.transposed is None:
+        return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
+    if grad_out.size:
+        weights = backward.transposed_kernel(kernel, geom.groups)
+        ALGORITHMS[plan.input.name].correlate(grad_out, weights, plan.transposed, "constant", grad_x, budget)
+    return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
+
+
+def _correlate_gathered(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
+    """:func:`correlate`, chunk by chunk on gathered input."""
+    name = _checked(algorithm, x, kernel, geom)
+    plan = spread.Plan(geom, pad_mode, x.dtype.itemsize, budget)
+    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
+        gathered = spread.gather(x[n0:n1], rows, plan.cols, sub)
+        _correlate(gathered, kernel, sub, mode, out[n0:n1, r0:r1], budget - plan.work, _still(name, sub))
+
+
+def _backward_gathered(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
+                       algorithm) -> np.ndarray:
+    """:func:`correlate_backward`, chunk by chunk on gathered input."""
+    name = _checked(algorithm, x, kernel, geom)
+    plan = spread.Plan(geom, pad_mode, 2 * grad_x.dtype.itemsize, budget)  # the chunk and its gradient
+    grad_kernel = np.zeros(kernel.shape, grad_x.dtype)
+    for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
+        gathered = spread.gather(x[n0:n1], rows, plan.cols, sub)
+        grad_gathered = np.zeros(gathered.shape, grad_x.dtype)
+        grad_kernel += _backward(gathered, kernel, sub, mode, grad_out[n0:n1, r0:r1], grad_gathered,
+                                 budget - plan.work, _still(name, sub))
+        spread.fold_gradient(grad_x[n0:n1], rows, plan.cols, grad_gathered)
+    return grad_kernel
+
+
+def _checked(algorithm, x, kernel, geom: ConvGeometry) -> str:
+    """``algorithm``'s name; ValueError for an unknown one or one that cannot compute ``geom``."""
+    name = choose.check_name(algorithm)
+    return name if name == "auto" else choose.forward(x, kernel, geom, name).name
+
+
+def _still(name: str, sub: ConvGeometry) -> str:
+    """The algorithm asked for, where it can compute the gathered form; else auto's choice."""
+    return name if name == "auto" or choose.unsupported(name, sub) is None else "auto"

@@ -1,0 +1,106 @@
+"""The formulas of a convolutional layer written out with the user's numbers.
+
+Output size, the padding on each side, and the parameter count, as text: integers in,
+strings out, nothing computed here. The numbers come from :mod:`convlayer.shapes` (the
+caller resolves them), so a formula can never disagree with the layer. Both
+``convlayer explain`` (the figures, through :mod:`convlayer.explain.labels`) and
+``convlayer shape`` write these lines; ``report=True`` gives the form ``convlayer shape``
+prints, which has no picture beside it and so names the padding on every line.
+"""
+
+from __future__ import annotations
+
+from ..shapes import BANK_GRIDS
+
+SIDES = (("top", "bottom"), ("left", "right"))  # the padding's two sides, per axis
+_SYMBOLS = (("H", "H'", "Fh"), ("W", "W'", "Fw"))  # input, output and kernel size, per axis
+# ' * T_h * T_w' from the grid's '(T_h, T_w)': each kind but 'shared' multiplies by its bank grid
+_BANK_SYMBOLS = {"shared": "", **{kind: " * " + grid.symbols.strip("()").replace(", ", " * ")
+                                  for kind, grid in BANK_GRIDS.items()}}
+
+
+def axis_formulas(axis: int, size: int, kernel: int, stride: int, dilation: int, pads: tuple[int, int],
+                  out: int, padding: str, *, report: bool = False) -> tuple[str, ...]:
+    """The output-size formulas of one axis (0 height, 1 width), each filled in.
+
+    ``padding`` is the padding word ('same', 'same_lower', 'valid', 'full') or 'explicit';
+    ``pads`` the zeros before and after. A dilated kernel first gets its span's line.
+
+    >>> axis_formulas(1, 6, 3, 2, 1, (0, 1), 3, "same")[1]
+    "padding = max((W' - 1) * s + Fw - W, 0) = max((3 - 1) * 2 + 3 - 6, 0) = 1: left 0, right 1"
+    >>> axis_formulas(0, 6, 3, 2, 1, (0, 1), 3, "explicit", report=True)[0]
+    "H' = floor((H + top + bottom - Fh) / s) + 1 = floor((6 + 0 + 1 - 3) / 2) + 1 = 3; top 0, bottom 1"
+    """
+    X, O, F = _SYMBOLS[axis]
+    first, second = SIDES[axis]
+    (before, after), span = pads, (kernel - 1) * dilation + 1
+    lines = []
+    if dilation > 1:
+        lines.append(f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}")
+        F = f"{F}_eff"
+    if padding in ("same", "same_lower"):
+        lines.append(f"{O} = ceil({X} / s) = ceil({size} / {stride}) = {out}")
+        lines.append(f"padding = max(({O} - 1) * s + {F} - {X}, 0) = "
+                     f"max(({out} - 1) * {stride} + {span} - {size}, 0) = {before + after}: "
+                     f"{first} {before}, {second} {after}")
+    elif padding == "valid":
+        lines.append(f"{O} = ceil(({X} - {F} + 1) / s) = ceil(({size} - {span} + 1) / {stride}) = {out}")
+    else:
+        lines.append(f"{O} = floor(({X} + {first} + {second} - {F}) / s) + 1 = "
+                     f"floor(({size} + {before} + {after} - {span}) / {stride}) + 1 = {out}")
+    lines[-1] += _sides_note(axis, padding, pads, report)
+    return tuple(lines)
+
+
+def _sides_note(axis: int, padding: str, pads: tuple[int, int], report: bool) -> str:
+    """What the last line adds about the padding: a figure draws the zeros, a report says them."""
+    (first, second), (before, after) = SIDES[axis], pads
+    if padding == "valid":
+        return "; no padding" if report else f"  (no padding: {first} 0, {second} 0)"
+    if padding in ("same", "same_lower"):
+        if not report or (before + after) % 2 == 0:
+            return ""
+        return f" (the odd zero goes to the {second if padding == 'same' else first})"
+    return f"; {first} {before}, {second} {after}" if report else ""
+
+
+def params_formula(fh: int, fw: int, c: int, k: int, count: int, *, bias: bool = True, groups: int = 1,
+                   sharing: str = "shared", banks: tuple[int, int] = (1, 1), report: bool = False) -> str:
+    """The parameter count as 'symbols = numbers = count'.
+
+    ``sharing`` multiplies by the kernel banks ``(T_h, T_w)``, ``(R_h, R_w)`` or
+    ``(H', W')``. A figure writes the kernel width first, as the tutorial's
+    ``(Fw * Fh * C + 1) * K``; a report writes the height first, as its kernel line
+    ``Fh x Fw x C x K`` does.
+
+    >>> params_formula(3, 3, 3, 2, 56)
+    '(Fw * Fh * C + 1) * K = (3 * 3 * 3 + 1) * 2 = 56'
+    >>> params_formula(3, 3, 16, 32, 1152, bias=False, groups=4, report=True)
+    'Fh * Fw * C / groups * K = 3 * 3 * 16 / 4 * 32 = 1,152'
+    """
+    c_symbol = "C / groups" if groups > 1 else "C"
+    symbols = _per_bank("Fh", "Fw", c_symbol, "K", bias=bias, width_first=not report)
+    numbers = params_numbers(fh, fw, c, k, bias=bias, groups=groups, width_first=not report)
+    if sharing != "shared":
+        symbols += _BANK_SYMBOLS[sharing]
+        numbers += f" * {banks[0]} * {banks[1]}"
+    return f"{symbols} = {numbers} = {count:,}"
+
+
+def params_numbers(fh: int, fw: int, c: int, k: int, *, bias: bool = True, groups: int = 1,
+                   grid: tuple[int, int] | None = None, width_first: bool = False) -> str:
+    """The parameter count's product with the numbers in, times ``grid``'s banks if given.
+
+    >>> params_numbers(7, 7, 3, 64, grid=(2, 3))
+    '(7 * 7 * 3 + 1) * 64 * (2 * 3)'
+    """
+    channels = f"{c} / {groups}" if groups > 1 else f"{c}"
+    product = _per_bank(fh, fw, channels, k, bias=bias, width_first=width_first)
+    return product if grid is None else f"{product} * ({grid[0]} * {grid[1]})"
+
+
+def _per_bank(fh, fw, c, k, *, bias: bool, width_first: bool) -> str:
+    """'(Fh * Fw * C + 1) * K' for symbols or numbers alike."""
+    first, second = (fw, fh) if width_first else (fh, fw)
+    weights = f"{first} * {second} * {c}"
+    return f"({weights} + 1) * {k}" if bias else f"{weights} * {k}"
