@@ -180,3 +180,14 @@ def test_dask_blocks_of_padding_alone(shape, chunks, padding, pad_mode):
     got = convlayer.conv2d(da.from_array(x, chunks=chunks), kernel, padding=padding, pad_mode=pad_mode)
     np.testing.assert_allclose(got.compute(), convlayer.conv2d(x, kernel, padding=padding, pad_mode=pad_mode),
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("options", SPARSE_CASES + [dict(dilation=10**20)])
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect", "edge", "wrap"])
+def test_dask_gathers_sparse_windows_too(options, pad_mode):
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(6)
+    x, kernel = rng.standard_normal((2, 13, 11, 3)), rng.standard_normal((3, 2, 3, 2))
+    lazy = convlayer.conv2d(da.from_array(x, chunks=(1, 5, 4, 3)), kernel, [0.5, -1.0], pad_mode=pad_mode, **options)
+    np.testing.assert_allclose(lazy.compute(), convlayer.conv2d(x, kernel, [0.5, -1.0], pad_mode=pad_mode, **options),
+                               rtol=1e-12, atol=1e-12)

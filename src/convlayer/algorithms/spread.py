@@ -32,10 +32,11 @@ MIN_EXTENT = 64
 
 def wanted(geom: ConvGeometry) -> bool:
     """Whether the rows or the columns of ``geom`` are read so sparsely that they are gathered."""
-    return _sparse(geom, 0) or _sparse(geom, 1)
+    return sparse(geom, 0) or sparse(geom, 1)
 
 
-def _sparse(geom: ConvGeometry, axis: int) -> bool:
+def sparse(geom: ConvGeometry, axis: int) -> bool:
+    """Whether axis 0 (rows) or 1 (columns) of ``geom`` is read so sparsely that it is gathered."""
     size, kernel, out = (geom.h, geom.fh, geom.out_h) if axis == 0 else (geom.w, geom.fw, geom.out_w)
     extent = size + sum(geom.pads[axis])
     return out > 0 and extent > MIN_EXTENT and extent > RATIO * kernel * out
@@ -58,6 +59,15 @@ def sources(size: int, before: int, stride: int, dilation: int, kernel: int, sta
         first = start * stride + a * dilation - before  # Python ints: no overflow however large
         index[a * count : (a + 1) * count] = _positions(first, stride, count, size, pad_mode)
     return index
+
+
+def axis_sources(geom: ConvGeometry, axis: int, pad_mode: str, start: int = 0,
+                 stop: "int | None" = None) -> np.ndarray:
+    """:func:`sources` along axis 0 (rows) or 1 (columns) of ``geom``, for outputs
+    ``start`` to ``stop`` (default: all)."""
+    size, kernel, out = (geom.h, geom.fh, geom.out_h) if axis == 0 else (geom.w, geom.fw, geom.out_w)
+    return sources(size, geom.pads[axis][0], geom.strides[axis], geom.dilation[axis], kernel, start,
+                   out if stop is None else stop, pad_mode)
 
 
 def _positions(first: int, step: int, count: int, size: int, pad_mode: str) -> np.ndarray:
@@ -94,9 +104,8 @@ class Plan:
         self.geom, self.pad_mode = geom, pad_mode
         self.cols = None
         width = geom.w
-        if _sparse(geom, 1):
-            self.cols = sources(geom.w, geom.pads[1][0], geom.strides[1], geom.dilation[1], geom.fw, 0,
-                                geom.out_w, pad_mode)
+        if sparse(geom, 1):
+            self.cols = axis_sources(geom, 1, pad_mode)
             width = len(self.cols)
         # the gathered chunk and as much again for fancy indexing's temporaries: half the budget
         row_bytes = 2 * geom.fh * width * geom.c * itemsize
@@ -112,8 +121,7 @@ class Plan:
             n1 = min(n0 + self.images_per_chunk, geom.n)
             for r0 in range(0, geom.out_h, self.rows_per_chunk):
                 r1 = min(r0 + self.rows_per_chunk, geom.out_h)
-                rows = sources(geom.h, geom.pads[0][0], geom.strides[0], geom.dilation[0], geom.fh, r0, r1,
-                               self.pad_mode)
+                rows = axis_sources(geom, 0, self.pad_mode, r0, r1)
                 sub = geom._replace(
                     n=n1 - n0, h=len(rows), out_h=r1 - r0, strides=(1, geom.strides[1]),
                     dilation=(r1 - r0, geom.dilation[1]), pads=((0, 0), geom.pads[1]),

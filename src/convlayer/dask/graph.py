@@ -21,7 +21,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _validate, shapes
-from ..algorithms import choose
+from ..algorithms import choose, spread
 from ..shapes import IntPair, Padding
 from . import blocks, plan
 
@@ -101,10 +101,31 @@ def conv2d(
         blocks.correlate_into(pixels, args.kernel, args.bias, geom, args.pad_mode, nhwc, algorithm)
         return da.from_array(result)
     nhwc = _validate.x_nhwc(x, geom)
+    if spread.wanted(geom):  # windows that read a small part of a huge padded input
+        return _user_layout(_gathered(nhwc, args, algorithm), geom)
     rows = plan.axis_plan(nhwc.chunks[1], geom, 0, args.pad_mode)
     cols = plan.axis_plan(nhwc.chunks[2], geom, 1, args.pad_mode)
     aligned = nhwc.rechunk((nhwc.chunks[0], rows.chunks, cols.chunks, geom.c))  # no-op when aligned
     return _user_layout(_correlate(aligned, args, rows, cols, algorithm), geom)
+
+
+def _gathered(nhwc: da.Array, args: _validate.ConvArgs, algorithm: str) -> da.Array:
+    """The convolution of the rows and columns its windows read (:mod:`..algorithms.spread`),
+    gathered lazily: position ``a * out + i`` of a sparse axis holds what tap ``a`` of output
+    ``i`` reads, so stride 1, dilation ``out`` and no padding there give the same windows."""
+    geom = args.geom
+    taken = [slice(0, geom.h), slice(0, geom.w)]  # without the zero row and column added below
+    strides, dilation, pads = list(geom.strides), list(geom.dilation), list(geom.pads)
+    for axis, out in enumerate((geom.out_h, geom.out_w)):
+        if spread.sparse(geom, axis):
+            index = spread.axis_sources(geom, axis, args.pad_mode)
+            taken[axis] = np.where(index >= 0, index, nhwc.shape[axis + 1])  # -1: the zero added below
+            strides[axis], dilation[axis], pads[axis] = 1, out, (0, 0)
+    with_zero = da.pad(nhwc, ((0, 0), (0, 1), (0, 1), (0, 0)))  # one zero row and column past the end
+    gathered = with_zero[:, taken[0]][:, :, taken[1]]
+    mode = args.pad_mode if any(pads[0] + pads[1]) else "constant"
+    return conv2d(gathered, args.kernel, args.bias, strides=tuple(strides), padding=tuple(pads),
+                  dilation=tuple(dilation), groups=geom.groups, pad_mode=mode, algorithm=algorithm)
 
 
 def _correlate(x: da.Array, args: _validate.ConvArgs, rows: plan.AxisPlan, cols: plan.AxisPlan,
