@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled
+from . import buffers, compiled
 from .backward import transposed_geometry
 
 ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd")
@@ -47,6 +47,10 @@ FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 
 WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
+# Rows or columns of the dilated kernel beyond which shift's NumPy code (when the compiled loop
+# does not fit the budget) loses: its blocks gather the whole span. 1x512x512x3, 3x3: dilation
+# 16 (span 33) takes 0.32 of im2col's time, dilation 64 (span 129) 4.3 times it.
+SHIFT_MAX_SPAN = 64
 
 
 class Choice(NamedTuple):
@@ -195,7 +199,7 @@ def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choic
         return Choice("fft", "asked for: a correlation of x with grad_out by FFT")
     if auto and prefers_fft(geom) and fft_in_range(x, grad_out, geom, kernel_gradient=True):
         return Choice("fft", "a large kernel: a correlation of x with grad_out by FFT")
-    if name == "shift" or (auto and prefers_shift(geom)):
+    if name == "shift" or (auto and prefers_shift(geom, _itemsize(x, grad_out))):
         if geom.strides == (1, 1):
             return Choice("shift", "one product per tap over the padded slab, no patch matrix")
         return Choice("im2col", "shift's kernel gradient needs strides 1: patches^T @ grad_out")
@@ -223,8 +227,9 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
        and far enough from the dtype's largest value that no transform or sum overflows
        (:func:`prefers_winograd`): Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2
        output tile where im2col needs 36 c k.
-    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS`` and at least
-       :data:`SHIFT_MIN_OUTPUTS` output values: shift and accumulate.
+    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, at least :data:`SHIFT_MIN_OUTPUTS`
+       output values, and either the compiled loop within the memory budget or a dilated
+       kernel of at most :data:`SHIFT_MAX_SPAN` rows and columns: shift and accumulate.
     5. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
     """
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
@@ -235,7 +240,7 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
                f"multiply-adds per pixel")
         if fft_in_range(x, kernel, geom, kernel_gradient=False):
             return Choice("fft", why)
-        name, _ = _direct_choice(geom)
+        name, _ = _direct_choice(geom, _itemsize(x, kernel))
         return Choice(name, "not FFT: the input is not finite or so large that its transforms could "
                             "overflow (FFT would spread NaN/inf over the image)")
     if _winograd_shape(geom):
@@ -244,7 +249,12 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
                                       f"not 36 c k")
         return Choice("im2col", "not Winograd: the input is not finite or so large that its sums could "
                                 "overflow (its transforms would turn inf, or an overflow, into NaN)")
-    return _direct_choice(geom)
+    return _direct_choice(geom, _itemsize(x, kernel))
+
+
+def _itemsize(a: np.ndarray, b: np.ndarray) -> int:
+    """Bytes an item of the result of a and b (:func:`numpy.result_type` with float32)."""
+    return np.result_type(a.dtype, b.dtype, np.float32).itemsize
 
 
 def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: int) -> bool:
@@ -304,16 +314,22 @@ def prefers_fft(geom: ConvGeometry) -> bool:
     return fft_work is not None and fft_work < geom.fh * geom.fw * geom.c * geom.k
 
 
-def prefers_shift(geom: ConvGeometry) -> bool:
-    """Rule 4 of :func:`auto_choice` (used for the kernel's gradient too)."""
+def prefers_shift(geom: ConvGeometry, itemsize: int) -> bool:
+    """Rule 4 of :func:`auto_choice` (used for the kernel's gradient too), for a result of
+    ``itemsize`` bytes an item."""
     outputs = geom.n * geom.out_h * geom.out_w * geom.k
-    return (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
-            and outputs >= SHIFT_MIN_OUTPUTS)
+    if not (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
+            and outputs >= SHIFT_MIN_OUTPUTS):
+        return False
+    if compiled.enabled() and compiled.fits(geom, itemsize, buffers.get_memory_budget()):
+        return True
+    spans = (geom.fh - 1) * geom.dilation[0] + 1, (geom.fw - 1) * geom.dilation[1] + 1
+    return max(spans) <= SHIFT_MAX_SPAN
 
 
-def _direct_choice(geom: ConvGeometry) -> Choice:
+def _direct_choice(geom: ConvGeometry, itemsize: int) -> Choice:
     """The direct-summation algorithm for ``geom``: shift or im2col (rules 4 and 5)."""
-    if prefers_shift(geom):
+    if prefers_shift(geom, itemsize):
         return Choice("shift", f"{geom.c} input channel(s): one product per tap beats copying a thin patch matrix")
     return Choice("im2col", "many channels, strides or a small output: one large GEMM")
 
