@@ -84,7 +84,7 @@ def test_gathered_windows_equal_the_plain_loops(options, pad_mode):
     grad_out = rng.standard_normal(convlayer.conv2d(x, kernel, **options).shape)
     args = convlayer._validate.conv_args(x, kernel, None, groups=1, flip=False, pad_mode=pad_mode,
                                          data_format="channels_last", **dict(dict(strides=1, dilation=1), **options))
-    assert spread.wanted(args.geom)  # the case takes the gathered path
+    assert spread.wanted(args.geom, 8, convlayer.get_memory_budget())  # the case takes the gathered path
     got = convlayer.conv2d(x, kernel, pad_mode=pad_mode, **options)
     np.testing.assert_allclose(got, reference.conv2d(x, kernel, pad_mode=pad_mode, **options), rtol=1e-10, atol=1e-10)
     grads = convlayer.conv2d_backward(grad_out, x, kernel, pad_mode=pad_mode, **options)
@@ -102,6 +102,17 @@ def test_gathered_sources_follow_numpy_pad(pad_mode, size):
     expected = [padded[i * stride + a * dilation] for a in range(taps) for i in range(2, out)]
     got = spread.sources(size, before, stride, dilation, taps, 2, out, pad_mode)
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("options", [dict(dilation=150, padding="full"), dict(dilation=100, padding=700),
+                                     dict(dilation=150, padding="full", pad_mode="reflect")])
+def test_a_window_wider_than_the_budget_is_gathered(options, work_memory):
+    rng = np.random.default_rng(7)
+    x, kernel = rng.standard_normal((16, 16, 3)), rng.standard_normal((3, 3, 3, 4))
+    with convlayer.memory_budget(MiB):
+        used, got = work_memory(lambda: convlayer.conv2d(x, kernel, **options))
+    assert used <= MiB + 64 * 1024
+    np.testing.assert_allclose(got, reference.conv2d(x, kernel, **options), rtol=1e-10, atol=1e-10)
 
 
 def test_a_small_budget_bounds_the_gathered_chunks(work_memory):
@@ -152,7 +163,8 @@ def test_a_pool_far_larger_than_the_image_loops_over_the_image(pool):
 # 6. messages that did not name the argument.
 
 @pytest.mark.parametrize("options, match", [
-    (dict(padding=10**20), r"padding .*larger than any array"),
+    (dict(padding=10**20), r"padding .*with dilation \(1, 1\) gives an output .*larger than any array"),
+    (dict(padding="full", dilation=2**62), r"padding 'full' with dilation \(4611686018427387904, 4611686018427387904\) gives"),
     (dict(flip=np.array([1, 0])), r"flip must be True or False; got \(1, 0\)"),
     (dict(flip="yes"), r"flip must be True or False; got 'yes'"),
     (dict(dilation=10**20, padding="valid"), r"kernel height 200000000000000000001 does not fit"),
@@ -191,3 +203,25 @@ def test_dask_gathers_sparse_windows_too(options, pad_mode):
     lazy = convlayer.conv2d(da.from_array(x, chunks=(1, 5, 4, 3)), kernel, [0.5, -1.0], pad_mode=pad_mode, **options)
     np.testing.assert_allclose(lazy.compute(), convlayer.conv2d(x, kernel, [0.5, -1.0], pad_mode=pad_mode, **options),
                                rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel_shape, dilation", [((2, 1, 3, 2), 2**62), ((2, 1, 3, 2), (2**62, 1)),
+                                                    ((1, 1, 3, 2), 10**30)])
+def test_a_dilation_along_a_one_tap_axis_changes_nothing(kernel_shape, dilation):
+    rng = np.random.default_rng(8)
+    x, kernel = rng.standard_normal((2, 8, 8, 3)), rng.standard_normal(kernel_shape)
+    got = convlayer.conv2d(x, kernel, dilation=dilation)
+    # 'same' centres the window: two taps 2^62 apart both land 2^61 rows away, in the zeros
+    want = np.zeros(got.shape) if kernel_shape[0] == 2 else convlayer.conv2d(x, kernel)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_kernel_name_with_a_control_character_is_shown_escaped(tmp_path, capsys):
+    from PIL import Image
+
+    from convlayer.cli.main import main
+
+    Image.new("RGB", (4, 4)).save(tmp_path / "tiny.png")
+    assert main(["filter", str(tmp_path / "tiny.png"), "-k", "edge\r", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "\r" not in err and "'edge\\r'" in err

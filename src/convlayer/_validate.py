@@ -133,14 +133,16 @@ def _check_pad_mode_fits(geom: shapes.ConvGeometry, pad_mode: str) -> None:
 
 
 def _stepping(geom: shapes.ConvGeometry) -> shapes.ConvGeometry:
-    """``geom`` with each stride at most one step past the padded input: the same windows
-    (a stride of 10^20 leaves one), and no stride of 10^20 multiplied into a memory offset."""
-    strides = []
+    """``geom`` with each stride at most one step past the padded input, and dilation 1
+    along an axis of one tap: the same windows (a stride of 10^20 leaves one, a one-tap
+    kernel has no gaps), and no stride or dilation of 10^20 multiplied into a memory offset."""
+    strides, dilations = [], []
     for stride, size, kernel, dilation, pads in zip(geom.strides, (geom.h, geom.w), (geom.fh, geom.fw),
                                                     geom.dilation, geom.pads):
         last_start = size + sum(pads) - shapes.span(kernel, dilation)  # of the last possible window
         strides.append(min(stride, max(last_start + 1, 1)))
-    return geom._replace(strides=tuple(strides))
+        dilations.append(dilation if kernel > 1 else 1)
+    return geom._replace(strides=tuple(strides), dilation=tuple(dilations))
 
 
 def conv_args(

@@ -70,14 +70,15 @@ def _extent(size: int, span_: int, stride: int, pads: tuple[int, int], axis: str
     return (padded - span_) // stride + 1
 
 
-def _check_output_size(shape, pads) -> None:
-    """Raise when padding makes an output of more bytes than an address can count."""
+def _check_output_size(shape, form, dilation) -> None:
+    """Raise when the padding (and the dilation that 'full' padding follows) make an output
+    of more bytes than an address can count."""
     elements = 1
     for size in shape:
         elements *= size
     if elements * 8 > sys.maxsize:  # 8: a float64 value
-        raise ValueError(f"padding {pads} gives an output of shape {tuple(shape)} (n, h, w, k), "
-                         f"larger than any array; use less padding")
+        raise ValueError(f"padding {form!r} with dilation {dilation} gives an output of shape "
+                         f"{tuple(shape)} (n, h, w, k), larger than any array; use less padding or dilation")
 
 
 def _check_axis(size, kernel, stride, dilation) -> tuple[int, int, int, int]:
@@ -340,7 +341,7 @@ def conv_geometry(
         pads = form
     out_h = _extent(h, span_h, strides_[0], pads[0], "height", form)
     out_w = _extent(w, span_w, strides_[1], pads[1], "width", form)
-    _check_output_size((n, out_h, out_w, k), pads)
+    _check_output_size((n, out_h, out_w, k), form, dilation_)
     return ConvGeometry(
         n, h, w, c, fh, fw, k, groups, strides_, dilation_, pads, out_h, out_w,
         len(k_shape), batched, channels_first,

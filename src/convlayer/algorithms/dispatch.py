@@ -30,7 +30,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
     :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).
     """
-    if spread.wanted(geom):
+    if spread.wanted(geom, out.itemsize, budget):
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
     else:
         _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
@@ -43,7 +43,7 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     The routes are :func:`.choose.backward`'s; ``grad_out`` is (n, out_h, out_w, k) of any
     real dtype, ``grad_x`` (n, h, w, c) in the result dtype.
     """
-    if spread.wanted(geom):
+    if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
     return _backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
 
@@ -66,7 +66,7 @@ def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, bu
 def _correlate_gathered(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
     """:func:`correlate`, chunk by chunk on gathered input."""
     name = _checked(algorithm, x, kernel, geom)
-    plan = spread.Plan(geom, pad_mode, x.dtype.itemsize, budget)
+    plan = spread.Plan(geom, pad_mode, out.itemsize, budget)
     for n0, n1, r0, r1, rows, sub, mode in plan.chunks():
         gathered = spread.gather(x[n0:n1], rows, plan.cols, sub)
         _correlate(gathered, kernel, sub, mode, out[n0:n1, r0:r1], budget - plan.work, _still(name, sub))

@@ -28,18 +28,33 @@ from ..shapes import ConvGeometry
 # kernel, dilation <= output size), read more than half their padded input and are left alone.
 RATIO = 2
 MIN_EXTENT = 64
+# A block of one output pixel holds its window's whole span (the slab, and about as much again
+# in temporaries): when that passes half the budget (301 x 301 pixels for a 3x3 kernel at
+# dilation 150, under a budget of 1 MiB), the axes whose span is over RATIO times their taps
+# are gathered too, whatever the output size, so the work memory follows the taps.
+SLABS_PER_PIXEL = 4
 
 
-def wanted(geom: ConvGeometry) -> bool:
+def wanted(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the rows or the columns of ``geom`` are read so sparsely that they are gathered."""
-    return sparse(geom, 0) or sparse(geom, 1)
+    wide = too_wide(geom, itemsize, budget)
+    return sparse(geom, 0, wide) or sparse(geom, 1, wide)
 
 
-def sparse(geom: ConvGeometry, axis: int) -> bool:
-    """Whether axis 0 (rows) or 1 (columns) of ``geom`` is read so sparsely that it is gathered."""
+def too_wide(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+    """Whether one output pixel's padded window passes half the budget (see :data:`SLABS_PER_PIXEL`)."""
+    span_h, span_w = (geom.fh - 1) * geom.dilation[0] + 1, (geom.fw - 1) * geom.dilation[1] + 1
+    return SLABS_PER_PIXEL * span_h * span_w * geom.c * itemsize > budget // 2
+
+
+def sparse(geom: ConvGeometry, axis: int, wide: bool) -> bool:
+    """Whether axis 0 (rows) or 1 (columns) of ``geom`` is gathered: its padded extent is over
+    RATIO times the positions its windows read, or (``wide``: see :func:`too_wide`) its span
+    is over RATIO times its taps."""
     size, kernel, out = (geom.h, geom.fh, geom.out_h) if axis == 0 else (geom.w, geom.fw, geom.out_w)
     extent = size + sum(geom.pads[axis])
-    return out > 0 and extent > MIN_EXTENT and extent > RATIO * kernel * out
+    spread_out = wide and (kernel - 1) * geom.dilation[axis] + 1 > RATIO * kernel
+    return out > 0 and extent > MIN_EXTENT and (spread_out or extent > RATIO * kernel * out)
 
 
 def sources(size: int, before: int, stride: int, dilation: int, kernel: int, start: int, stop: int,
@@ -104,7 +119,7 @@ class Plan:
         self.geom, self.pad_mode = geom, pad_mode
         self.cols = None
         width = geom.w
-        if sparse(geom, 1):
+        if sparse(geom, 1, too_wide(geom, itemsize, budget)):
             self.cols = axis_sources(geom, 1, pad_mode)
             width = len(self.cols)
         # the gathered chunk and as much again for fancy indexing's temporaries: half the budget

@@ -72,7 +72,7 @@ def build_layer(args) -> LayerSpec:
 def _named(name: str, channels: int) -> tuple[np.ndarray, list]:
     """-k NAME: the named 2-D filter repeated over the channels."""
     if name.lower() not in kernels.names():
-        raise ValueError(f"-k {name}: unknown kernel; choose from {', '.join(kernels.names())}")
+        raise ValueError(f"-k {name!r}: unknown kernel; choose from {', '.join(kernels.names())}")
     return kernels.stack([name], channels), [name.lower()]
 
 

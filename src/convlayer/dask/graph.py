@@ -21,7 +21,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .. import _validate, shapes
-from ..algorithms import choose, spread
+from ..algorithms import buffers, choose, spread
 from ..shapes import IntPair, Padding
 from . import blocks, plan
 
@@ -101,7 +101,7 @@ def conv2d(
         blocks.correlate_into(pixels, args.kernel, args.bias, geom, args.pad_mode, nhwc, algorithm)
         return da.from_array(result)
     nhwc = _validate.x_nhwc(x, geom)
-    if spread.wanted(geom):  # windows that read a small part of a huge padded input
+    if spread.wanted(geom, args.dtype.itemsize, buffers.get_memory_budget()):  # a huge padded input read sparsely
         return _user_layout(_gathered(nhwc, args, algorithm), geom)
     rows = plan.axis_plan(nhwc.chunks[1], geom, 0, args.pad_mode)
     cols = plan.axis_plan(nhwc.chunks[2], geom, 1, args.pad_mode)
@@ -117,7 +117,7 @@ def _gathered(nhwc: da.Array, args: _validate.ConvArgs, algorithm: str) -> da.Ar
     taken = [slice(0, geom.h), slice(0, geom.w)]  # without the zero row and column added below
     strides, dilation, pads = list(geom.strides), list(geom.dilation), list(geom.pads)
     for axis, out in enumerate((geom.out_h, geom.out_w)):
-        if spread.sparse(geom, axis):
+        if spread.sparse(geom, axis, spread.too_wide(geom, args.dtype.itemsize, buffers.get_memory_budget())):
             index = spread.axis_sources(geom, axis, args.pad_mode)
             taken[axis] = np.where(index >= 0, index, nhwc.shape[axis + 1])  # -1: the zero added below
             strides[axis], dilation[axis], pads[axis] = 1, out, (0, 0)
