@@ -21,6 +21,13 @@ test: $(PY)
 	$(PY) -m pip check
 	$(PY) -m pytest
 
+# Property-based tests (tests/test_properties.py) with Hypothesis's "fuzz" profile: fresh random
+# examples every run and many more of them than the quick, derandomized "ci" default.
+.PHONY: fuzz
+fuzz: $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_properties.py
+
 # The speed suite against PyTorch and JAX (docs/performance.md); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'

@@ -112,7 +112,7 @@ else:
     # "ci" (the default): the same examples on every run, few enough that tests/test_properties.py
     # takes about a minute on 2 cores. "fuzz" (HYPOTHESIS_PROFILE=fuzz, `make fuzz`): fresh
     # random examples each run, many more of them.
-    _hypothesis_settings.register_profile("ci", derandomize=True, max_examples=25, deadline=None,
+    _hypothesis_settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None,
                                           print_blob=True)
     _hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None, print_blob=True)
     _hypothesis_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
