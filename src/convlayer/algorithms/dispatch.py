@@ -57,9 +57,9 @@ def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, bu
     plan = choose.backward(x, kernel, geom, pad_mode, grad_out, algorithm)
     if plan.transposed is None:
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
-    if grad_out.size:
-        weights = backward.transposed_kernel(kernel, geom.groups)
-        ALGORITHMS[plan.input.name].correlate(grad_out, weights, plan.transposed, "constant", grad_x, budget)
+    if grad_out.size:  # the transposed kernel is freed before the kernel's gradient runs
+        ALGORITHMS[plan.input.name].correlate(grad_out, backward.transposed_kernel(kernel, geom.groups),
+                                              plan.transposed, "constant", grad_x, budget)
     return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
 
 
