@@ -270,13 +270,16 @@ CALLS = [
 ]
 
 
+def _call_inputs(seed, kwargs):
+    """x, kernel and bias for one of CALLS."""
+    rng = np.random.default_rng(seed)
+    groups = kwargs.get("groups", 1)
+    return rng.standard_normal((2, 7, 8, 4)), rng.standard_normal((3, 3, 4 // groups, 4)), rng.standard_normal(4)
+
+
 @pytest.mark.parametrize("kwargs", CALLS, ids=str)
 def test_inputs_are_not_modified(kwargs):
-    rng = np.random.default_rng(8)
-    groups = kwargs.get("groups", 1)
-    x = rng.standard_normal((2, 7, 8, 4))
-    kernel = rng.standard_normal((3, 3, 4 // groups, 4))
-    bias = rng.standard_normal(4)
+    x, kernel, bias = _call_inputs(8, kwargs)
     copies = x.copy(), kernel.copy(), bias.copy()
     conv2d(x, kernel, bias, **kwargs)
     for before, after in zip(copies, (x, kernel, bias)):
@@ -285,11 +288,7 @@ def test_inputs_are_not_modified(kwargs):
 
 @pytest.mark.parametrize("kwargs", CALLS, ids=str)
 def test_read_only_inputs_are_accepted(kwargs):
-    rng = np.random.default_rng(9)
-    groups = kwargs.get("groups", 1)
-    x = rng.standard_normal((2, 7, 8, 4))
-    kernel = rng.standard_normal((3, 3, 4 // groups, 4))
-    bias = rng.standard_normal(4)
+    x, kernel, bias = _call_inputs(9, kwargs)
     expected = conv2d(x.copy(), kernel.copy(), bias.copy(), **kwargs)
     for a in (x, kernel, bias):
         a.flags.writeable = False
