@@ -1,10 +1,5 @@
-"""Shape logic for 2D convolutions and poolings: integers in, integers out, no arrays.
-
-Everything a convolution or a pooling needs to know before it touches an array lives here:
-how a padding word ('same', 'valid', ...) becomes numbers of zeros on each side, how the
-user's layout reads as ``(n, h, w, c)``, how big the output is, and how many parameters a
-layer has under each kind of weight sharing. The compute code only ever sees the resolved
-numbers.
+"""Convolution geometry, one axis and two: padding words to numbers of zeros, the user's
+layout read as ``(n, h, w, c)``, output sizes, and the checks that come with them.
 
 Conventions (see SPEC.md): pairs are ``(vertical, horizontal)``; an int means both. The
 kernel's *span* is its dilated size, ``(kernel - 1) * dilation + 1``.
@@ -15,13 +10,7 @@ from __future__ import annotations
 import sys
 from typing import NamedTuple, Sequence, Union
 
-from ._args import PADDING_WORDS, ArgumentTypeError, as_int, as_pair, padding_1d, padding_2d
-
-__all__ = [
-    "BANK_GRIDS", "PADDING_WORDS", "SHARING_KINDS", "ArgumentTypeError", "BankGrid", "ConvGeometry",
-    "PoolGeometry", "check_sharing", "conv2d_output_shape", "conv_geometry", "is_channels_first",
-    "num_params", "output_size", "pad_amounts", "pool_geometry", "resolve_padding", "span",
-]
+from .._args import as_int, as_pair, padding_1d, padding_2d
 
 IntPair = Union[int, "tuple[int, int]"]
 Padding = Union[str, int, "tuple[int, int]", "tuple[tuple[int, int], tuple[int, int]]"]
@@ -218,7 +207,7 @@ class ConvGeometry(NamedTuple):
     def output_shape(self) -> tuple[int, ...]:
         if self.kernel_rank < 4:  # one filter: the channel axis is dropped
             return ((self.n,) if self.batched else ()) + (self.out_h, self.out_w)
-        return _user_shape(self.n, self.out_h, self.out_w, self.k, self.batched, self.channels_first)
+        return user_shape(self.n, self.out_h, self.out_w, self.k, self.batched, self.channels_first)
 
 
 def is_channels_first(data_format: str) -> bool:
@@ -238,12 +227,12 @@ def is_channels_first(data_format: str) -> bool:
     )
 
 
-def _x_layouts(channels_first: bool) -> str:
+def x_layouts(channels_first: bool) -> str:
     """The image and batch layouts x may have, for messages."""
     return "(C, H, W) or (N, C, H, W)" if channels_first else "(H, W, C) or (N, H, W, C)"
 
 
-def _image_nhwc(x_shape, channels_first: bool) -> tuple[tuple[int, int, int, int], bool]:
+def image_nhwc(x_shape, channels_first: bool) -> tuple[tuple[int, int, int, int], bool]:
     """Read ``(n, h, w, c)`` and whether it is a batch from an image or batch shape (rank 3 or 4)."""
     batched = len(x_shape) == 4
     nhwc = tuple(x_shape) if batched else (1,) + tuple(x_shape)
@@ -252,7 +241,7 @@ def _image_nhwc(x_shape, channels_first: bool) -> tuple[tuple[int, int, int, int
     return nhwc, batched
 
 
-def _user_shape(n: int, h: int, w: int, c: int, batched: bool, channels_first: bool) -> tuple[int, ...]:
+def user_shape(n: int, h: int, w: int, c: int, batched: bool, channels_first: bool) -> tuple[int, ...]:
     """An ``(n, h, w, c)`` shape in the user's layout and rank."""
     image = (c, h, w) if channels_first else (h, w, c)
     return ((n,) if batched else ()) + image
@@ -277,10 +266,10 @@ def _split_shapes(input_shape, kernel_shape, channels_first):
         return (1, h, w, 1), (fh, fw, 1, 1), False
     if rank_x not in (3, 4):
         raise ValueError(
-            f"x must be {_x_layouts(channels_first)} for a {rank_k}-D kernel; got x shape "
+            f"x must be {x_layouts(channels_first)} for a {rank_k}-D kernel; got x shape "
             f"{tuple(input_shape)} and kernel shape {tuple(kernel_shape)}"
         )
-    nhwc, batched = _image_nhwc(input_shape, channels_first)
+    nhwc, batched = image_nhwc(input_shape, channels_first)
     if rank_k == 3:
         fh, fw, c_in = (kernel_shape[1], kernel_shape[2], kernel_shape[0]) if channels_first else kernel_shape
         return nhwc, (fh, fw, c_in, 1), batched
@@ -382,192 +371,3 @@ def conv2d_output_shape(
     return conv_geometry(
         input_shape, kernel_shape, strides, padding, dilation, groups=groups, data_format=data_format
     ).output_shape
-
-
-# Pooling.
-
-
-class PoolGeometry(NamedTuple):
-    """Every integer a 2D pooling needs, in channels-last terms ``(n, h, w, c)``."""
-
-    n: int
-    h: int
-    w: int
-    c: int
-    pool: tuple[int, int]
-    strides: tuple[int, int]
-    pads: tuple[tuple[int, int], tuple[int, int]]
-    out_h: int
-    out_w: int
-    batched: bool
-    channels_first: bool
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return _user_shape(self.n, self.h, self.w, self.c, self.batched, self.channels_first)
-
-    @property
-    def output_shape(self) -> tuple[int, ...]:
-        return _user_shape(self.n, self.out_h, self.out_w, self.c, self.batched, self.channels_first)
-
-
-def _pool_extent(size, pool, stride, form, pads, axis) -> int:
-    """Output length along one axis; raise unless every window holds a real pixel."""
-    before, after = pads
-    if form in ("same", "same_lower"):  # always fits, and never a window of padding alone
-        return output_size(size, pool, stride, form)
-    if size + before + after < pool:
-        raise ValueError(
-            f"pool_size {axis} {pool} does not fit the padded input {axis} "
-            f"{size + before + after} (x {axis} {size} + padding {before} + {after}); use a "
-            f"smaller pool_size, more padding, or padding='same'"
-        )
-    out = output_size(size, pool, stride, pads)
-    if size == 0 or before >= pool or (out - 1) * stride >= before + size:
-        raise ValueError(
-            f"padding {before} + {after} leaves a window of padding only along the {axis} "
-            f"(x {axis} {size}, pool_size {axis} {pool}, strides {axis} {stride}); every "
-            f"window must hold at least one real pixel"
-        )
-    return out
-
-
-def pool_geometry(
-    x_shape: Sequence[int],
-    pool_size: IntPair,
-    strides: "IntPair | None" = None,
-    padding: Padding = "valid",
-    data_format: str = "channels_last",
-) -> PoolGeometry:
-    """Check a pooling's shape and arguments and resolve every integer it needs.
-
-    A window slides as a kernel of size ``pool_size`` does (the same padding words and
-    output sizes); ``strides=None`` means ``pool_size``. Explicit padding must leave at least
-    one real pixel in every window.
-
-    >>> pool_geometry((32, 32, 3), 3, strides=2, padding="same").output_shape
-    (16, 16, 3)
-    """
-    channels_first = is_channels_first(data_format)
-    pool = as_pair("pool_size", pool_size)
-    strides_ = pool if strides is None else as_pair("strides", strides)
-    form = padding_2d(padding)
-    if len(x_shape) not in (3, 4):
-        raise ValueError(
-            f"x must be {_x_layouts(channels_first)}; got x shape {tuple(x_shape)} (add a channel "
-            f"axis to a single-channel image)"
-        )
-    (n, h, w, c), batched = _image_nhwc(x_shape, channels_first)
-    pads = resolve_padding((h, w), pool, strides_, padding)
-    word = form if isinstance(form, str) else None
-    out_h = _pool_extent(h, pool[0], strides_[0], word, pads[0], "height")
-    out_w = _pool_extent(w, pool[1], strides_[1], word, pads[1], "width")
-    return PoolGeometry(n, h, w, c, pool, strides_, pads, out_h, out_w, batched, channels_first)
-
-
-# Weight sharing and parameter counts. A layer's kernels form a grid of *banks* (rows, cols);
-# each kind of sharing sizes that grid its own way, and convlayer.sharing says which bank
-# each output pixel uses.
-
-SHARING_KINDS = ("shared", "tiled", "regions", "unshared")
-
-
-class BankGrid(NamedTuple):
-    """How a kind of weight sharing names the grid of its kernel banks."""
-
-    keyword: str  # the argument that gives the grid (rows, cols), as num_params takes it
-    name: str  # what one cell of the grid is called, in messages
-    symbols: str  # the grid's size in formulas
-
-
-BANK_GRIDS = {
-    "tiled": BankGrid("tiles", "tiles", "(T_h, T_w)"),
-    "regions": BankGrid("regions", "regions", "(R_h, R_w)"),
-    "unshared": BankGrid("output_size", "output grid", "(H', W')"),
-}
-
-
-def check_sharing(sharing: str) -> str:
-    """Return ``sharing`` if it is one of :data:`SHARING_KINDS`; else raise naming them."""
-    if sharing not in SHARING_KINDS:
-        raise ValueError(f"sharing must be one of {', '.join(map(repr, SHARING_KINDS))}; got {sharing!r}")
-    return sharing
-
-
-def num_params(
-    kernel_size: IntPair,
-    in_channels: int,
-    out_channels: int,
-    *,
-    bias: bool = True,
-    groups: int = 1,
-    sharing: str = "shared",
-    output_size: "IntPair | None" = None,
-    regions: "IntPair | None" = None,
-    tiles: "IntPair | None" = None,
-) -> int:
-    """Number of trainable parameters of a 2D convolution-like layer.
-
-    Parameters
-    ----------
-    kernel_size : int or (int, int)
-        ``(Fh, Fw)``.
-    in_channels, out_channels : int
-        ``C`` and ``K``.
-    bias : bool
-        Whether the layer has biases.
-    groups : int
-        ``C`` and ``K`` must both divide by it; each filter sees ``C / groups`` channels.
-    sharing : {'shared', 'tiled', 'regions', 'unshared'}
-        How weights are shared across output pixels (:data:`SHARING_KINDS`); each kind but
-        'shared' needs the keyword of its bank grid (:data:`BANK_GRIDS`).
-    output_size : int or (int, int), optional
-        ``(H', W')``; required for 'unshared'.
-    regions : int or (int, int), optional
-        ``(R_h, R_w)``; required for 'regions'. For 'tiled' it may give the tile period.
-    tiles : int or (int, int), optional
-        ``(T_h, T_w)`` for 'tiled'.
-
-    Returns
-    -------
-    int
-        shared: ``(Fh * Fw * C / groups + 1) * K`` (the ``+ 1`` only with bias);
-        tiled, regions: that times ``T_h * T_w`` or ``R_h * R_w`` (one filter bank and one
-        bias per tile or region); unshared: the weights times ``H' * W'`` plus a bias per
-        output pixel and channel.
-
-    Examples
-    --------
-    >>> num_params(3, 3, 2)
-    56
-    >>> num_params((7, 7), 3, 64)
-    9472
-    >>> num_params(3, 32, 32, groups=32)
-    320
-    >>> num_params(3, 3, 2, sharing="unshared", output_size=(4, 4))
-    896
-    """
-    fh, fw = as_pair("kernel_size", kernel_size)
-    c = as_int("in_channels", in_channels, minimum=0)
-    k = as_int("out_channels", out_channels, minimum=0)
-    groups = as_int("groups", groups, minimum=1)
-    if c % groups or k % groups:
-        raise ValueError(
-            f"groups must divide both in_channels and out_channels; got groups={groups}, "
-            f"in_channels={c}, out_channels={k}"
-        )
-    per_bank = fh * fw * (c // groups) * k + (k if bias else 0)
-    return per_bank * _num_banks(sharing, output_size, regions, tiles)
-
-
-def _num_banks(sharing, output_size, regions, tiles) -> int:
-    """How many kernel banks a sharing kind has: the rows times the columns of its grid."""
-    if check_sharing(sharing) == "shared":
-        return 1
-    given = {"output_size": output_size, "regions": regions,
-             "tiles": tiles if tiles is not None else regions}
-    keyword = BANK_GRIDS[sharing].keyword
-    if given[keyword] is None:
-        raise ValueError(f"sharing={sharing!r} needs {keyword}=(rows, cols); got None")
-    rows, cols = as_pair(keyword, given[keyword])
-    return rows * cols
