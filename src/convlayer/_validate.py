@@ -1,10 +1,11 @@
 """The one boundary: user input in, clean channels-last arrays and integers out.
 
 Public ops call :func:`conv_args` first (``conv2d_backward`` calls :func:`conv_grad_args`,
-which also checks ``grad_out``; the poolings :func:`pool_args` and :func:`pool_grad_args`). After it, the compute code may assume that ``x`` is
-a real ndarray seen as ``(n, h, w, c)``, the kernel is ``(fh, fw, c // groups, k)`` in the
-result dtype (already flipped for true convolution), ``bias`` is ``(k,)`` or None, and every
-size and padding is a resolved integer in a :class:`~convlayer.shapes.ConvGeometry`.
+which also checks ``grad_out``; the poolings :func:`pool_args` and :func:`pool_grad_args`).
+After it, the compute code may assume that ``x`` is a real ndarray seen as ``(n, h, w, c)``,
+the kernel is ``(fh, fw, c // groups, k)`` in the result dtype (already flipped for true
+convolution), ``bias`` is ``(k,)`` or None, and every size and padding is a resolved
+integer in a :class:`~convlayer.shapes.ConvGeometry`.
 Nothing here copies ``x``: it is only viewed, so the user's array is never modified and
 never duplicated in memory.
 """

@@ -37,19 +37,25 @@ SLABS_PER_PIXEL = 4
 
 def wanted(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the rows or the columns of ``geom`` are read so sparsely that they are gathered."""
-    wide = too_wide(geom, itemsize, budget)
-    return sparse(geom, 0, wide) or sparse(geom, 1, wide)
+    return any(gathered_axes(geom, itemsize, budget))
 
 
-def too_wide(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+def gathered_axes(geom: ConvGeometry, itemsize: int, budget: int) -> tuple[bool, bool]:
+    """Whether the rows, and whether the columns, of ``geom`` are gathered (``itemsize``
+    bytes an item of work memory, ``budget`` the memory budget)."""
+    wide = _too_wide(geom, itemsize, budget)
+    return _sparse(geom, 0, wide), _sparse(geom, 1, wide)
+
+
+def _too_wide(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether one output pixel's padded window passes half the budget (see :data:`SLABS_PER_PIXEL`)."""
     span_h, span_w = (geom.fh - 1) * geom.dilation[0] + 1, (geom.fw - 1) * geom.dilation[1] + 1
     return SLABS_PER_PIXEL * span_h * span_w * geom.c * itemsize > budget // 2
 
 
-def sparse(geom: ConvGeometry, axis: int, wide: bool) -> bool:
+def _sparse(geom: ConvGeometry, axis: int, wide: bool) -> bool:
     """Whether axis 0 (rows) or 1 (columns) of ``geom`` is gathered: its padded extent is over
-    RATIO times the positions its windows read, or (``wide``: see :func:`too_wide`) its span
+    RATIO times the positions its windows read, or (``wide``: see :func:`_too_wide`) its span
     is over RATIO times its taps."""
     size, kernel, out = (geom.h, geom.fh, geom.out_h) if axis == 0 else (geom.w, geom.fw, geom.out_w)
     extent = size + sum(geom.pads[axis])
@@ -119,7 +125,7 @@ class Plan:
         self.geom, self.pad_mode = geom, pad_mode
         self.cols = None
         width = geom.w
-        if sparse(geom, 1, too_wide(geom, itemsize, budget)):
+        if gathered_axes(geom, itemsize, budget)[1]:  # rows always are: chunks are rows
             self.cols = axis_sources(geom, 1, pad_mode)
             width = len(self.cols)
         # the gathered chunk and as much again for fancy indexing's temporaries: half the budget

@@ -101,23 +101,25 @@ def conv2d(
         blocks.correlate_into(pixels, args.kernel, args.bias, geom, args.pad_mode, nhwc, algorithm)
         return da.from_array(result)
     nhwc = _validate.x_nhwc(x, geom)
-    if spread.wanted(geom, args.dtype.itemsize, buffers.get_memory_budget()):  # a huge padded input read sparsely
-        return _user_layout(_gathered(nhwc, args, algorithm), geom)
+    axes = spread.gathered_axes(geom, args.dtype.itemsize, buffers.get_memory_budget())
+    if any(axes):  # a huge padded input read sparsely
+        return _user_layout(_gathered(nhwc, args, axes, algorithm), geom)
     rows = plan.axis_plan(nhwc.chunks[1], geom, 0, args.pad_mode)
     cols = plan.axis_plan(nhwc.chunks[2], geom, 1, args.pad_mode)
     aligned = nhwc.rechunk((nhwc.chunks[0], rows.chunks, cols.chunks, geom.c))  # no-op when aligned
     return _user_layout(_correlate(aligned, args, rows, cols, algorithm), geom)
 
 
-def _gathered(nhwc: da.Array, args: _validate.ConvArgs, algorithm: str) -> da.Array:
+def _gathered(nhwc: da.Array, args: _validate.ConvArgs, axes: tuple, algorithm: str) -> da.Array:
     """The convolution of the rows and columns its windows read (:mod:`..algorithms.spread`),
-    gathered lazily: position ``a * out + i`` of a sparse axis holds what tap ``a`` of output
-    ``i`` reads, so stride 1, dilation ``out`` and no padding there give the same windows."""
+    gathered lazily along ``axes`` (rows?, columns?): position ``a * out + i`` of a gathered
+    axis holds what tap ``a`` of output ``i`` reads, so stride 1, dilation ``out`` and no
+    padding there give the same windows."""
     geom = args.geom
     taken = [slice(0, geom.h), slice(0, geom.w)]  # without the zero row and column added below
     strides, dilation, pads = list(geom.strides), list(geom.dilation), list(geom.pads)
     for axis, out in enumerate((geom.out_h, geom.out_w)):
-        if spread.sparse(geom, axis, spread.too_wide(geom, args.dtype.itemsize, buffers.get_memory_budget())):
+        if axes[axis]:
             index = spread.axis_sources(geom, axis, args.pad_mode)
             taken[axis] = np.where(index >= 0, index, nhwc.shape[axis + 1])  # -1: the zero added below
             strides[axis], dilation[axis], pads[axis] = 1, out, (0, 0)
