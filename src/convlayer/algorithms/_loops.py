@@ -20,9 +20,8 @@ loops' weight tiles and running products, within :data:`.compiled.TILE_BYTES` an
   output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
   the row (:func:`_weight_tiles`), three taps a pass, written straight into ``out`` when it
   is C-contiguous. Otherwise the innermost loop runs over the channels, each with its own
-  weight, into a row accumulator. Channel counts that are multiples of 8
-  (:data:`.depthwise.FIXED_CHANNELS`; multiplier 1, row dilation 1) take
-  :func:`depthwise_fixed` instead, compiled for the layer's kernel size and channel count:
+  weight, into a row accumulator. With multiplier 1 and row dilation 1 (the layers of real
+  networks), :func:`depthwise_fixed` runs instead, compiled for the layer's kernel size:
   all taps summed in registers, one store per output.
 - :func:`shift_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
   ``pixels * grad_out`` into the thread's own sums, which the caller adds up.
@@ -349,23 +348,25 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, la
 
 
 @functools.lru_cache(maxsize=None)
-def depthwise_fixed(fh: int, fw: int, c: int):
+def depthwise_fixed(fh: int, fw: int):
     """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size
-    and channel count (Numba takes the closure's ``fh``, ``fw``, ``c`` as constants, and
-    caches each on disk).
+    (Numba takes the closure's ``fh`` and ``fw`` as constants, and caches each on disk):
+    the few kernel sizes of real networks (3x3, 5x5, 7x7, ...) each compile once per
+    installation, whatever their channel counts.
 
-    With the counts known, the taps unroll and the channel loop is a whole number of vector
-    registers, so every output pixel's channels are summed over all taps in registers and
-    stored once, in the order of the taps. The rows a window reads must be consecutive in
-    memory: each padded row is kept twice, in slot ``p % fh`` and (but for the last) in slot
-    ``p % fh + fh``, so rows ``p0 .. p0 + fh - 1`` are slots ``p0 % fh`` onwards. Measured
-    on 8x112x112x32, 3x3, both threads: 1.5 ms against 2.0 for :func:`depthwise`'s flat runs.
+    With the kernel size known, the taps unroll and the loop over the channels is the
+    innermost one, which the compiler vectorises (the channel count only decides how many
+    whole vectors and how long a remainder): every output pixel's channels are summed over
+    all taps in registers and stored once, in the order of the taps. The rows a window
+    reads must be consecutive in memory: each padded row is kept twice, in slot ``p % fh``
+    and (but for the last) in slot ``p % fh + fh``, so rows ``p0 .. p0 + fh - 1`` are slots
+    ``p0 % fh`` onwards.
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
     def depthwise_rows(x, rows, cols, left, w, sh, sw, dw, out, first, last):
         """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
-        _, oh, ow, _ = out.shape
+        _, oh, ow, c = out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1
         twice = np.empty((2 * fh - 1, width, c), out.dtype)
         keys = np.full(fh, -1)
@@ -381,13 +382,14 @@ def depthwise_fixed(fh: int, fw: int, c: int):
             window = twice[start : start + fh]
             row = out[img, i]
             for j in range(ow):
+                target = row[j]
                 for ch in range(c):
                     total = w[0, 0, ch] * window[0, j * sw, ch]
                     for a in range(fh):
                         for b in range(fw):
                             if a + b > 0:
                                 total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
-                    row[j, ch] = total
+                    target[ch] = total
 
     return depthwise_rows
 

@@ -7,8 +7,8 @@ Here every kernel tap is one element-wise multiply of the tap's pixels (a contig
 the flattened slab at stride 1, a strided view otherwise; see :mod:`.shift`) by the tap's
 ``c`` weights, added into the output block in place. The work is element-wise, which NumPy
 runs on one core, so the blocks are shared among threads (:mod:`.parallel`). With Numba,
-the compiled loops :func:`._loops.depthwise` and :func:`._loops.depthwise_fixed` do the same
-sums row by row on every thread (:func:`correlate_compiled`).
+the compiled loops :func:`._loops.depthwise_fixed` (one per kernel size) and
+:func:`._loops.depthwise` do the same sums row by row on every thread (:func:`correlate_compiled`).
 
 Output channel ``g * multiplier + j`` is filter ``j`` of input channel ``g``, as for any
 grouped convolution.
@@ -23,11 +23,6 @@ import numpy as np
 from ..shapes import ConvGeometry
 from . import compiled, parallel, shift, slab
 from .buffers import CACHE_BLOCK_BYTES, blocks, plan_blocks
-
-# Layers whose channel count is a multiple of this get a loop compiled for their kernel
-# size and channel count (:func:`._loops.depthwise_fixed`, about a second each, once per
-# installation): the layers of real networks, not every odd count a caller might try.
-FIXED_CHANNELS = 8
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: str, out: np.ndarray,
@@ -56,15 +51,17 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
 
 
 def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
-    """:func:`correlate` by the compiled loops, row by row on every thread: one compiled for the
-    layer's kernel size and channel count where that applies (:data:`FIXED_CHANNELS`)."""
+    """:func:`correlate` by the compiled loops, row by row on every thread: with one filter per
+    channel and no row dilation, the loop compiled for the layer's kernel size
+    (:func:`._loops.depthwise_fixed`: about a second per kernel size, once per installation,
+    whatever the channel count); otherwise :func:`._loops.depthwise`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
     tasks = geom.n * geom.out_h
-    if multiplier == 1 and geom.dilation[0] == 1 and geom.c % FIXED_CHANNELS == 0:
-        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.c)
+    if multiplier == 1 and geom.dilation[0] == 1:
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw)
         compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1], out)
         return out
     compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
