@@ -497,13 +497,15 @@ def test_the_callers_errstate_holds_on_every_thread(algorithm):
     dict(shape=(2, 10, 9, 16), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
     dict(shape=(1, 7, 6, 8), kernel=(1, 1), dtype=np.float64, strides=(1, 2), padding="valid"),
     dict(shape=(3, 8, 8, 8), kernel=(2, 3), dtype=np.float64, strides=3, pad_mode="wrap", data_format="channels_first"),
-], ids=["3x3", "5x3-strided-dilated-reflect", "1x1-valid", "2x3-stride3-wrap-channels-first"])
-def test_depthwise_loops_compiled_for_their_channel_count(case):
-    # Multiples of depthwise.FIXED_CHANNELS get a loop of their own (_loops.depthwise_fixed),
-    # which the random cases (1-4 channels) never reach.
+    dict(shape=(2, 9, 7, 21), kernel=(7, 7), dtype=np.float32, strides=2),
+    dict(shape=(1, 6, 5, 3), kernel=(5, 5), dtype=np.float64, padding=((3, 1), (0, 2)), pad_mode="edge"),
+], ids=["3x3", "5x3-strided-dilated-reflect", "1x1-valid", "2x3-stride3-wrap-channels-first", "7x7-21-channels",
+        "5x5-3-channels-edge"])
+def test_depthwise_loops_compiled_for_their_kernel_size(case):
+    # Channel counts that fill whole vector registers (8, 16) and the remainder loop's,
+    # through the loop compiled per kernel size (_loops.depthwise_fixed).
     case = dict(case)
     shape, (fh, fw), dtype = case.pop("shape"), case.pop("kernel"), case.pop("dtype")
-    assert shape[3] % depthwise.FIXED_CHANNELS == 0
     rng = np.random.default_rng(20)
     x, kernel = rng.standard_normal(shape).astype(dtype), rng.standard_normal((fh, fw, 1, shape[3])).astype(dtype)
     if case.get("data_format") == "channels_first":  # (n, c, h, w) and (k, c / groups, fh, fw)
@@ -516,3 +518,90 @@ def test_depthwise_loops_compiled_for_their_channel_count(case):
     else:
         bound = reference.conv2d(np.abs(x).astype(np.float64), np.abs(kernel).astype(np.float64), **options)
         assert np.abs(got - expected).max() <= F32_TOL * bound.max()
+
+
+# ------------------------------------------------------------ 1x1 layers and channels-first
+
+
+def _channels_first(x, kernel):
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 7, 5), k=3, strides=1, dtype=np.float64),
+    dict(shape=(3, 9, 7, 5), k=4, strides=(2, 3), dtype=np.float64),
+    dict(shape=(1, 1, 1, 120), k=32, strides=1, dtype=np.float64),
+    dict(shape=(2, 6, 6, 4), k=2, strides=1, dtype=np.uint8),
+    dict(shape=(2, 5, 8, 3), k=2, strides=2, dtype=np.int16),
+], ids=["stride1", "strided", "squeeze-excite", "uint8", "int16-strided"])
+def test_one_by_one_layers_multiply_the_arrays_as_they_lie(case, data_format, monkeypatch):
+    # 1x1 without padding: im2col.correlate_pointwise, in either layout, with a bias
+    rng = np.random.default_rng(31)
+    x = (rng.random(case["shape"]) * 100).astype(case["dtype"])
+    kernel = rng.standard_normal((1, 1, case["shape"][3], case["k"]))
+    bias = rng.standard_normal(case["k"])
+    expected = reference.conv2d(x.astype(np.float64), kernel, bias, strides=case["strides"], padding="valid")
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        expected = expected.transpose(0, 3, 1, 2)
+    calls = []
+    pointwise = im2col.correlate_pointwise
+    monkeypatch.setattr(im2col, "correlate_pointwise", lambda *a: calls.append(1) or pointwise(*a))
+    got = convlayer.conv2d(x, kernel, bias, strides=case["strides"], padding="valid", data_format=data_format)
+    assert calls and got.shape == expected.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_one_by_one_layers_copy_strided_pixels_a_chunk_of_images_at_a_time(data_format, work_memory):
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((6, 40, 40, 16))
+    kernel = rng.standard_normal((1, 1, 16, 8))
+    expected = reference.conv2d(x, kernel, strides=2, padding="valid")
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        expected = expected.transpose(0, 3, 1, 2)
+    budget = 20 * 20 * 16 * 8 * 2  # two images' strided pixels
+    with convlayer.memory_budget(budget):
+        used, got = work_memory(lambda: convlayer.conv2d(x, kernel, strides=2, padding="valid",
+                                                         data_format=data_format))
+    assert used <= budget + 64 * 1024
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
+@pytest.mark.parametrize("budget", [None, 2**16, 2**12], ids=["whole", "chunks", "views"])
+def test_channels_first_computed_channels_last_in_chunks(algorithm, budget):
+    # layout.chunks: the whole batch at once, two-image chunks, or (one image's copies
+    # past half the budget) the NHWC views as they are; forward and backward
+    rng = np.random.default_rng(33)
+    groups = 4 if algorithm == "depthwise" else 1
+    size = 3 if algorithm == "winograd" else 2
+    x = rng.standard_normal((5, 9, 8, 4))
+    kernel = rng.standard_normal((size, size, 4 // groups, 4))
+    if algorithm == "winograd":  # needs 16 channels in and out
+        x, kernel = rng.standard_normal((5, 9, 8, 16)), rng.standard_normal((3, 3, 16, 16))
+    options = dict(groups=groups, pad_mode="reflect" if algorithm != "fft" else "constant")
+    expected = reference.conv2d(x, kernel, **options)
+    grad = rng.standard_normal(expected.shape)
+    expected_grads = reference.conv2d_backward(grad, x, kernel, **options)
+    xf, kf = _channels_first(x, kernel)
+    gradf = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+    with convlayer.memory_budget(budget or convlayer.get_memory_budget()):
+        got = convlayer.conv2d(xf, kf, algorithm=algorithm, data_format="channels_first", **options)
+        grads = convlayer.conv2d_backward(gradf, xf, kf, algorithm=algorithm, data_format="channels_first",
+                                          **options)
+    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-9, atol=1e-9)
+    wanted = (expected_grads.grad_x.transpose(0, 3, 1, 2), expected_grads.grad_kernel.transpose(3, 2, 0, 1),
+              expected_grads.grad_bias)
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), grads, wanted):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_layout_chunks_fit_the_budget():
+    from convlayer.algorithms import layout
+
+    assert [tuple(c) for c in layout.chunks(5, 100, 400)] == [(0, 2, 200), (2, 4, 200), (4, 5, 200)]
+    assert [tuple(c) for c in layout.chunks(3, 100, 10**6)] == [(0, 3, 10**6 - 300)]
+    assert layout.chunks(3, 300, 400) is None  # one image's copies past half the budget

@@ -10,7 +10,9 @@ Every module of :data:`ALGORITHMS` exposes the same two functions:
 x's gradient goes through a module's ``correlate`` (as a correlation of grad_out, see
 :mod:`.backward`) or, where :func:`.choose.backward` says so, through im2col's backward pass,
 which computes both gradients in one. Windows that read a small part of a huge padded input
-are gathered first (:mod:`.spread`) and each chunk is run the same way.
+are gathered first (:mod:`.spread`) and each chunk is run the same way; channels-first
+arrays are copied channels-last a chunk of images at a time (:mod:`.layout`), except for 1x1
+layers, which im2col multiplies in either layout.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import backward, choose, depthwise, fft, im2col, shift, spread, winograd
+from . import backward, choose, depthwise, fft, im2col, layout, shift, spread, winograd
 
 ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
 
@@ -32,8 +34,20 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     """
     if spread.wanted(geom, out.itemsize, budget):
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
-    else:
+        return
+    plan = None
+    if layout.strided(x, out) and not im2col.pointwise(geom):
+        image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
+        plan = layout.chunks(geom.n, image, budget)
+    if plan is None:
         _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
+        return
+    name = choose.forward(x, kernel, geom, algorithm).name  # decided once, on the whole input
+    for n0, n1, left in plan:
+        target = np.empty((n1 - n0,) + out.shape[1:], out.dtype)
+        ALGORITHMS[name].correlate(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
+                                   target, left)
+        out[n0:n1] = target
 
 
 def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,
@@ -45,7 +59,19 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     """
     if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
-    return _backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
+    plan = None
+    if geom.n and layout.strided(x, grad_out, grad_x):
+        image = geom.h * geom.w * geom.c * (x.itemsize + grad_x.itemsize)
+        plan = layout.chunks(geom.n, image + geom.out_h * geom.out_w * geom.k * grad_out.itemsize, budget)
+    if plan is None:
+        return _backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
+    grad_kernel = np.zeros(kernel.shape, grad_x.dtype)
+    for n0, n1, left in plan:
+        grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
+        grad_kernel += _backward(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
+                                 layout.contiguous(grad_out[n0:n1]), grad_part, left, algorithm)
+        grad_x[n0:n1] += grad_part
+    return grad_kernel
 
 
 def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:

@@ -80,6 +80,8 @@ def correlate(
         out[...] = 0
         return out
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
+    if banks is None and correlate_pointwise(x, weights[0], geom, out, budget):
+        return out
     if banks is None and _takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)
     row_map, col_map = slab.index_maps(geom, pad_mode)
@@ -91,6 +93,56 @@ def correlate(
         for block in blocks(geom.n, geom.out_h, geom.out_w, size):
             _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
     return out
+
+
+def pointwise(geom: ConvGeometry) -> bool:
+    """Whether ``geom`` is a 1x1 convolution without padding, groups=1: its patch matrix
+    is the input itself (every ``strides``-th pixel), so no slab or patch copy is needed."""
+    return geom.fh == geom.fw == 1 and geom.groups == 1 and geom.pads == ((0, 0), (0, 0))
+
+
+def correlate_pointwise(x, weights: np.ndarray, geom: ConvGeometry, out: np.ndarray, budget: int) -> bool:
+    """Fill ``out`` with a 1x1 convolution (:func:`pointwise`) as matrix products on the
+    arrays as they lie; return False, computing nothing, where they do not allow it.
+
+    Channels-last, each image's pixels are the rows of a ``(pixels, c)`` matrix times the
+    ``(c, k)`` weights; channels-first (both ``x`` and ``out`` views of NCHW arrays), each
+    image is a ``(c, pixels)`` matrix and ``(k, c) @ (c, pixels)`` lands in the NCHW output
+    as it is: no transposing copy either way. Only strided pixels (strides > 1) or another
+    dtype are copied, a chunk of images at a time within ``budget``. The sums are BLAS's,
+    as in the general path. This is also the lean path for tiny calls (a 1x1 convolution
+    of a 1x1 image in squeeze-excite blocks): no index maps, blocks or work buffer.
+    """
+    if not pointwise(geom):
+        return False
+    sh, sw = geom.strides
+    pixels = geom.out_h * geom.out_w
+    first = _is_channels_first(x) and _is_channels_first(out)
+    if not first and not out.flags.c_contiguous:
+        return False
+    copied = (sh, sw) != (1, 1) or x.dtype != out.dtype or not (first or x.flags.c_contiguous)
+    per_image = pixels * geom.c * out.itemsize if copied else 0
+    if per_image > budget:
+        return False
+    images = geom.n if not per_image else max(1, budget // per_image)
+    if first:
+        source, target, matrix = x.transpose(0, 3, 1, 2), out.transpose(0, 3, 1, 2), weights.T
+    else:
+        source, target, matrix = x, out, weights
+    for n0 in range(0, geom.n, images):
+        n1 = min(n0 + images, geom.n)
+        if first:
+            part = source[n0:n1, :, ::sh, ::sw].astype(out.dtype, copy=False)
+            np.matmul(matrix, part.reshape(n1 - n0, geom.c, pixels), out=target[n0:n1].reshape(n1 - n0, geom.k, pixels))
+        else:
+            part = source[n0:n1, ::sh, ::sw].astype(out.dtype, copy=False)
+            np.matmul(part.reshape(-1, geom.c), matrix, out=target[n0:n1].reshape(-1, geom.k))
+    return True
+
+
+def _is_channels_first(array: np.ndarray) -> bool:
+    """Whether an (n, h, w, c) view is the transpose of a C-contiguous (n, c, h, w) array."""
+    return array.transpose(0, 3, 1, 2).flags.c_contiguous and not array.flags.c_contiguous
 
 
 def _takes_row_blocks(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
