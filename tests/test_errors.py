@@ -132,3 +132,17 @@ def test_kernel_helpers_errors():
 def test_relu_rejects_non_numbers():
     with pytest.raises(TypeError, match=r"^x must have a numeric"):
         convlayer.relu(["a"])
+
+
+def test_a_remembered_geometry_does_not_excuse_an_argument_of_another_type():
+    # _validate.conv_geometry caches by value *and* type: 1.0 == 1 and True == 1 hash alike
+    x, kernel = np.ones((1, 5, 5, 1)), np.ones((3, 3, 1, 1))
+    convlayer.conv2d(x, kernel, strides=1, padding=1)
+    convlayer.conv2d(x, kernel, strides=(1, 1), padding=((1, 1), (1, 1)))
+    for bad in (dict(strides=1.0), dict(strides=True), dict(strides=(1.0, 1)), dict(padding=1.0), dict(padding=((1, 1), (1.0, 1)))):
+        options = dict(dict(strides=1, padding=1), **bad)
+        with pytest.raises((TypeError, ValueError)):
+            convlayer.conv2d(x, kernel, **options)
+    # a list (not hashable) is checked afresh, and gives the tuple's result
+    np.testing.assert_array_equal(convlayer.conv2d(x, kernel, strides=[1, 1], padding=[[1, 1], [1, 1]]),
+                                  convlayer.conv2d(x, kernel, strides=(1, 1), padding=((1, 1), (1, 1))))

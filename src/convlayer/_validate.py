@@ -118,6 +118,8 @@ def _bias(bias, geom: shapes.ConvGeometry, dtype) -> "np.ndarray | None":
             f"bias must be None, a scalar or have shape (K,) = ({geom.k},) for {geom.k} output "
             f"channel{'s' if geom.k != 1 else ''}; got bias shape {array.shape}"
         )
+    if array.shape == (geom.k,) and array.dtype == dtype:
+        return array  # only read: added to the output
     return np.broadcast_to(array, (geom.k,)).astype(dtype)
 
 
@@ -146,15 +148,56 @@ def _stepping(geom: shapes.ConvGeometry) -> shapes.ConvGeometry:
     return geom._replace(strides=tuple(strides), dilation=tuple(dilations))
 
 
+def conv_geometry(x_shape, kernel_shape, strides, padding, dilation, groups, data_format) -> shapes.ConvGeometry:
+    """:func:`shapes.conv_geometry` then :func:`_stepping`, remembered for arguments seen before.
+
+    The geometry is pure integer logic, so a network that calls the same layer again (or a
+    1x1 layer on a 1x1 image, where checking the arguments cost more than the product) gets
+    it from a cache. The cache key holds each argument's type beside its value, all the way
+    into tuples: ``strides=1.0`` is refused again, not served the geometry of ``strides=1``
+    (which it equals and hashes like). Arguments that are not plain ints, strings and tuples
+    of them (a list, a NumPy integer) are checked afresh every time.
+    """
+    arguments = (tuple(x_shape), tuple(kernel_shape), strides, padding, dilation, groups, data_format)
+    key = _typed_key(arguments)
+    if key is None:
+        return _checked_geometry(*arguments)
+    geom = _GEOMETRIES.get(key)
+    if geom is None:
+        geom = _checked_geometry(*arguments)
+        if len(_GEOMETRIES) >= _GEOMETRIES_KEPT:
+            _GEOMETRIES.pop(next(iter(_GEOMETRIES)), None)  # the oldest entry
+        _GEOMETRIES[key] = geom
+    return geom
+
+
+_GEOMETRIES: dict = {}
+_GEOMETRIES_KEPT = 512  # distinct layers remembered: every convolution of a few real networks
+
+
+def _checked_geometry(x_shape, kernel_shape, strides, padding, dilation, groups, data_format) -> shapes.ConvGeometry:
+    return _stepping(shapes.conv_geometry(x_shape, kernel_shape, strides, padding, dilation, groups=groups,
+                                          data_format=data_format))
+
+
+def _typed_key(value):
+    """``value`` with the type of every item beside it, or None when it holds anything but
+    ints (bool included, as its own type), strings and tuples of them."""
+    if type(value) in (int, bool, str):
+        return type(value), value
+    if type(value) is tuple:
+        items = tuple(_typed_key(item) for item in value)
+        return None if None in items else items
+    return None
+
+
 def conv_args(
     x, kernel, bias, *, strides, padding, dilation, groups, flip, pad_mode, data_format
 ) -> ConvArgs:
     """Check and normalise the arguments of ``conv2d`` (and of the reference loops)."""
     x = as_real_array("x", x)
     kernel = as_real_array("kernel", kernel)
-    geom = _stepping(shapes.conv_geometry(
-        x.shape, kernel.shape, strides, padding, dilation, groups=groups, data_format=data_format
-    ))
+    geom = conv_geometry(x.shape, kernel.shape, strides, padding, dilation, groups, data_format)
     mode = pad_mode_name(pad_mode)
     _check_pad_mode_fits(geom, mode)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
