@@ -111,7 +111,7 @@ def collect(calls_by_model: dict[str, list[dict]]) -> dict:
 def to_text(data: dict, note: str) -> str:
     """The JSON, one layer and one model per line, so that a diff reads layer by layer."""
     layers = ",\n".join(f"    {json.dumps(layer)}" for layer in data["layers"])
-    models = ",\n".join(f"    {json.dumps(name)}: {json.dumps(counts)}" for name, counts in data["models"].items())
+    models = ",\n".join(f"    {json.dumps(name)}: {json.dumps(pairs)}" for name, pairs in data["models"].items())
     return (f'{{\n  "note": {json.dumps(note)},\n  "layers": [\n{layers}\n  ],\n'
             f'  "models": {{\n{models}\n  }}\n}}\n')
 
