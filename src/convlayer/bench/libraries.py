@@ -8,7 +8,9 @@ compute a shape returns ``{}``.
 
 - PyTorch: ``torch.nn.functional.conv2d`` with ``TORCH_THREADS`` threads, NCHW and
   channels_last (the suite keeps the better); the backward pass is
-  ``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel.
+  ``torch.ops.aten.convolution_backward``, PyTorch's own gradient kernel. For the networks
+  suite, ``layer_forward`` and ``layer_backward`` take a :class:`~.cases.Layer` and NCHW
+  arrays and call PyTorch as the model does (its own padding argument, dilation, bias).
 - JAX: ``jax.lax.conv_general_dilated``, jitted, NHWC and HWIO; the backward pass is
   ``jax.vjp`` of it, jitted. Inputs are put on the device beforehand and each call ends in
   ``block_until_ready()``, so its time is the computation, not its dispatch.
@@ -37,7 +39,7 @@ import os
 from typing import Callable
 
 from .. import shapes
-from .cases import Case
+from .cases import Case, Layer
 
 TORCH_THREADS = 2
 
@@ -90,6 +92,30 @@ class _Torch:
         return lambda: op(gt, xt, wt, None, stride, [0, 0], [1, 1], False, [0, 0], case.groups,
                           [True, True, False])
 
+    def layer_forward(self, layer: Layer, x_nchw, kernel_oihw, bias) -> dict:
+        """The network layer as its model calls it: NCHW arrays in, PyTorch's own padding."""
+        conv, torch = self.torch.nn.functional.conv2d, self.torch
+        bt = None if bias is None else torch.from_numpy(bias)
+        calls = {}
+        for name, fmt in (("torch_nchw", torch.contiguous_format), ("torch_cl", torch.channels_last)):
+            xt, wt = (torch.from_numpy(a).contiguous(memory_format=fmt) for a in (x_nchw, kernel_oihw))
+            calls[name] = (lambda xt=xt, wt=wt: conv(xt, wt, bt, layer.strides, layer.padding, layer.dilation,
+                                                      layer.groups))
+        return calls
+
+    def layer_backward(self, layer: Layer, x_nchw, kernel_oihw, grad_nchw) -> dict:
+        """Input and kernel gradients, and the bias's when the layer has one."""
+        op, torch = self.torch.ops.aten.convolution_backward, self.torch
+        bias_sizes = [layer.k] if layer.bias else None
+        steps = [list(layer.strides), list(layer.padding), list(layer.dilation)]
+        calls = {}
+        for name, fmt in (("torch_nchw", torch.contiguous_format), ("torch_cl", torch.channels_last)):
+            gt, xt, wt = (torch.from_numpy(a).contiguous(memory_format=fmt)
+                          for a in (grad_nchw, x_nchw, kernel_oihw))
+            calls[name] = (lambda gt=gt, xt=xt, wt=wt: op(gt, xt, wt, bias_sizes, *steps, False, [0, 0],
+                                                           layer.groups, [True, True, layer.bias]))
+        return calls
+
 
 class _Jax:
     """JAX's forward and backward on the same data: NHWC and HWIO, jitted, on the CPU."""
@@ -137,18 +163,24 @@ class _Scipy:
         return {}
 
 
+def torch_peer() -> "_Torch | None":
+    """The PyTorch peer (holding PyTorch to ``TORCH_THREADS`` threads), or None without PyTorch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return _Torch(torch)
+
+
 def peers() -> dict:
     """The peers that can be imported here, by name: 'torch', 'jax', 'scipy'.
 
     Sets ``JAX_PLATFORMS=cpu`` in ``os.environ`` before importing JAX, unless it is set.
     """
     found: dict = {}
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
-        found["torch"] = _Torch(torch)
+    torch = torch_peer()
+    if torch is not None:
+        found["torch"] = torch
     if importlib.util.find_spec("jax") is not None:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")  # the CPU, without probing for accelerators
         try:

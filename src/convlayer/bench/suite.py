@@ -23,15 +23,16 @@ import numpy as np
 from .. import _validate, reference
 from ..algorithms import choose, compiled
 from ..functional import conv2d, conv2d_backward
-from .cases import SUITE, Case, inputs, loops_case
+from .cases import SUITE, Case, Layer, inputs, loops_case
 from .libraries import TORCH_THREADS, peers
 from .timing import time_calls, work_memory
 
 
-def auto_choice(case: Case, x: np.ndarray, kernel: np.ndarray) -> tuple[str, str]:
-    """What ``algorithm="auto"`` picks for this shape, and why."""
-    args = _validate.conv_args(x, kernel, None, **case.options, dilation=1, flip=False,
-                               pad_mode="constant", data_format="channels_last")
+def auto_choice(case: "Case | Layer", x: np.ndarray, kernel: np.ndarray) -> tuple[str, str]:
+    """What ``algorithm="auto"`` picks for this shape (channels-last x and kernel), and why."""
+    options = {"dilation": 1, **case.options}  # a Case has no dilation, a Layer has
+    args = _validate.conv_args(x, kernel, None, **options, flip=False, pad_mode="constant",
+                               data_format="channels_last")
     return choose.auto_choice(args.x, args.kernel, args.geom)
 
 
@@ -138,7 +139,7 @@ def run_suite(cases=SUITE, reps_time: float = 0.3, backward: bool = True, echo=p
     found = peers()
     results: dict = {"environment": environment(found), "forward": [], "backward": []}
     rng = np.random.default_rng(0)
-    echo(_environment_line(results["environment"]))
+    echo(environment_line(results["environment"]))
     echo(_FORWARD_HEADER)
     for case in cases:
         results["forward"].append(forward_row(case, rng, reps_time, found, every_algorithm))
@@ -186,7 +187,8 @@ def _backward_line(row: dict) -> str:
     return f"{_times(row)} {'':>10} {row['work_mib']:>8.1f}"
 
 
-def _environment_line(info: dict) -> str:
+def environment_line(info: dict) -> str:
+    """The versions, threads and BLAS a run measured with, in one line."""
     blas = "; ".join(info.get("blas", [])) or "threadpoolctl not installed"
     torch = f", torch {info['torch']} ({TORCH_THREADS} threads)" if "torch" in info else ", no torch"
     torch += f", jax {info['jax']} (XLA's own threads)" if "jax" in info else ", no jax"

@@ -1,4 +1,4 @@
-"""``convlayer bench``: the performance suite (see :mod:`convlayer.bench`), printed as a table."""
+"""``convlayer bench``: the performance suites (see :mod:`convlayer.bench`), printed as tables."""
 
 from __future__ import annotations
 
@@ -9,18 +9,30 @@ EXAMPLE = """examples:
   convlayer bench --only 3x3 --no-backward
   convlayer bench --every-algorithm          # each algorithm's ratio to torch, too
   convlayer bench --json results.json
+  convlayer bench --suite networks --models resnet50,mobilenet_v2 --batch 8
+  convlayer bench --suite networks --only g32 --no-backward --reps-time 0.05
 
-Peers, each when installed: PyTorch (2 threads), JAX (on the CPU: JAX_PLATFORMS=cpu
-is set unless already set) and SciPy (single-channel shapes).
+--suite shapes (the default): ten shapes. Peers, each when installed: PyTorch (2 threads),
+JAX (on the CPU: JAX_PLATFORMS=cpu is set unless already set) and SciPy (single-channel shapes).
+--suite networks: the Conv2d layers of ten torchvision models (recorded in convlayer, no
+torchvision needed), channels-last and channels_first against PyTorch NCHW and channels_last,
+batch 1 and 8, per-layer ratios, per-model totals. Every layer of every model: long; narrow it
+with --models, --batch, --only and --reps-time.
 Compare ratios, not milliseconds. For the OpenBLAS kernel OpenBLAS would pick by itself:
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE convlayer bench"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--only", metavar="TEXT", help="only the shapes whose name contains TEXT")
+    parser.add_argument("--suite", choices=("shapes", "networks"), default="shapes",
+                        help="shapes: ten shapes against every peer (default); networks: the layers of "
+                             "torchvision's models against PyTorch")
+    parser.add_argument("--only", metavar="TEXT", help="only the shapes (or layers) whose name contains TEXT")
     parser.add_argument("--no-backward", action="store_true", help="skip the gradients")
     parser.add_argument("--every-algorithm", action="store_true",
-                        help="also time each algorithm that can compute a shape, as a ratio to torch")
+                        help="shapes: also time each algorithm that can compute a shape, as a ratio to torch")
+    parser.add_argument("--models", metavar="LIST",
+                        help="networks: comma-separated model names (default: every recorded model)")
+    parser.add_argument("--batch", metavar="LIST", help="networks: comma-separated batch sizes (default 1,8)")
     parser.add_argument("--reps-time", type=float, default=0.3, metavar="SECONDS",
                         help="timed seconds per contender and shape (default 0.3)")
     parser.add_argument("--json", metavar="PATH", help="also write every number to PATH as JSON")
@@ -29,14 +41,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import bench
 
+    if args.suite == "networks":
+        return _run_networks(args)
+    if args.models is not None or args.batch is not None:
+        raise ValueError("--models and --batch apply to --suite networks only")
     cases = [case for case in bench.SUITE if args.only is None or args.only in case.name]
     if not cases:
         raise ValueError(f"no shape of the suite contains {args.only!r}")
-    if args.reps_time <= 0:
-        raise ValueError(f"--reps-time must be positive; got {args.reps_time}")
+    _check_reps_time(args.reps_time)
     results = bench.run_suite(cases, args.reps_time, backward=not args.no_backward,
                               every_algorithm=args.every_algorithm)
-    if args.json:
-        bench.write_json(results, args.json)
-        print(f"wrote {args.json}")
+    _write(bench, results, args.json)
     return 0
+
+
+def _run_networks(args: argparse.Namespace) -> int:
+    from .. import bench
+
+    if args.every_algorithm:
+        raise ValueError("--every-algorithm applies to --suite shapes only")
+    models = None if args.models is None else [name.strip() for name in args.models.split(",") if name.strip()]
+    if models == []:
+        raise ValueError(f"--models must name at least one model; got {args.models!r}")
+    _check_reps_time(args.reps_time)
+    results = bench.run_networks(models, _batches(args.batch), args.only, args.reps_time,
+                                 backward=not args.no_backward)
+    _write(bench, results, args.json)
+    return 0
+
+
+def _batches(text: "str | None") -> tuple[int, ...]:
+    """'1,8' -> (1, 8); None -> the default batch sizes."""
+    if text is None:
+        from ..bench.networks import BATCHES
+
+        return BATCHES
+    try:
+        batches = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        batches = ()
+    if not batches or min(batches) < 1:
+        raise ValueError(f"--batch must be positive integers separated by commas, like 1,8; got {text!r}")
+    return batches
+
+
+def _check_reps_time(seconds: float) -> None:
+    if seconds <= 0:
+        raise ValueError(f"--reps-time must be positive; got {seconds}")
+
+
+def _write(bench, results: dict, path: "str | None") -> None:
+    if path:
+        bench.write_json(results, path)
+        print(f"wrote {path}")

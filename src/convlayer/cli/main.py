@@ -19,7 +19,7 @@ COMMANDS = {
     "filter": "Run a convolutional layer over images and write what each filter sees.",
     "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
     "train": "Train a small CNN on scikit-learn's digits and draw what it learned.",
-    "bench": "Time conv2d and its gradients against PyTorch, JAX and SciPy, shape by shape.",
+    "bench": "Time conv2d and its gradients against PyTorch, JAX and SciPy, or real networks' layers.",
 }
 
 
@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n"
                "  convlayer train --epochs 30\n"
                "  convlayer explain --input 6x6 --kernel 3x3 --strides 2 -o stride.png\n"
-               "  convlayer bench\n\n"
+               "  convlayer bench\n"
+               "  convlayer bench --suite networks --models resnet50 --batch 8\n\n"
                "'convlayer COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
