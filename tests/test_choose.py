@@ -95,6 +95,15 @@ def test_shift_takes_few_channels_and_many_output_values():
     assert _auto_pick(_ones(1, 1, 2 * width, channels), kernel, strides=(1, 2)) == "im2col"
 
 
+def test_shift_leaves_many_filters_to_a_gemm():
+    # VGG's first layer (3 -> 64) and a 7x7 stem with 8 filters: too many sums per pixel
+    assert _auto_pick(_ones(1, 224, 224, 3), _ones(3, 3, 3, 64)) == "im2col"
+    assert _auto_pick(_ones(1, 224, 224, 3), _ones(7, 7, 3, 8)) == "im2col"
+    assert _auto_pick(_ones(1, 224, 224, 3), _ones(7, 7, 3, 4)) == "shift"
+    assert _auto_pick(_ones(1, 512, 512, 3), _ones(3, 3, 3, choose.SHIFT_MAX_FILTERS)) == "shift"
+    assert _auto_pick(_ones(1, 512, 512, 3), _ones(3, 3, 3, choose.SHIFT_MAX_FILTERS + 1)) == "im2col"
+
+
 def test_winograd_takes_3x3_stride_1_with_channels_enough_in_and_out():
     c = choose.WINOGRAD_MIN_CHANNELS
     assert _auto_pick(_ones(2, 12, 12, c), _ones(3, 3, c, c)) == "winograd"

@@ -47,6 +47,13 @@ FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 
 WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
+# Shift does every multiply-add as a row-long vector step (a load and a store each), where a
+# GEMM keeps its sums in registers: it wins by not copying patches only while there are few
+# sums per pixel. Measured, shift / im2col time, one thread, 3x3 on 1x512x512x3 by k (number
+# of filters): k=1 0.22, 4 0.37, 8 0.71, 16 1.47, 32 2.0; 7x7 on 1x224x224x3: k=4 0.71,
+# k=8 1.32; 1x3x224x224 -> 64 3x3 (VGG's first layer): 5x im2col's time.
+SHIFT_MAX_FILTERS = 8  # k
+SHIFT_MAX_PRODUCTS = 600  # fh * fw * c * k per output pixel (7x7x3x8 = 1176 lost, 7x7x3x4 = 588 won)
 # Rows or columns of the dilated kernel beyond which shift's NumPy code (when the compiled loop
 # does not fit the budget) loses: its blocks gather the whole span. 1x512x512x3, 3x3: dilation
 # 16 (span 33) takes 0.32 of im2col's time, dilation 64 (span 129) 4.3 times it.
@@ -227,7 +234,8 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
        and far enough from the dtype's largest value that no transform or sum overflows
        (:func:`prefers_winograd`): Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2
        output tile where im2col needs 36 c k.
-    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, at least :data:`SHIFT_MIN_OUTPUTS`
+    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, ``k <= SHIFT_MAX_FILTERS``, at most
+       :data:`SHIFT_MAX_PRODUCTS` multiply-adds per pixel, at least :data:`SHIFT_MIN_OUTPUTS`
        output values, and either the compiled loop within the memory budget or a dilated
        kernel of at most :data:`SHIFT_MAX_SPAN` rows and columns: shift and accumulate.
     5. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
@@ -319,6 +327,7 @@ def prefers_shift(geom: ConvGeometry, itemsize: int) -> bool:
     ``itemsize`` bytes an item."""
     outputs = geom.n * geom.out_h * geom.out_w * geom.k
     if not (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
+            and geom.k <= SHIFT_MAX_FILTERS and geom.fh * geom.fw * geom.c * geom.k <= SHIFT_MAX_PRODUCTS
             and outputs >= SHIFT_MIN_OUTPUTS):
         return False
     if compiled.enabled() and compiled.fits(geom, itemsize, buffers.get_memory_budget()):
