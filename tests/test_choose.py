@@ -96,10 +96,10 @@ def test_shift_takes_few_channels_and_many_output_values():
 
 
 def test_shift_leaves_many_filters_to_a_gemm():
-    # VGG's first layer (3 -> 64) and a 7x7 stem with 8 filters: too many sums per pixel
+    # VGG's first layer (3 -> 64), and 5x5 kernels on each side of SHIFT_MAX_PRODUCTS
     assert _auto_pick(_ones(1, 224, 224, 3), _ones(3, 3, 3, 64)) == "im2col"
-    assert _auto_pick(_ones(1, 224, 224, 3), _ones(7, 7, 3, 8)) == "im2col"
-    assert _auto_pick(_ones(1, 224, 224, 3), _ones(7, 7, 3, 4)) == "shift"
+    assert _auto_pick(_ones(1, 224, 224, 3), _ones(5, 5, 3, 8)) == "shift"  # 600 per pixel
+    assert _auto_pick(_ones(1, 224, 224, 4), _ones(5, 5, 4, 8)) == "im2col"  # 800
     assert _auto_pick(_ones(1, 512, 512, 3), _ones(3, 3, 3, choose.SHIFT_MAX_FILTERS)) == "shift"
     assert _auto_pick(_ones(1, 512, 512, 3), _ones(3, 3, 3, choose.SHIFT_MAX_FILTERS + 1)) == "im2col"
 
