@@ -52,7 +52,7 @@ AUTO_CASES = [
     ((1, 512, 512, 1), (3, 3, 1, 1), {}),
     ((1, 64, 64, 3), (3, 3, 3, 2), {}),
     ((1, 48, 48, 1), (15, 15, 1, 1), {}),
-    ((2, 12, 12, 16), (3, 3, 16, 16), {}),
+    ((2, 14, 14, 64), (3, 3, 64, 64), {}),
     ((2, 12, 12, 32), (1, 1, 32, 8), {"padding": "valid"}),
     ((2, 30, 30, 3), (7, 7, 3, 8), {"strides": 2}),
     ((2, 20, 20, 8), (3, 3, 1, 8), {"groups": 8}),
@@ -106,11 +106,14 @@ def test_shift_leaves_many_filters_to_a_gemm():
 
 def test_winograd_takes_3x3_stride_1_with_channels_enough_in_and_out():
     c = choose.WINOGRAD_MIN_CHANNELS
-    assert _auto_pick(_ones(2, 12, 12, c), _ones(3, 3, c, c)) == "winograd"
-    assert _auto_pick(_ones(2, 12, 12, c - 1), _ones(3, 3, c - 1, c)) != "winograd"
-    assert _auto_pick(_ones(2, 12, 12, c), _ones(3, 3, c, c - 1)) != "winograd"
-    assert _auto_pick(_ones(2, 12, 12, c), _ones(3, 3, c, c), strides=2) != "winograd"
-    assert _auto_pick(_ones(2, 12, 12, c), _ones(3, 3, c, c), dilation=2) != "winograd"
+    assert _auto_pick(_ones(2, 14, 14, c), _ones(3, 3, c, c)) == "winograd"
+    assert _auto_pick(_ones(2, 14, 14, c - 1), _ones(3, 3, c - 1, c)) != "winograd"
+    assert _auto_pick(_ones(2, 14, 14, c), _ones(3, 3, c, c - 1)) != "winograd"
+    assert _auto_pick(_ones(2, 14, 14, c), _ones(3, 3, c, c), strides=2) != "winograd"
+    assert _auto_pick(_ones(2, 14, 14, c), _ones(3, 3, c, c), dilation=2) != "winograd"
+    size = choose.WINOGRAD_MIN_SIZE
+    assert _auto_pick(_ones(1, size, size, c), _ones(3, 3, c, c)) == "winograd"
+    assert _auto_pick(_ones(1, size - 1, size + 9, c), _ones(3, 3, c, c)) != "winograd"  # ResNet's 7x7 layers
 
 
 def test_fft_takes_large_kernels_by_their_estimated_work():
@@ -183,7 +186,7 @@ def test_a_non_finite_kernel_keeps_auto_off_fft():
 def test_non_finite_input_keeps_auto_off_winograd(bad):
     rng = np.random.default_rng(17)
     c = choose.WINOGRAD_MIN_CHANNELS
-    x = rng.standard_normal((1, 12, 12, c)).astype(np.float32)
+    x = rng.standard_normal((1, 14, 14, c)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, c, c)).astype(np.float32)
     assert _auto_pick(x, kernel) == "winograd"
     x[0, 5, 6, 2] = bad
@@ -192,7 +195,7 @@ def test_non_finite_input_keeps_auto_off_winograd(bad):
         direct = convlayer.conv2d(x, kernel, algorithm="im2col")
         winograd = convlayer.conv2d(x, kernel, algorithm="winograd")
     np.testing.assert_array_equal(convlayer.conv2d(x, kernel), direct)  # inf stays inf, NaN NaN
-    reached = np.zeros((12, 12), bool)
+    reached = np.zeros((14, 14), bool)
     reached[4:7, 5:8] = True  # the 3x3 outputs whose window holds the pixel
     assert not np.isfinite(direct[0][reached]).any() and np.isfinite(direct[0][~reached]).all()
     # Why auto checks: F(2x2, 3x3) keeps the pixel's reach, but its transforms subtract
@@ -203,11 +206,12 @@ def test_non_finite_input_keeps_auto_off_winograd(bad):
 
 
 def test_auto_keeps_winograd_away_from_values_its_transforms_would_overflow():
-    # +-2e38 with alternating signs: the sum cancels to 0 (finite), but Winograd's d2 - d1
-    # overflows float32.
+    # +2e38 two columns from -2e38: the sum cancels to 0 (finite), but Winograd's d1 - d3
+    # overflows float32 (its 4x4 input tiles start at column -1, 1, 3, ...: 4 and 6 are the
+    # second and fourth columns of one).
     c = choose.WINOGRAD_MIN_CHANNELS
-    signs = (-1.0) ** np.add.outer(np.arange(8), np.arange(c))  # (-1)^(row + channel)
-    x = np.broadcast_to((2e38 * signs)[:, None, :], (8, 8, c))[None].astype(np.float32)
+    x = np.zeros((1, 14, 14, c), np.float32)
+    x[0, 5, 4, 0], x[0, 5, 6, 0] = 2e38, -2e38
     kernel = np.full((3, 3, c, c), 1e-3, np.float32)
     assert choose.finite(x) and _auto_pick(x, kernel) != "winograd"
     assert np.isfinite(convlayer.conv2d(x, kernel)).all()
@@ -220,7 +224,7 @@ def test_auto_keeps_winograd_away_from_products_that_overflow():
     # Each factor is far below float32's largest value, but their products overflow: the
     # direct sums are inf, Winograd's output (and kernel gradient) transforms make inf - inf.
     c = choose.WINOGRAD_MIN_CHANNELS
-    x = np.full((1, 6, 6, c), 1e20, np.float32)
+    x = np.full((1, 14, 14, c), 1e20, np.float32)
     kernel = np.full((3, 3, c, c), 1e20, np.float32)
     with np.errstate(over="ignore", invalid="ignore"):
         assert _auto_pick(x, kernel) != "winograd"
@@ -254,9 +258,9 @@ def test_backward_routes_follow_the_forward_rules():
     assert _routes((1, 40, 40, 1), (size, size, 1, 1)) == {"input": "fft", "kernel": "fft"}
     # 3x3 with channels enough: Winograd both ways, unless grad_out (or x) is not finite
     c = choose.WINOGRAD_MIN_CHANNELS
-    assert _routes((2, 8, 8, c), (3, 3, c, c)) == {"input": "winograd", "kernel": "winograd"}
-    assert _routes((2, 8, 8, c), (3, 3, c, c), grad_value=np.inf)["kernel"] == "im2col"
-    assert _routes((2, 8, 8, c - 1), (3, 3, c - 1, c - 1))["kernel"] == "im2col"
+    assert _routes((2, 14, 14, c), (3, 3, c, c)) == {"input": "winograd", "kernel": "winograd"}
+    assert _routes((2, 14, 14, c), (3, 3, c, c), grad_value=np.inf)["kernel"] == "im2col"
+    assert _routes((2, 14, 14, c - 1), (3, 3, c - 1, c - 1))["kernel"] == "im2col"
 
 
 def test_backward_takes_one_im2col_pass_where_the_input_gradient_is_no_correlation():

@@ -44,7 +44,13 @@ FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product
 FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
 WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
 FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 4x the pixels)
-WINOGRAD_MIN_CHANNELS = 16  # in and out: below, the 16 small GEMMs lose to im2col's one (not measured finer)
+# Winograd against im2col, one thread each (time ratio), on real networks' 3x3 layers: it won
+# from 64 channels on images of 14x14 and more (1x64x56x56 0.71, 1x256x14x14 0.88, 8x128x27x27
+# 0.68) and lost with fewer channels (1x16x55x55 -> 64 1.22, 1x32x27x27 -> 128 1.06, 8x48x13x13
+# -> 192 1.06) or smaller images (1x64x13x13 -> 256 1.34, 1x512x7x7 1.41, 8x512x7x7 1.10): its
+# 16 products are then small, and a 2x2 tile hangs over an odd edge.
+WINOGRAD_MIN_CHANNELS = 64  # in and out
+WINOGRAD_MIN_SIZE = 14  # output rows and columns
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
 # Shift does every multiply-add as a row-long vector step (a load and a store each), where a
@@ -230,7 +236,7 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
        about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) + c * k`` (the transforms,
        then the product per frequency).
     3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
-       channels in and out, Numba and threadpoolctl installed, and x and the kernel finite
+       channels in and out, an output of at least :data:`WINOGRAD_MIN_SIZE` rows and columns, Numba and threadpoolctl installed, and x and the kernel finite
        and far enough from the dtype's largest value that no transform or sum overflows
        (:func:`prefers_winograd`): Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2
        output tile where im2col needs 36 c k.
@@ -280,7 +286,8 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
 
 
 def _winograd_shape(geom: ConvGeometry) -> bool:
-    return _winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
+    return (_winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
+            and min(geom.out_h, geom.out_w) >= WINOGRAD_MIN_SIZE)
 
 
 def _winograd_values(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
