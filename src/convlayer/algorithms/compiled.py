@@ -68,7 +68,7 @@ def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the compiled loops' work memory for ``geom`` stays within ``budget`` bytes.
 
     Each thread holds a ring of ``span_h`` padded input rows (``2 fh - 1`` for
-    :func:`._loops.depthwise_fixed`, which keeps most rows twice), a row of sums and a
+    :func:`._loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
     scratch row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`;
     the loops do not split rows, so for images wide enough to pass the budget the NumPy
     code (which does) runs instead.
@@ -145,10 +145,10 @@ def run_loop(name, tasks: int, *args, sums=None) -> None:
 def _compile_clock(*loops):
     """Count the block's time as compile time if it compiled one of ``loops`` for new
     argument types (or loaded them from the cache): the whole call, its one run included."""
-    known = sum(len(each.signatures) for each in loops)
+    known = sum(len(each.overloads) for each in loops)  # a dict: len() is free, .signatures is not
     start = time.perf_counter()
     yield
-    if sum(len(each.signatures) for each in loops) > known:
+    if sum(len(each.overloads) for each in loops) > known:
         _state["compile_seconds"] += time.perf_counter() - start
 
 

@@ -33,7 +33,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     :func:`.im2col.correlate`. Returns ``out``.
     """
     if out.size and geom.c and compiled.usable(x) and compiled.fits(geom, out.itemsize, budget):
-        return correlate_compiled(x, kernel, geom, pad_mode, out)
+        return correlate_compiled(x, kernel, geom, pad_mode, out, budget)
     multiplier = geom.k // max(geom.c, 1)
     weights = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier)
     if multiplier == 1:
@@ -50,7 +50,7 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     return shift.accumulate(x, geom, pad_mode, out, budget, product, threads=parallel.thread_count())
 
 
-def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray) -> np.ndarray:
+def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int) -> np.ndarray:
     """:func:`correlate` by the compiled loops, row by row on every thread: with one filter per
     channel and no row dilation, the loop compiled for the layer's kernel size
     (:func:`._loops.depthwise_fixed`: about a second per kernel size, once per installation,
@@ -61,12 +61,27 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
     tasks = geom.n * geom.out_h
     if multiplier == 1 and geom.dilation[0] == 1:
-        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw)
-        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1], out)
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
+        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], geom.strides[0],
+                          _band_rows(geom, out.itemsize, budget), out)
         return out
     compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
                       compiled.TILE_BYTES, out)
     return out
+
+
+# Output rows per band of :func:`._loops.depthwise_fixed` (its padded input rows are filled
+# once per band; fewer where a band's rows would pass the budget).
+BAND_ROWS = 16
+
+
+def _band_rows(geom: ConvGeometry, itemsize: int, budget: int) -> int:
+    """Output rows per band: :data:`BAND_ROWS`, or as many as the budget holds beside what
+    :func:`.compiled.fits` counts (which is one band of one row)."""
+    width = (geom.out_w - 1) * geom.strides[1] + (geom.fw - 1) * geom.dilation[1] + 1
+    row_bytes = width * geom.c * itemsize
+    spare = budget // parallel.thread_count() - compiled.LOOP_EXTRA - 2 * geom.fh * row_bytes
+    return int(max(1, min(BAND_ROWS, 1 + spare // max(geom.strides[0] * row_bytes, 1))))
 
 
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
