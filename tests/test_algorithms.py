@@ -618,3 +618,32 @@ def test_layout_chunks_fit_the_budget():
     assert [tuple(c) for c in layout.chunks(5, 100, 400)] == [(0, 2, 200), (2, 4, 200), (4, 5, 200)]
     assert [tuple(c) for c in layout.chunks(3, 100, 10**6)] == [(0, 3, 10**6 - 300)]
     assert layout.chunks(3, 300, 400) is None  # one image's copies past half the budget
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 7, 5), k=3, strides=1, dtype=np.float64),
+    dict(shape=(3, 9, 7, 5), k=4, strides=(2, 3), dtype=np.float64),
+    dict(shape=(1, 1, 1, 120), k=32, strides=1, dtype=np.float64),
+    dict(shape=(2, 5, 8, 3), k=2, strides=2, dtype=np.int16),
+    dict(shape=(4, 64, 64, 2), k=3, strides=1, dtype=np.float64),  # past SHIFT_MIN_OUTPUTS: two routes
+], ids=["stride1", "strided", "squeeze-excite", "int16-strided", "large"])
+def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
+    rng = np.random.default_rng(34)
+    x = (rng.random(case["shape"]) * 100).astype(case["dtype"])
+    kernel = rng.standard_normal((1, 1, case["shape"][3], case["k"]))
+    options = dict(strides=case["strides"], padding="valid")
+    grad = rng.standard_normal(reference.conv2d(x.astype(np.float64), kernel, **options).shape)
+    expected = reference.conv2d_backward(grad, x.astype(np.float64), kernel, **options)
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+        expected = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1),
+                    expected.grad_bias)
+    calls = []
+    products = im2col._backward_pointwise
+    monkeypatch.setattr(im2col, "_backward_pointwise", lambda *a: calls.append(1) or products(*a))
+    got = convlayer.conv2d_backward(grad, x, kernel, data_format=data_format, **options)
+    assert calls
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)

@@ -307,6 +307,8 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
         grad_weights = np.zeros(weights.shape, dtype)
     if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
         return _unpack_gradient(grad_weights, shape, banks)
+    if banks is None and _backward_pointwise(x, weights, geom, grad_out, grad_x, grad_weights[0], budget):
+        return _unpack_gradient(grad_weights, shape, banks)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     # Work holds a slab and its gradient, then the temporaries of gathering the slab and of
     # folding its gradient back, one after the other.
@@ -335,6 +337,31 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
             _col2im(grad_patches, geom, block, grad_slab)
             slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
     return _unpack_gradient(grad_weights, shape, banks)
+
+
+def _backward_pointwise(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, budget: int) -> bool:
+    """The gradients of a 1x1 convolution (:func:`pointwise`) as two matrix products, a chunk
+    of images at a time: ``x^T @ grad_out`` over the pixels the windows read is added into
+    ``grad_weights`` ((c, k)), and (``weights`` not None) ``grad_out @ weights^T`` onto
+    those pixels of ``grad_x``. No slab, patch matrix or col2im. False, computing nothing,
+    where one image's copies (its strided pixels, grad_out cast, the product) pass ``budget``.
+    """
+    if not pointwise(geom):
+        return False
+    sh, sw = geom.strides
+    pixels = geom.out_h * geom.out_w
+    per_image = pixels * (2 * geom.c + geom.k) * grad_weights.itemsize
+    if per_image > budget:
+        return False
+    images = max(1, budget // per_image)
+    for n0 in range(0, geom.n, images):
+        n1 = min(n0 + images, geom.n)
+        pixels_read = x[n0:n1, ::sh, ::sw].astype(grad_weights.dtype, copy=False).reshape(-1, geom.c)
+        grad = grad_out[n0:n1].astype(grad_weights.dtype, copy=False).reshape(-1, geom.k)
+        grad_weights += pixels_read.T @ grad
+        if weights is not None:
+            grad_x[n0:n1, ::sh, ::sw] += (grad @ weights[0].T).reshape(n1 - n0, geom.out_h, geom.out_w, geom.c)
+    return True
 
 
 def _pixels(block: Block) -> int:
