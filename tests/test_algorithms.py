@@ -20,7 +20,7 @@ import threadpoolctl
 
 import convlayer
 from convlayer import _validate, reference
-from convlayer.algorithms import choose, compiled, depthwise, dispatch, fft, im2col, parallel, shift
+from convlayer.algorithms import backward, choose, compiled, depthwise, dispatch, fft, im2col, parallel, shift
 
 
 class NumPyPath(str):
@@ -645,5 +645,26 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
     monkeypatch.setattr(im2col, "_backward_pointwise", lambda *a: calls.append(1) or products(*a))
     got = convlayer.conv2d_backward(grad, x, kernel, data_format=data_format, **options)
     assert calls
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("budget", [None, 2**14], ids=["whole", "image-chunks"])
+@pytest.mark.parametrize("options", [
+    dict(strides=2), dict(strides=(3, 2), padding="valid"), dict(strides=2, dilation=(2, 1)),
+    dict(strides=(2, 3), padding=((2, 0), (1, 2))), dict(strides=4, padding="same_lower"),
+], ids=["s2-same", "s3x2-valid", "s2-dilated", "explicit", "s4-same-lower"])
+def test_strided_depthwise_input_gradient_through_stuffed_grad_out(options, budget, monkeypatch):
+    # choose._stuffed_depthwise: a depthwise correlation of grad_out with zeros between its pixels
+    rng = np.random.default_rng(35)
+    x, kernel = rng.standard_normal((3, 13, 11, 6)), rng.standard_normal((3, 3, 1, 6))
+    grad = rng.standard_normal(reference.conv2d(x, kernel, groups=6, **options).shape)
+    expected = reference.conv2d_backward(grad, x, kernel, groups=6, **options)
+    stuffed = []
+    stuff = backward.stuff
+    monkeypatch.setattr(backward, "stuff", lambda *a: stuffed.append(1) or stuff(*a))
+    with convlayer.memory_budget(budget or convlayer.get_memory_budget()):
+        got = convlayer.conv2d_backward(grad, x, kernel, groups=6, **options)
+    assert len(stuffed) == (1 if budget is None else 3)  # all images at once, or one by one
     for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)

@@ -254,6 +254,10 @@ def test_backward_routes_follow_the_forward_rules():
     width = -(-choose.SHIFT_MIN_OUTPUTS // 4)  # two rows, two filters: 4 * width output values
     assert _routes((1, 2, width, 3), (3, 3, 3, 2)) == {"input": "shift", "kernel": "shift"}
     assert _routes((2, 16, 16, 8), (3, 3, 1, 8), groups=8) == {"input": "depthwise", "kernel": "depthwise"}
+    # strided depthwise: x's gradient over grad_out stuffed with zeros, not im2col's one pass
+    assert _routes((2, 16, 16, 8), (3, 3, 1, 8), groups=8, strides=2) == {"input": "depthwise", "kernel": "depthwise"}
+    assert _routes((2, 16, 16, 8), (3, 3, 1, 8), groups=8, strides=2, pad_mode="reflect")["input"] == "im2col"
+    assert _routes((2, 16, 16, 4), (3, 3, 1, 8), groups=4, strides=2)["input"] == "im2col"  # two filters each
     size = _fft_size(40, 40)
     assert _routes((1, 40, 40, 1), (size, size, 1, 1)) == {"input": "fft", "kernel": "fft"}
     # 3x3 with channels enough: Winograd both ways, unless grad_out (or x) is not finite

@@ -21,23 +21,42 @@ from ..shapes import ConvGeometry, span
 BIAS_BLOCK_BYTES = 2**20
 
 
-def transposed_geometry(geom: ConvGeometry, pad_mode: str) -> "ConvGeometry | None":
+def transposed_geometry(geom: ConvGeometry, pad_mode: str, stuffed: bool = False) -> "ConvGeometry | None":
     """The geometry of x's gradient as a stride-1 correlation of grad_out (n, out_h, out_w, k)
-    into (n, h, w, c); None when it is not one: strides, padding that copies pixels, or
-    padding wider than the kernel spans."""
-    if geom.strides != (1, 1):
+    into (n, h, w, c); None when it is not one: padding that copies pixels, padding wider
+    than the kernel spans, or (unless ``stuffed``) strides.
+
+    With strides ``s``, x's gradient is the same correlation of grad_out *stuffed*: its
+    pixels ``s`` apart with zeros between (:func:`stuff`), ``(out - 1) * s + 1`` per axis,
+    padded ``span - 1 - top`` before and what makes the result ``h`` long after. At stride
+    1 that is ``span - 1 - bottom``; with strides, rows the last window never reached need
+    none (a negative count is refused as for wide padding).
+    """
+    if geom.strides != (1, 1) and not stuffed:
         return None
     if pad_mode != "constant" and any(geom.pads[0] + geom.pads[1]):
         return None
-    span_h, span_w = span(geom.fh, geom.dilation[0]), span(geom.fw, geom.dilation[1])
-    (top, bottom), (left, right) = geom.pads
-    pads = ((span_h - 1 - top, span_h - 1 - bottom), (span_w - 1 - left, span_w - 1 - right))
-    if min(pads[0] + pads[1]) < 0:
+    pads, sizes = [], []
+    for size, out, stride, taps, dilation, (before, _) in zip(
+            (geom.h, geom.w), (geom.out_h, geom.out_w), geom.strides, (geom.fh, geom.fw), geom.dilation, geom.pads):
+        length = (out - 1) * stride + 1
+        low = span(taps, dilation) - 1 - before
+        pads.append((low, size - length - low + span(taps, dilation) - 1))
+        sizes.append(length)
+    if min(pads[0] + pads[1]) < 0 or min(geom.out_h, geom.out_w) < 1:
         return None
     return geom._replace(
-        n=geom.n, h=geom.out_h, w=geom.out_w, c=geom.k, k=geom.c, pads=pads, out_h=geom.h,
+        n=geom.n, h=sizes[0], w=sizes[1], c=geom.k, k=geom.c, strides=(1, 1), pads=tuple(pads), out_h=geom.h,
         out_w=geom.w, kernel_rank=4, batched=True, channels_first=False,
     )
+
+
+def stuff(grad_out: np.ndarray, strides: tuple[int, int], dtype) -> np.ndarray:
+    """grad_out (n, out_h, out_w, k) with ``strides - 1`` zeros between its pixels, in ``dtype``."""
+    (sh, sw), (n, out_h, out_w, k) = strides, grad_out.shape
+    stuffed = np.zeros((n, (out_h - 1) * sh + 1, (out_w - 1) * sw + 1, k), dtype)
+    stuffed[:, ::sh, ::sw] = grad_out
+    return stuffed
 
 
 def transposed_kernel(kernel: np.ndarray, groups: int) -> np.ndarray:

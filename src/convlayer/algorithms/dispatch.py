@@ -81,11 +81,17 @@ def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, a
 
 def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
     plan = choose.backward(x, kernel, geom, pad_mode, grad_out, algorithm)
-    if plan.transposed is None:
+    stuffed_image = plan.transposed.h * plan.transposed.w * geom.k * grad_x.itemsize if plan.stuffed else 0
+    if plan.transposed is None or stuffed_image > budget // 2:
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
     if grad_out.size:  # the transposed kernel is freed before the kernel's gradient runs
-        ALGORITHMS[plan.input.name].correlate(grad_out, backward.transposed_kernel(kernel, geom.groups),
-                                              plan.transposed, "constant", grad_x, budget)
+        transposed = backward.transposed_kernel(kernel, geom.groups)
+        images = max(1, (budget // 2) // stuffed_image) if plan.stuffed else geom.n
+        for n0 in range(0, geom.n, images):  # stuffed grad_out a chunk of images at a time
+            n1 = min(n0 + images, geom.n)
+            source = backward.stuff(grad_out[n0:n1], geom.strides, grad_x.dtype) if plan.stuffed else grad_out
+            ALGORITHMS[plan.input.name].correlate(source, transposed, plan.transposed._replace(n=n1 - n0),
+                                                  "constant", grad_x[n0:n1], budget - source.nbytes * plan.stuffed)
     return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
 
 
