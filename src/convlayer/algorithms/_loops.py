@@ -375,8 +375,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
             img, i0 = task // oh, task % oh
             i1 = min(oh, i0 + band_rows, i0 + last - task)
             p0 = i0 * sh
-            for p in range(p0, (i1 - 1) * sh + fh):
-                fill_last(x, img, rows[p], cols, left, band[p - p0])
+            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
             for i in range(i0, i1):
                 window = band[(i - i0) * sh : (i - i0) * sh + fh]
                 row = out[img, i]
@@ -392,6 +391,51 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
             task += i1 - i0
 
     return depthwise_rows
+
+
+@numba.njit(**OPTIONS)
+def _fill_band(x, img, rows, cols, left, band, p0, p1):
+    """band[p - p0] = padded row p of image img, for p in p0 .. p1 - 1 (:func:`fill_last`)."""
+    for p in range(p0, p1):
+        fill_last(x, img, rows[p], cols, left, band[p - p0])
+
+
+@functools.lru_cache(maxsize=None)
+def depthwise_gradient_fixed(fh: int, fw: int, sw: int, dw: int):
+    """:func:`depthwise_kernel_gradient` for multiplier 1 and row dilation 1, compiled as
+    :func:`depthwise_fixed` is (per kernel size, column stride and dilation): per output
+    pixel, its grad_out times each tap's pixel is added into the tap's sums, the channels
+    innermost (vectorised), the taps unrolled, grad_out read once for all of them. The
+    sums, ``fh * fw * c`` values, stay in the core's first-level cache; the padded input
+    rows are filled a band at a time as in :func:`depthwise_fixed`.
+    """
+
+    @numba.njit(fastmath={"contract"}, **OPTIONS)
+    def gradient_rows(x, rows, cols, left, grad_out, sh, band_rows, total, first, last):
+        """total[a, b, ch] += the sum over pixels of padded x at tap (a, b) times grad_out[..., ch]."""
+        _, oh, ow, c = grad_out.shape
+        width = (ow - 1) * sw + (fw - 1) * dw + 1
+        band = np.empty(((band_rows - 1) * sh + fh, width, c), total.dtype)
+        task = first
+        while task < last:
+            img, i0 = task // oh, task % oh
+            i1 = min(oh, i0 + band_rows, i0 + last - task)
+            p0 = i0 * sh
+            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
+            for i in range(i0, i1):
+                window = band[(i - i0) * sh : (i - i0) * sh + fh]
+                row = grad_out[img, i]
+                for j in range(ow):
+                    g = row[j]
+                    for a in range(fh):
+                        for b in range(fw):
+                            sums = total[a, b]
+                            pixels = window[a, j * sw + b * dw]
+                            for ch in range(c):
+                                sums[ch] += pixels[ch] * g[ch]
+            task += i1 - i0
+
+    return gradient_rows
 
 
 @numba.njit(**OPTIONS)

@@ -96,7 +96,7 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     if grad_out.size == 0 or geom.c == 0:
         return np.zeros((geom.fh, geom.fw, 1, geom.k), dtype)
     if compiled.usable(x, grad_out) and compiled.fits(geom, dtype.itemsize, budget):
-        return kernel_gradient_compiled(x, geom, pad_mode, grad_out, dtype)
+        return kernel_gradient_compiled(x, geom, pad_mode, grad_out, dtype, budget)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     threads = parallel.thread_count()
     cost = _gradient_cost(geom, dtype.itemsize, slab.gathered_slabs(pad_mode))
@@ -117,11 +117,17 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
     return sum(partial_sums[1:], partial_sums[0]).reshape(geom.fh, geom.fw, 1, geom.k)
 
 
-def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype) -> np.ndarray:
-    """:func:`kernel_gradient` by the compiled loop :func:`._loops.depthwise_kernel_gradient`."""
+def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype, budget: int) -> np.ndarray:
+    """:func:`kernel_gradient` by the compiled loops: :func:`._loops.depthwise_gradient_fixed`
+    (one filter per channel, no row dilation) or :func:`._loops.depthwise_kernel_gradient`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
+    if multiplier == 1 and geom.dilation[0] == 1:
+        body = compiled.loop("depthwise_gradient_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
+        compiled.run_loop(body, geom.n * geom.out_h, x, rows, cols, left, grad_out, geom.strides[0],
+                          _band_rows(geom, dtype.itemsize, budget), sums=grad[:, :, 0])
+        return grad.reshape(geom.fh, geom.fw, 1, geom.k)
     compiled.run_loop("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out,
                       *geom.strides, *geom.dilation, compiled.RUNS_BYTES, sums=grad)
     return grad.transpose(0, 1, 3, 2).reshape(geom.fh, geom.fw, 1, geom.k)
