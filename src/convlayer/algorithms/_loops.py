@@ -348,14 +348,15 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, la
 
 
 @functools.lru_cache(maxsize=None)
-def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
-    """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size,
-    column stride and column dilation (Numba takes the closure's numbers as constants, and
-    caches each on disk): the few of real networks (3x3, 5x5, 7x7 at stride 1 or 2) each
-    compile once per installation, whatever their channel counts.
+def depthwise_fixed(fh: int, fw: int):
+    """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size
+    (Numba takes the closure's ``fh`` and ``fw`` as constants, and caches each on disk): the
+    few of real networks (3x3, 5x5, 7x7) each compile once per installation, whatever their
+    channel counts and strides (constant strides and dilations measured no faster, and
+    would compile a loop for each).
 
-    With those known, the taps unroll, their column offsets are constants, and the loop over
-    the channels is the innermost one, which the compiler vectorises (the channel count only
+    With the kernel size known, the taps unroll and the loop over the channels is the
+    innermost one, which the compiler vectorises (the channel count only
     decides how many whole vectors and how long a remainder): every output pixel's channels
     are summed over all taps in registers and stored once, in the order of the taps. The
     padded input rows of a band of ``band`` output rows are filled once into a buffer of
@@ -365,7 +366,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def depthwise_rows(x, rows, cols, left, w, sh, band_rows, out, first, last):
+    def depthwise_rows(x, rows, cols, left, w, sh, sw, dw, band_rows, out, first, last):
         """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
         _, oh, ow, c = out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1
@@ -401,9 +402,9 @@ def _fill_band(x, img, rows, cols, left, band, p0, p1):
 
 
 @functools.lru_cache(maxsize=None)
-def depthwise_gradient_fixed(fh: int, fw: int, sw: int, dw: int):
+def depthwise_gradient_fixed(fh: int, fw: int):
     """:func:`depthwise_kernel_gradient` for multiplier 1 and row dilation 1, compiled as
-    :func:`depthwise_fixed` is (per kernel size, column stride and dilation): per output
+    :func:`depthwise_fixed` is (per kernel size): per output
     pixel, its grad_out times each tap's pixel is added into the tap's sums, the channels
     innermost (vectorised), the taps unrolled, grad_out read once for all of them. The
     sums, ``fh * fw * c`` values, stay in the core's first-level cache; the padded input
@@ -411,7 +412,7 @@ def depthwise_gradient_fixed(fh: int, fw: int, sw: int, dw: int):
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def gradient_rows(x, rows, cols, left, grad_out, sh, band_rows, total, first, last):
+    def gradient_rows(x, rows, cols, left, grad_out, sh, sw, dw, band_rows, total, first, last):
         """total[a, b, ch] += the sum over pixels of padded x at tap (a, b) times grad_out[..., ch]."""
         _, oh, ow, c = grad_out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1

@@ -54,15 +54,15 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     """:func:`correlate` by the compiled loops, row by row on every thread: with one filter per
     channel and no row dilation, the loop compiled for the layer's kernel size
     (:func:`._loops.depthwise_fixed`: about a second per kernel size, once per installation,
-    whatever the channel count); otherwise :func:`._loops.depthwise`."""
+    whatever the channel count and strides); otherwise :func:`._loops.depthwise`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
     tasks = geom.n * geom.out_h
     if multiplier == 1 and geom.dilation[0] == 1:
-        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
-        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], geom.strides[0],
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw)
+        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1],
                           _band_rows(geom, out.itemsize, budget), out)
         return out
     compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
@@ -124,8 +124,8 @@ def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dty
     multiplier = geom.k // geom.c
     grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
     if multiplier == 1 and geom.dilation[0] == 1:
-        body = compiled.loop("depthwise_gradient_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
-        compiled.run_loop(body, geom.n * geom.out_h, x, rows, cols, left, grad_out, geom.strides[0],
+        body = compiled.loop("depthwise_gradient_fixed")(geom.fh, geom.fw)
+        compiled.run_loop(body, geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides, geom.dilation[1],
                           _band_rows(geom, dtype.itemsize, budget), sums=grad[:, :, 0])
         return grad.reshape(geom.fh, geom.fw, 1, geom.k)
     compiled.run_loop("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out,
