@@ -159,9 +159,10 @@ def conv_geometry(x_shape, kernel_shape, strides, padding, dilation, groups, dat
     of them (a list, a NumPy integer) are checked afresh every time.
     """
     arguments = (tuple(x_shape), tuple(kernel_shape), strides, padding, dilation, groups, data_format)
-    key = _typed_key(arguments)
-    if key is None:
+    options = _typed_key(arguments[2:])  # the shapes are an array's: tuples of ints
+    if options is None:
         return _checked_geometry(*arguments)
+    key = arguments[:2] + options
     geom = _GEOMETRIES.get(key)
     if geom is None:
         geom = _checked_geometry(*arguments)
@@ -183,12 +184,18 @@ def _checked_geometry(x_shape, kernel_shape, strides, padding, dilation, groups,
 def _typed_key(value):
     """``value`` with the type of every item beside it, or None when it holds anything but
     ints (bool included, as its own type), strings and tuples of them."""
-    if type(value) in (int, bool, str):
-        return type(value), value
-    if type(value) is tuple:
-        items = tuple(_typed_key(item) for item in value)
-        return None if None in items else items
-    return None
+    kind = type(value)
+    if kind is int or kind is str or kind is bool:
+        return kind, value
+    if kind is not tuple:
+        return None
+    items = []
+    for item in value:
+        typed = _typed_key(item)
+        if typed is None:
+            return None
+        items.append(typed)
+    return tuple(items)
 
 
 def conv_args(
