@@ -668,3 +668,23 @@ def test_strided_depthwise_input_gradient_through_stuffed_grad_out(options, budg
     assert len(stuffed) == (1 if budget is None else 3)  # all images at once, or one by one
     for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_small_element_wise_work_stays_on_one_thread():
+    assert parallel.threads_for(parallel.PARALLEL_MIN_WORK - 1) == 1
+    assert parallel.threads_for(parallel.PARALLEL_MIN_WORK) == parallel.thread_count()
+
+
+@pytest.mark.parametrize("options", [dict(), dict(strides=2, pad_mode="reflect")], ids=["same", "stride2-reflect"])
+def test_depthwise_loops_share_rows_among_threads(options, monkeypatch):
+    # every layer here is below PARALLEL_MIN_WORK: lower it so that each thread takes its rows
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "thread_count", lambda: 3)
+    rng = np.random.default_rng(36)
+    x, kernel = rng.standard_normal((2, 11, 9, 8)), rng.standard_normal((3, 3, 1, 8))
+    expected = reference.conv2d(x, kernel, groups=8, **options)
+    np.testing.assert_allclose(convlayer.conv2d(x, kernel, groups=8, **options), expected, rtol=1e-9, atol=1e-9)
+    grad = rng.standard_normal(expected.shape)
+    want = reference.conv2d_backward(grad, x, kernel, groups=8, **options)
+    for value, wanted in zip(convlayer.conv2d_backward(grad, x, kernel, groups=8, **options), want):
+        np.testing.assert_allclose(value, wanted, rtol=1e-9, atol=1e-9)

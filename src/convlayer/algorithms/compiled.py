@@ -117,17 +117,19 @@ def loop(name: str):
     raise AttributeError(f"no compiled loop {name!r}")
 
 
-def run_loop(name, tasks: int, *args, sums=None) -> None:
+def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> None:
     """Run loop ``name`` (or the compiled loop itself) over rows ``0 .. tasks - 1``, shared
     among the threads of :mod:`.parallel`.
 
     Each thread takes one contiguous run of rows (its row ring is reused from row to row)
     and, with ``sums`` (a zeroed array), adds into a zeroed array of its own, added into
-    ``sums`` at the end. A run that compiled the loop for new argument types (or loaded it
-    from the cache) counts as compile time, whole.
+    ``sums`` at the end. ``work``, the multiply-adds of the whole run where the caller
+    knows them, keeps a small run on this thread (:func:`.parallel.threads_for`). A run that
+    compiled the loop for new argument types (or loaded it from the cache) counts as compile
+    time, whole.
     """
     body = loop(name) if isinstance(name, str) else name
-    threads = max(1, min(parallel.thread_count(), tasks))
+    threads = max(1, min(parallel.thread_count() if work is None else parallel.threads_for(work), tasks))
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]
 

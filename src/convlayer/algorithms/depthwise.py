@@ -63,7 +63,7 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     if multiplier == 1 and geom.dilation[0] == 1:
         body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw)
         compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1],
-                          _band_rows(geom, out.itemsize, budget), out)
+                          _band_rows(geom, out.itemsize, budget), out, work=_work(geom))
         return out
     compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
                       compiled.TILE_BYTES, out)
@@ -73,6 +73,11 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
 # Output rows per band of :func:`._loops.depthwise_fixed` (its padded input rows are filled
 # once per band; fewer where a band's rows would pass the budget).
 BAND_ROWS = 16
+
+
+def _work(geom: ConvGeometry) -> int:
+    """The multiply-adds of a depthwise layer (or of its kernel's gradient)."""
+    return geom.n * geom.out_h * geom.out_w * geom.k * geom.fh * geom.fw
 
 
 def _band_rows(geom: ConvGeometry, itemsize: int, budget: int) -> int:
@@ -126,7 +131,7 @@ def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dty
     if multiplier == 1 and geom.dilation[0] == 1:
         body = compiled.loop("depthwise_gradient_fixed")(geom.fh, geom.fw)
         compiled.run_loop(body, geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides, geom.dilation[1],
-                          _band_rows(geom, dtype.itemsize, budget), sums=grad[:, :, 0])
+                          _band_rows(geom, dtype.itemsize, budget), sums=grad[:, :, 0], work=_work(geom))
         return grad.reshape(geom.fh, geom.fw, 1, geom.k)
     compiled.run_loop("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out,
                       *geom.strides, *geom.dilation, compiled.RUNS_BYTES, sums=grad)
