@@ -122,20 +122,26 @@ def fill_last(x, img, r, cols, left, line):
     Positions ``left .. left + w - 1`` are the input's own columns: one block copy.
     """
     width, c = line.shape
+    flat = line.reshape(width * c)
     if r < 0:
-        line[:] = 0
+        for t in range(width * c):
+            flat[t] = 0
         return
     pixels = x[img, r]
     first, last = min(left, width), min(left + pixels.shape[0], width)
     copy_run(line[first:last], pixels[first - left : last - left])
-    for p in range(width):
+    for p in range(width):  # the padding: element by element (a row assignment compiles for seconds)
         if first <= p < last:
             continue
         s = cols[p]
+        target = line[p]
         if s >= 0:
-            line[p] = pixels[s]
+            source = pixels[s]
+            for ch in range(c):
+                target[ch] = source[ch]
         else:
-            line[p] = 0
+            for ch in range(c):
+                target[ch] = 0
 
 
 @numba.njit(**OPTIONS)

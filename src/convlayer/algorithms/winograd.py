@@ -207,5 +207,7 @@ def _index_map(size: int, pads, pad_mode: str, length: int) -> np.ndarray:
     output size is odd; what it reads there only reaches output pixels that are dropped.
     """
     index = slab.source_index(size, pads, pad_mode)
-    return np.concatenate([index, np.full(max(0, length - len(index)), -1, index.dtype)])
+    extended = np.concatenate([index, np.full(max(0, length - len(index)), -1, index.dtype)])
+    extended.flags.writeable = False  # read-only as every map the loops read: one compiled signature
+    return extended
 
