@@ -35,7 +35,7 @@ from ..shapes import ConvGeometry
 from . import buffers, compiled
 from .backward import transposed_geometry
 
-ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd")
+ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd", "grouped")
 CHOICES = ("auto",) + ALGORITHMS
 
 # The cost model, from measurements on a 2-core machine (README, "Speed").
