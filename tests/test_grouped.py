@@ -197,3 +197,38 @@ def test_the_same_bits_on_one_thread_and_on_several(monkeypatch):
     monkeypatch.setattr(parallel, "thread_count", lambda: 1)
     one = convlayer.conv2d(x, kernel.astype(np.float32), groups=8, algorithm="grouped")
     np.testing.assert_array_equal(one, several)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_kernel_gradient_matches_the_reference(seed):
+    from convlayer import _validate
+    from convlayer.algorithms import buffers
+
+    rng = np.random.default_rng([seed, 18])
+    x, kernel, options = _random_layer(rng)
+    if _conv(x, kernel, options) is None:
+        pytest.skip("the pad mode needs more input than this draw has")
+    grad = rng.standard_normal(reference.conv2d(x, kernel, **options).shape)
+    expected = reference.conv2d_backward(grad, x, kernel, **options).grad_kernel
+    args = _validate.conv_args(x, kernel, None, **dict(dict(data_format="channels_last"), **options))
+    if seed % 3 == 1:  # grad_out as a channels-first array seen channels-last, in float32
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2)).transpose(0, 2, 3, 1).astype(np.float32)
+    got = grouped.kernel_gradient(args.x, args.geom, args.pad_mode, grad, np.float64, buffers.get_memory_budget())
+    if options.get("flip"):  # the reference's gradient is of the flipped kernel
+        got = got[::-1, ::-1]
+    tolerance = 1e-5 if grad.dtype == np.float32 else 1e-9
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * max(1.0, np.abs(expected).max()))
+
+
+def test_kernel_gradient_gives_the_same_bits_every_call():
+    from convlayer.algorithms import buffers
+
+    rng = np.random.default_rng(19)
+    x = rng.standard_normal((4, 30, 30, 24)).astype(np.float32)
+    geom = convlayer.shapes.conv_geometry(x.shape, (3, 3, 3, 24), groups=8)
+    grad = rng.standard_normal((4, 30, 30, 24)).astype(np.float32)
+    with convlayer.memory_budget(2**20):  # many blocks, on every thread
+        first = grouped.kernel_gradient(x, geom, "constant", grad, np.float32, buffers.get_memory_budget())
+        for _ in range(3):
+            again = grouped.kernel_gradient(x, geom, "constant", grad, np.float32, buffers.get_memory_budget())
+            np.testing.assert_array_equal(again, first)

@@ -193,6 +193,7 @@ def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choic
     pixels: per-tap products over the padded slab, no patch matrix (shift for groups=1 at
     stride 1, a per-channel reduction for depthwise), a correlation of x with grad_out by
     FFT for large kernels, Winograd F(3x3, 2x2) where the forward pass takes F(2x2, 3x3),
+    grouped's row blocks where the forward pass would take them (:func:`prefers_grouped`),
     or im2col's ``patches^T @ grad_out``. auto: where the forward pass would take FFT, so
     does the kernel's gradient, when x and grad_out are finite and small enough for its
     transforms (:func:`fft_in_range`: it sums their products over the whole image); where
@@ -202,6 +203,8 @@ def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choic
     auto = name == "auto"
     if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
         return Choice("depthwise", "groups == channels: a per-channel reduction per tap")
+    if name == "grouped" or (auto and prefers_grouped(x, geom, _itemsize(x, grad_out))):
+        return Choice("grouped", "patches^T @ grad_out per group, row block by row block")
     if name == "fft":
         return Choice("fft", "asked for: a correlation of x with grad_out by FFT")
     if auto and prefers_fft(geom) and fft_in_range(x, grad_out, geom, kernel_gradient=True):

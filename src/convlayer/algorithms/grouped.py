@@ -15,7 +15,8 @@ Work memory is a block's patches (and, for a strided output, its product) per th
 
 Without Numba or threadpoolctl, for inputs the loops cannot read, or when one output row's
 patches per thread pass the budget, im2col computes it (the same products, so the same
-result up to the order of BLAS's sums). The kernel's gradient is im2col's.
+result up to the order of BLAS's sums). The kernel's gradient (:func:`kernel_gradient`)
+walks the same row blocks: ``patches^T @ grad_out`` per group.
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ def _rows_block(x, kernel, geom: ConvGeometry, pad_mode: str, out, per_block: in
     return block, (fill,)
 
 
-def runs_compiled(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+def runs_compiled(x, geom: ConvGeometry, itemsize: int, budget: int, extra: int = 0) -> bool:
     """Whether :func:`correlate` runs its compiled loop: Numba and threadpoolctl installed, x
     readable by the loops, and one output row's patches, product and row ring per thread
-    within ``budget``."""
+    (and ``extra`` bytes per thread) within ``budget``."""
     if not (compiled.usable(x) and compiled.blocked_gemm_ready()):
         return False
-    return parallel.thread_count() * _row_bytes(geom, itemsize) <= budget
+    return parallel.thread_count() * (_row_bytes(geom, itemsize) + extra) <= budget
 
 
 def _row_bytes(geom: ConvGeometry, itemsize: int) -> int:
@@ -103,5 +104,39 @@ def _weight_matrices(kernel: np.ndarray, groups: int, dtype) -> np.ndarray:
 
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
                     budget: int) -> np.ndarray:
-    """The kernel's gradient, (fh, fw, c // groups, k): im2col's ``patches^T @ grad_out``."""
-    return im2col.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
+    """The kernel's gradient, (fh, fw, c // groups, k): ``patches^T @ grad_out`` per group,
+    row block by row block as :func:`correlate` fills them, each thread adding into its own
+    (groups, fh * fw * cg, kg) sums (block ``b`` on thread ``b % threads``: the same bits on
+    every call); im2col's where the compiled loops cannot run."""
+    dtype = np.dtype(dtype)
+    g, kg, length = geom.groups, geom.k // geom.groups, geom.fh * geom.fw * geom.c // geom.groups
+    sums = 2 * g * length * kg * dtype.itemsize  # a thread's sums and its block's product
+    if (grad_out.size == 0 or geom.c == 0 or not compiled.usable(grad_out)
+            or not runs_compiled(x, geom, dtype.itemsize, budget, extra=sums)):
+        return im2col.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
+    from . import _grouped_loops
+
+    threads = parallel.thread_count()
+    room = min(BLOCK_BYTES, budget // threads - sums)
+    per_block = max(1, room // _row_bytes(geom, dtype.itemsize))
+    pixels = per_block * geom.out_w
+    buffers = [(np.empty(g * pixels * length, dtype), np.empty(g * pixels * kg, dtype),
+                np.zeros((g, length, kg), dtype), np.empty((g, length, kg), dtype)) for _ in range(threads)]
+    rows, cols, left = slab.loop_maps(geom, pad_mode)
+    fill, gather = _grouped_loops.grouped_patch_rows, _grouped_loops.grouped_grad_rows
+
+    def block(first, last, thread):
+        count = (last - first) * geom.out_w
+        patch_items, grad_items, sums, product = buffers[thread]
+        patches = patch_items[: g * count * length].reshape(g, count, length)
+        grad = grad_items[: g * count * kg].reshape(g, count, kg)
+        fill(x, rows, cols, left, geom.fh, geom.fw, *geom.strides, *geom.dilation, geom.out_h, geom.out_w,
+             patches, first, last)
+        gather(grad_out, geom.out_h, grad, first, last)
+        np.matmul(patches.transpose(0, 2, 1), grad, out=product)
+        sums += product
+
+    compiled.run_blocks(block, geom.n * geom.out_h, per_block, threads, fill, gather, fixed=True)
+    total = sum((each[2] for each in buffers[1:]), buffers[0][2])
+    per_group = total.reshape(g, geom.fh, geom.fw, geom.c // g, kg)
+    return per_group.transpose(1, 2, 3, 0, 4).reshape(geom.fh, geom.fw, geom.c // g, geom.k)
