@@ -115,15 +115,21 @@ def test_other_real_dtypes_are_converted(dtype):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
 
 
-def test_any_groups_value_the_loop_is_given():
-    # groups=1 and groups == c are other algorithms' by default, but the loop computes them too
+def test_any_groups_value_above_one():
+    # groups == c is depthwise's by default, but the loop computes it too
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 7, 9, 6))
-    for groups in (1, 2, 3, 6):
+    for groups in (2, 3, 6):
         kernel = rng.standard_normal((3, 2, 6 // groups, 12))
         options = dict(groups=groups, strides=(2, 1), dilation=(1, 2), padding="same", pad_mode="reflect")
         np.testing.assert_allclose(convlayer.conv2d(x, kernel, algorithm="grouped", **options),
                                    reference.conv2d(x, kernel, **options), rtol=1e-9, atol=1e-9)
+
+
+def test_groups_1_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"algorithm='grouped' cannot compute this convolution: it needs "
+                                         r"groups > 1 \(got groups=1"):
+        convlayer.conv2d(np.ones((1, 8, 8, 4)), np.ones((3, 3, 4, 4)), algorithm="grouped")
 
 
 def test_empty_batches_and_images():

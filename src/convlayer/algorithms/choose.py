@@ -11,7 +11,7 @@ module for its error); they differ in speed, by up to 50x, depending on the shap
 - ``"depthwise"`` (:mod:`.depthwise`): shift and accumulate with a per-channel multiply;
   ``groups == c`` only.
 - ``"grouped"`` (:mod:`.grouped`): im2col in row blocks, one product batched over the
-  groups; any convolution (im2col's code where its compiled loop cannot run).
+  groups; groups > 1 (im2col's code where its compiled loop cannot run).
 - ``"fft"`` (:mod:`.fft`): transforms, for large kernels. strides 1, groups 1; it spreads
   a NaN or inf over its whole block, so ``auto`` takes it only for finite input.
 - ``"winograd"`` (:mod:`.winograd`): F(2x2, 3x3) for 3x3 stride-1 layers, 2.25x fewer
@@ -95,6 +95,8 @@ def unsupported(name: str, geom: ConvGeometry) -> "str | None":
         return f"it needs groups=1 (got groups={geom.groups}; 'depthwise' takes groups == channels)"
     if name == "depthwise" and geom.groups != geom.c:
         return f"it needs groups == input channels (got groups={geom.groups} with {geom.c} channels)"
+    if name == "grouped" and geom.groups == 1:
+        return "it needs groups > 1 (got groups=1: 'im2col' computes that in row blocks of its own)"
     if name == "fft":
         return _fft_unsupported(geom)
     if name == "winograd":
