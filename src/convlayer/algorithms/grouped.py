@@ -4,7 +4,9 @@ product batched over the groups.
 
 im2col makes the same products, but over one patch matrix of the whole block, copied by
 NumPy tap by tap in runs of ``c/groups`` values, ``fh * fw`` times the input: on the
-ResNeXt and RegNet layers 5-17x PyTorch's time on one thread. Here each thread fills the
+ResNeXt-50 and RegNetY-400MF 3x3 layers 2.2-17x PyTorch's time on one thread (5.3-7.8 over
+each set, batch 1 and 8), with up to 150 MiB of work memory. Here (2.1-5.1x, 3.0-3.3 over
+each set, 1-3.4 MiB) each thread fills the
 patches of a few output rows (:func:`._grouped_loops.grouped_patch_rows`, about
 :data:`BLOCK_BYTES` of them), ``(groups, pixels, fh * fw * c/groups)``, while they are in
 its core's cache, and multiplies them by the ``(groups, fh * fw * c/groups, k/groups)``
@@ -12,6 +14,9 @@ weights in one ``np.matmul``, whose ``(groups, pixels, k/groups)`` result is wri
 straight into the channels-last output rows (a strided view: pixel ``p``, group ``gi`` is
 ``out[p, gi * k/groups :]``). BLAS runs on one thread meanwhile (:func:`.compiled.run_blocks`).
 Work memory is a block's patches (and, for a strided output, its product) per thread.
+The rest of the gap to PyTorch is the patch copy (about as long as the products on the
+RegNet layers, twice as long at 4 channels a group) and BLAS's narrow products (``k/groups``
+columns: 40-60 GFLOP/s on one core at 4-8 columns, against about 100 at 32).
 
 Without Numba or threadpoolctl, for inputs the loops cannot read, or when one output row's
 patches per thread pass the budget, im2col computes it (the same products, so the same
