@@ -243,7 +243,7 @@ def test_unsupported_explicit_choices_raise(algorithm, options, message):
 
 @pytest.mark.parametrize("bad", ["winograd4x4", None, 3])
 def test_unknown_algorithm_raises(bad):
-    message = r"algorithm must be 'auto', 'im2col', 'shift', 'depthwise', 'fft' or 'winograd'; got " + repr(bad)
+    message = r"algorithm must be 'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd' or 'grouped'; got " + repr(bad)
     with pytest.raises(ValueError, match=message):
         convlayer.conv2d(np.ones((4, 4)), np.ones((3, 3)), algorithm=bad)
 

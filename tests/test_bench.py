@@ -65,8 +65,8 @@ def test_every_algorithm_adds_each_algorithms_ratio():
     results = bench.run_suite([bench.Case(2, 8, 8, 3, 3, 3, groups=3)], reps_time=0.01, backward=False,
                               echo=lambda line: None, every_algorithm=True)
     row = results["forward"][0]
-    if "ratio" in row:  # with PyTorch: im2col and depthwise can compute it, shift and fft cannot
-        assert sorted(row["algorithm_ratios"]) == ["depthwise", "im2col"]
+    if "ratio" in row:  # with PyTorch: im2col, depthwise and grouped can compute it, shift and fft cannot
+        assert sorted(row["algorithm_ratios"]) == ["depthwise", "grouped", "im2col"]
     assert {"algorithm=im2col", "algorithm=depthwise"} <= set(row["ms"])
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import convlayer
 from convlayer import _validate
-from convlayer.algorithms import choose
+from convlayer.algorithms import choose, compiled
 
 F32_TOL = 1e-5
 DEFAULTS = dict(strides=1, padding="same", dilation=1, groups=1, flip=False, pad_mode="constant",
@@ -82,7 +82,25 @@ def test_auto_never_changes_a_result_beyond_the_tolerance(x_shape, kernel_shape,
 def test_depthwise_takes_groups_equal_to_channels():
     assert _auto_pick(_ones(2, 20, 20, 8), _ones(3, 3, 1, 8), groups=8) == "depthwise"
     assert _auto_pick(_ones(2, 20, 20, 4), _ones(3, 3, 1, 8), groups=4, strides=2) == "depthwise"
-    assert _auto_pick(_ones(2, 20, 20, 4), _ones(3, 3, 2, 8), groups=2) == "im2col"
+    assert _auto_pick(_ones(2, 20, 20, 4), _ones(3, 3, 2, 8), groups=2) != "depthwise"
+
+
+def test_grouped_takes_few_channels_a_group():
+    most = choose.GROUPED_MAX_CHANNELS
+    assert _auto_pick(_ones(2, 20, 20, 4), _ones(3, 3, 2, 8), groups=2) == "grouped"
+    assert _auto_pick(_ones(1, 12, 12, 104), _ones(3, 3, 8, 104), groups=13, strides=2) == "grouped"
+    assert _auto_pick(_ones(1, 6, 6, 2 * most), _ones(1, 1, most, 4), groups=2) == "grouped"
+    assert _auto_pick(_ones(1, 6, 6, 2 * most + 2), _ones(1, 1, most + 1, 4), groups=2) == "im2col"
+    assert _auto_pick(_ones(1, 6, 6, 8), _ones(3, 3, 8, 8)) != "grouped"  # groups=1
+
+
+def test_grouped_steps_aside_when_its_loops_cannot_run():
+    x, kernel = _ones(1, 12, 12, 16), _ones(3, 3, 4, 16)
+    with compiled.use_compiled(False):
+        assert _auto_pick(x, kernel, groups=4) == "im2col"
+    assert _auto_pick(x.astype(np.float16), kernel, groups=4) == "im2col"  # Numba reads no float16
+    with convlayer.memory_budget(1024):  # one output row's patches per thread pass it
+        assert _auto_pick(x, kernel, groups=4) == "im2col"
 
 
 def test_shift_takes_few_channels_and_many_output_values():
@@ -277,7 +295,7 @@ def test_backward_takes_one_im2col_pass_where_the_input_gradient_is_no_correlati
     assert _routes((1, 16, 16, 3), (3, 3, 3, 2), pad_mode="reflect") == one_pass
     assert _routes((1, 16, 16, 3), (3, 3, 3, 2), padding=3) == one_pass
     # a depthwise layer with a channel multiplier: its transpose is grouped, not depthwise
-    assert _routes((1, 16, 16, 4), (3, 3, 1, 8), "depthwise", groups=4) == {"input": "im2col",
+    assert _routes((1, 16, 16, 4), (3, 3, 1, 8), "depthwise", groups=4) == {"input": "grouped",
                                                                             "kernel": "depthwise"}
 
 

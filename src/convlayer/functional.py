@@ -70,7 +70,7 @@ def conv2d(
         'replicate' and 'circular' are accepted as aliases.
     data_format : {'channels_last', 'channels_first'}
         Layout of ``x``, ``kernel`` and the result.
-    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd'}
+    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd', 'grouped'}
         How to compute it; every choice gives the same result up to rounding. 'auto' picks
         by shape (see :mod:`convlayer.algorithms.choose`); the others are for tests and
         benchmarks: 'shift' needs groups=1, 'depthwise' groups == c, 'fft' strides 1 and
@@ -167,7 +167,7 @@ def conv2d_backward(
         The convolution's input and kernel, in any form :func:`conv2d` accepts.
     strides, padding, dilation, groups, flip, pad_mode, data_format
         As for :func:`conv2d`. (The bias does not change any gradient, so it is not taken.)
-    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd'}
+    algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd', 'grouped'}
         As for :func:`conv2d`; see Notes for where each applies.
 
     Returns

@@ -10,6 +10,8 @@ module for its error); they differ in speed, by up to 50x, depending on the shap
 - ``"shift"`` (:mod:`.shift`): one product per kernel tap, added in place. groups=1.
 - ``"depthwise"`` (:mod:`.depthwise`): shift and accumulate with a per-channel multiply;
   ``groups == c`` only.
+- ``"grouped"`` (:mod:`.grouped`): im2col in row blocks, one product batched over the
+  groups; groups > 1 (im2col's code where its compiled loop cannot run).
 - ``"fft"`` (:mod:`.fft`): transforms, for large kernels. strides 1, groups 1; it spreads
   a NaN or inf over its whole block, so ``auto`` takes it only for finite input.
 - ``"winograd"`` (:mod:`.winograd`): F(2x2, 3x3) for 3x3 stride-1 layers, 2.25x fewer
@@ -32,10 +34,10 @@ from typing import NamedTuple
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import buffers, compiled
+from . import buffers, compiled, grouped
 from .backward import transposed_geometry
 
-ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd")
+ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd", "grouped")
 CHOICES = ("auto",) + ALGORITHMS
 
 # The cost model, from measurements on a 2-core machine (README, "Speed").
@@ -64,6 +66,11 @@ SHIFT_MAX_PRODUCTS = 600  # fh * fw * c * k per output pixel (7x7x3x8 = 1176 los
 # does not fit the budget) loses: its blocks gather the whole span. 1x512x512x3, 3x3: dilation
 # 16 (span 33) takes 0.32 of im2col's time, dilation 64 (span 129) 4.3 times it.
 SHIFT_MAX_SPAN = 64
+# Input channels a group up to which grouped layers (1 < groups < c) take 'grouped'. Measured
+# on one thread against im2col (time ratio grouped/im2col, float32; float64 alike): 4 to 32
+# channels a group 0.41-0.87 (3x3 and 5x5 kernels, 4x4 to 112x112 images, 1x1 kernels 0.74),
+# the ResNeXt-50 and RegNetY-400MF layers 0.2-0.8; 64 channels 0.97-1.14, 128 to 512 1.15-1.6.
+GROUPED_MAX_CHANNELS = 32
 
 
 class Choice(NamedTuple):
@@ -103,6 +110,8 @@ def unsupported(name: str, geom: ConvGeometry) -> "str | None":
         return f"it needs groups=1 (got groups={geom.groups}; 'depthwise' takes groups == channels)"
     if name == "depthwise" and geom.groups != geom.c:
         return f"it needs groups == input channels (got groups={geom.groups} with {geom.c} channels)"
+    if name == "grouped" and geom.groups == 1:
+        return "it needs groups > 1 (got groups=1: 'im2col' computes that in row blocks of its own)"
     if name == "fft":
         return _fft_unsupported(geom)
     if name == "winograd":
@@ -215,6 +224,7 @@ def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choic
     pixels: per-tap products over the padded slab, no patch matrix (shift for groups=1 at
     stride 1, a per-channel reduction for depthwise), a correlation of x with grad_out by
     FFT for large kernels, Winograd F(3x3, 2x2) where the forward pass takes F(2x2, 3x3),
+    grouped's row blocks where the forward pass would take them (:func:`prefers_grouped`),
     or im2col's ``patches^T @ grad_out``. auto: where the forward pass would take FFT, so
     does the kernel's gradient, when x and grad_out are finite and small enough for its
     transforms (:func:`fft_in_range`: it sums their products over the whole image); where
@@ -224,6 +234,8 @@ def _kernel_gradient_choice(name: str, x, geom: ConvGeometry, grad_out) -> Choic
     auto = name == "auto"
     if name in ("depthwise", "auto") and geom.groups == geom.c > 1:
         return Choice("depthwise", "groups == channels: a per-channel reduction per tap")
+    if name == "grouped" or (auto and prefers_grouped(x, geom, _itemsize(x, grad_out))):
+        return Choice("grouped", "patches^T @ grad_out per group, row block by row block")
     if name == "fft":
         return Choice("fft", "asked for: a correlation of x with grad_out by FFT")
     if auto and prefers_fft(geom) and fft_in_range(x, grad_out, geom, kernel_gradient=True):
@@ -245,26 +257,34 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
 
     1. ``groups == c > 1``: depthwise (im2col would copy the input ``fh * fw`` times to
        feed ``c`` one-column products).
-    2. strides 1, groups 1, at least :data:`FFT_MIN_TAPS` taps, ``c * k`` at most
+    2. ``1 < groups < c`` with at most :data:`GROUPED_MAX_CHANNELS` channels a group, Numba
+       and threadpoolctl installed, x readable by the compiled loops and a row block per
+       thread within the memory budget (:func:`.grouped.runs_compiled`): grouped (its patches
+       are filled in the core's cache in runs of ``fw * c/groups`` values, where im2col copies
+       runs of ``c/groups`` tap by tap into one large patch matrix).
+    3. strides 1, groups 1, at least :data:`FFT_MIN_TAPS` taps, ``c * k`` at most
        :data:`FFT_MAX_CHANNELS`, FFT's estimated work below the direct sum's, and x and the
        kernel finite and small enough that no transform overflows (:func:`fft_in_range`):
        FFT. Per output pixel, the direct sum costs ``fh * fw * c * k`` multiply-adds and FFT
        about ``FFT_COST_PER_LOG * (c + k) * log2(padded pixels) + c * k`` (the transforms,
        then the product per frequency).
-    3. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
-       channels in and out, an output of at least :data:`WINOGRAD_MIN_SIZE` rows and columns, Numba and threadpoolctl installed, and x and the kernel finite
-       and far enough from the dtype's largest value that no transform or sum overflows
-       (:func:`prefers_winograd`): Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2
-       output tile where im2col needs 36 c k.
-    4. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, ``k <= SHIFT_MAX_FILTERS``, at most
+    4. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
+       channels in and out, an output of at least :data:`WINOGRAD_MIN_SIZE` rows and columns,
+       Numba and threadpoolctl installed, and x and the kernel finite and far enough from the
+       dtype's largest value that no transform or sum overflows (:func:`prefers_winograd`):
+       Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
+    5. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, ``k <= SHIFT_MAX_FILTERS``, at most
        :data:`SHIFT_MAX_PRODUCTS` multiply-adds per pixel, at least :data:`SHIFT_MIN_OUTPUTS`
        output values, and either the compiled loop within the memory budget or a dilated
        kernel of at most :data:`SHIFT_MAX_SPAN` rows and columns: shift and accumulate.
-    5. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
+    6. Otherwise im2col: many channels make its patch copy cheap next to one large GEMM.
     """
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
     if geom.groups == c > 1:
         return Choice("depthwise", "groups == channels: a per-channel multiply per tap, no patch matrix")
+    if prefers_grouped(x, geom, _itemsize(x, kernel)):
+        return Choice("grouped", f"{geom.groups} groups of {c // geom.groups} channels: patches filled row block "
+                                 f"by row block, one product batched over the groups")
     if prefers_fft(geom):
         why = (f"{geom.fh}x{geom.fw} kernel: FFT ~{_fft_work(geom):.0f} < direct {taps * c * k} "
                f"multiply-adds per pixel")
@@ -288,7 +308,7 @@ def _itemsize(a: np.ndarray, b: np.ndarray) -> int:
 
 
 def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: int) -> bool:
-    """Rule 3 of :func:`auto_choice` for the two factors ``a`` and ``b`` (x and the kernel,
+    """Rule 4 of :func:`auto_choice` for the two factors ``a`` and ``b`` (x and the kernel,
     or x and grad_out for the kernel's gradient) of sums of ``terms`` products.
 
     Winograd's transforms add up to 4 values of each factor and their products' sums are
@@ -338,15 +358,21 @@ def _in_range(a: np.ndarray, b: np.ndarray, single: float, product: float) -> bo
     return max(size_a, size_b) * single <= limit and size_a * size_b * product <= limit
 
 
+def prefers_grouped(x: np.ndarray, geom: ConvGeometry, itemsize: int) -> bool:
+    """Rule 2 of :func:`auto_choice`, for a result of ``itemsize`` bytes an item."""
+    return (1 < geom.groups < geom.c and geom.c // geom.groups <= GROUPED_MAX_CHANNELS
+            and grouped.runs_compiled(x, geom, itemsize, buffers.get_memory_budget()))
+
+
 def prefers_fft(geom: ConvGeometry) -> bool:
-    """Rule 2 of :func:`auto_choice` without its finiteness check (used for the kernel's
+    """Rule 3 of :func:`auto_choice` without its finiteness check (used for the kernel's
     gradient too, which checks only what it needs instead of deciding every rule)."""
     fft_work = _fft_work(geom)
     return fft_work is not None and fft_work < geom.fh * geom.fw * geom.c * geom.k
 
 
 def prefers_shift(geom: ConvGeometry, itemsize: int) -> bool:
-    """Rule 4 of :func:`auto_choice` (used for the kernel's gradient too), for a result of
+    """Rule 5 of :func:`auto_choice` (used for the kernel's gradient too), for a result of
     ``itemsize`` bytes an item."""
     outputs = geom.n * geom.out_h * geom.out_w * geom.k
     if not (geom.strides == (1, 1) and geom.groups == 1 and geom.c <= SHIFT_MAX_CHANNELS
@@ -360,14 +386,14 @@ def prefers_shift(geom: ConvGeometry, itemsize: int) -> bool:
 
 
 def _direct_choice(geom: ConvGeometry, itemsize: int) -> Choice:
-    """The direct-summation algorithm for ``geom``: shift or im2col (rules 4 and 5)."""
+    """The direct-summation algorithm for ``geom``: shift or im2col (rules 5 and 6)."""
     if prefers_shift(geom, itemsize):
         return Choice("shift", f"{geom.c} input channel(s): one product per tap beats copying a thin patch matrix")
     return Choice("im2col", "many channels, strides or a small output: one large GEMM")
 
 
 def _fft_work(geom: ConvGeometry) -> "float | None":
-    """FFT's estimated work per output pixel, or None when rule 2's shape tests fail."""
+    """FFT's estimated work per output pixel, or None when rule 3's shape tests fail."""
     taps, c, k = geom.fh * geom.fw, geom.c, geom.k
     if _fft_unsupported(geom) is not None or taps < FFT_MIN_TAPS or c * k > FFT_MAX_CHANNELS:
         return None

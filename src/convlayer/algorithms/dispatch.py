@@ -20,9 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import backward, choose, depthwise, fft, im2col, layout, shift, spread, winograd
+from . import backward, choose, depthwise, fft, grouped, im2col, layout, shift, spread, winograd
 
-ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
+ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd,
+              "grouped": grouped}
 
 
 def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
