@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import backward, choose, depthwise, fft, grouped, im2col, layout, shift, spread, winograd
+from . import backward, choose, depthwise, fft, grouped, im2col, layout, pointwise, shift, spread, winograd
 
 ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd,
               "grouped": grouped}
@@ -37,7 +37,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
         return
     plan = None
-    if layout.strided(x, out) and not im2col.pointwise(geom):
+    if layout.strided(x, out) and not pointwise.applies(geom):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:

@@ -8,7 +8,8 @@ output stays within the budget. For each block:
 1. the *slab*: the padded input rows and columns the block reads (:mod:`.slab`);
 2. the *patches*: a strided view of the slab, ``(n, out_h, out_w, fh, fw, groups, c/groups)``,
    copied once into a contiguous patch matrix (skipped for 1x1 stride-1 kernels, whose
-   patch matrix is the slab itself);
+   patch matrix is the slab itself; 1x1 kernels without padding skip the slab too, see
+   :mod:`.pointwise`);
 3. the *product*: a BLAS matrix product per group, written straight into the output when
    the layout allows.
 
@@ -33,7 +34,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..shapes import ConvGeometry
 from . import banks as banked
-from . import compiled, parallel, slab
+from . import compiled, parallel, pointwise, slab
 from .buffers import Block, blocks, plan_blocks, work_buffer
 
 # Row blocks (:func:`correlate_rows`): patch rows per block, and the fewest patch rows of a
@@ -80,7 +81,7 @@ def correlate(
         out[...] = 0
         return out
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
-    if banks is None and correlate_pointwise(x, weights[0], geom, out, budget):
+    if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
         return out
     if banks is None and _takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)
@@ -93,56 +94,6 @@ def correlate(
         for block in blocks(geom.n, geom.out_h, geom.out_w, size):
             _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
     return out
-
-
-def pointwise(geom: ConvGeometry) -> bool:
-    """Whether ``geom`` is a 1x1 convolution without padding, groups=1: its patch matrix
-    is the input itself (every ``strides``-th pixel), so no slab or patch copy is needed."""
-    return geom.fh == geom.fw == 1 and geom.groups == 1 and geom.pads == ((0, 0), (0, 0))
-
-
-def correlate_pointwise(x, weights: np.ndarray, geom: ConvGeometry, out: np.ndarray, budget: int) -> bool:
-    """Fill ``out`` with a 1x1 convolution (:func:`pointwise`) as matrix products on the
-    arrays as they lie; return False, computing nothing, where they do not allow it.
-
-    Channels-last, each image's pixels are the rows of a ``(pixels, c)`` matrix times the
-    ``(c, k)`` weights; channels-first (both ``x`` and ``out`` views of NCHW arrays), each
-    image is a ``(c, pixels)`` matrix and ``(k, c) @ (c, pixels)`` lands in the NCHW output
-    as it is: no transposing copy either way. Only strided pixels (strides > 1) or another
-    dtype are copied, a chunk of images at a time within ``budget``. The sums are BLAS's,
-    as in the general path. This is also the lean path for tiny calls (a 1x1 convolution
-    of a 1x1 image in squeeze-excite blocks): no index maps, blocks or work buffer.
-    """
-    if not pointwise(geom):
-        return False
-    sh, sw = geom.strides
-    pixels = geom.out_h * geom.out_w
-    first = _is_channels_first(x) and _is_channels_first(out)
-    if not first and not out.flags.c_contiguous:
-        return False
-    copied = (sh, sw) != (1, 1) or x.dtype != out.dtype or not (first or x.flags.c_contiguous)
-    per_image = pixels * geom.c * out.itemsize if copied else 0
-    if per_image > budget:
-        return False
-    images = geom.n if not per_image else max(1, budget // per_image)
-    if first:
-        source, target, matrix = x.transpose(0, 3, 1, 2), out.transpose(0, 3, 1, 2), weights.T
-    else:
-        source, target, matrix = x, out, weights
-    for n0 in range(0, geom.n, images):
-        n1 = min(n0 + images, geom.n)
-        if first:
-            part = source[n0:n1, :, ::sh, ::sw].astype(out.dtype, copy=False)
-            np.matmul(matrix, part.reshape(n1 - n0, geom.c, pixels), out=target[n0:n1].reshape(n1 - n0, geom.k, pixels))
-        else:
-            part = source[n0:n1, ::sh, ::sw].astype(out.dtype, copy=False)
-            np.matmul(part.reshape(-1, geom.c), matrix, out=target[n0:n1].reshape(-1, geom.k))
-    return True
-
-
-def _is_channels_first(array: np.ndarray) -> bool:
-    """Whether an (n, h, w, c) view is the transpose of a C-contiguous (n, c, h, w) array."""
-    return array.transpose(0, 3, 1, 2).flags.c_contiguous and not array.flags.c_contiguous
 
 
 def _takes_row_blocks(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
@@ -307,7 +258,8 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
         grad_weights = np.zeros(weights.shape, dtype)
     if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
         return _unpack_gradient(grad_weights, shape, banks)
-    if banks is None and _backward_pointwise(x, weights, geom, grad_out, grad_x, grad_weights[0], budget):
+    if banks is None and pointwise.gradients(x, None if weights is None else weights[0], geom, grad_out, grad_x,
+                                             grad_weights[0], budget):
         return _unpack_gradient(grad_weights, shape, banks)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     # Work holds a slab and its gradient, then the temporaries of gathering the slab and of
@@ -337,31 +289,6 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
             _col2im(grad_patches, geom, block, grad_slab)
             slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
     return _unpack_gradient(grad_weights, shape, banks)
-
-
-def _backward_pointwise(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, budget: int) -> bool:
-    """The gradients of a 1x1 convolution (:func:`pointwise`) as two matrix products, a chunk
-    of images at a time: ``x^T @ grad_out`` over the pixels the windows read is added into
-    ``grad_weights`` ((c, k)), and (``weights`` not None) ``grad_out @ weights^T`` onto
-    those pixels of ``grad_x``. No slab, patch matrix or col2im. False, computing nothing,
-    where one image's copies (its strided pixels, grad_out cast, the product) pass ``budget``.
-    """
-    if not pointwise(geom):
-        return False
-    sh, sw = geom.strides
-    pixels = geom.out_h * geom.out_w
-    per_image = pixels * (2 * geom.c + geom.k) * grad_weights.itemsize
-    if per_image > budget:
-        return False
-    images = max(1, budget // per_image)
-    for n0 in range(0, geom.n, images):
-        n1 = min(n0 + images, geom.n)
-        pixels_read = x[n0:n1, ::sh, ::sw].astype(grad_weights.dtype, copy=False).reshape(-1, geom.c)
-        grad = grad_out[n0:n1].astype(grad_weights.dtype, copy=False).reshape(-1, geom.k)
-        grad_weights += pixels_read.T @ grad
-        if weights is not None:
-            grad_x[n0:n1, ::sh, ::sw] += (grad @ weights[0].T).reshape(n1 - n0, geom.out_h, geom.out_w, geom.c)
-    return True
 
 
 def _pixels(block: Block) -> int:

@@ -8,8 +8,8 @@ the channels-last time on the layers of real networks. NumPy transposes a whole 
 about half the speed of a plain copy, a small part of a convolution's time, so
 :func:`chunks` plans chunks of images that are copied into C-contiguous NHWC buffers,
 computed there, and copied back into the caller's layout, within the memory budget.
-1x1 layers need none of this (:func:`.im2col.correlate_pointwise` multiplies NCHW images
-as they lie).
+1x1 layers need none of this (:func:`.pointwise.correlate` multiplies NCHW images as they
+lie).
 """
 
 from __future__ import annotations

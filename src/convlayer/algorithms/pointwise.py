@@ -1,0 +1,89 @@
+"""1x1 convolutions without padding: matrix products over the channels, no patch matrix.
+
+A 1x1 kernel's patch matrix is the input itself (every ``strides``-th pixel), so im2col's
+slab, patch copy and col2im are all skipped: the forward pass is one product per chunk of
+images, in the layout the arrays have (channels-last or NCHW), and the gradients are two
+products. :mod:`.im2col` calls these first and goes on with its general blocks where they
+return False; :mod:`.dispatch` leaves channels-first 1x1 calls to them, uncopied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..shapes import ConvGeometry
+
+
+def applies(geom: ConvGeometry) -> bool:
+    """Whether ``geom`` is a 1x1 convolution without padding, groups=1: its patch matrix
+    is the input itself (every ``strides``-th pixel), so no slab or patch copy is needed."""
+    return geom.fh == geom.fw == 1 and geom.groups == 1 and geom.pads == ((0, 0), (0, 0))
+
+
+def correlate(x, weights: np.ndarray, geom: ConvGeometry, out: np.ndarray, budget: int) -> bool:
+    """Fill ``out`` with a 1x1 convolution (:func:`applies`) as matrix products on the
+    arrays as they lie; return False, computing nothing, where they do not allow it.
+
+    Channels-last, each image's pixels are the rows of a ``(pixels, c)`` matrix times the
+    ``(c, k)`` weights; channels-first (both ``x`` and ``out`` views of NCHW arrays), each
+    image is a ``(c, pixels)`` matrix and ``(k, c) @ (c, pixels)`` lands in the NCHW output
+    as it is: no transposing copy either way. Only strided pixels (strides > 1) or another
+    dtype are copied, a chunk of images at a time within ``budget``. The sums are BLAS's,
+    as in the general path. This is also the lean path for tiny calls (a 1x1 convolution
+    of a 1x1 image in squeeze-excite blocks): no index maps, blocks or work buffer.
+    """
+    if not applies(geom):
+        return False
+    sh, sw = geom.strides
+    pixels = geom.out_h * geom.out_w
+    first = _is_channels_first(x) and _is_channels_first(out)
+    if not first and not out.flags.c_contiguous:
+        return False
+    copied = (sh, sw) != (1, 1) or x.dtype != out.dtype or not (first or x.flags.c_contiguous)
+    per_image = pixels * geom.c * out.itemsize if copied else 0
+    if per_image > budget:
+        return False
+    images = geom.n if not per_image else max(1, budget // per_image)
+    if first:
+        source, target, matrix = x.transpose(0, 3, 1, 2), out.transpose(0, 3, 1, 2), weights.T
+    else:
+        source, target, matrix = x, out, weights
+    for n0 in range(0, geom.n, images):
+        n1 = min(n0 + images, geom.n)
+        if first:
+            part = source[n0:n1, :, ::sh, ::sw].astype(out.dtype, copy=False)
+            np.matmul(matrix, part.reshape(n1 - n0, geom.c, pixels), out=target[n0:n1].reshape(n1 - n0, geom.k, pixels))
+        else:
+            part = source[n0:n1, ::sh, ::sw].astype(out.dtype, copy=False)
+            np.matmul(part.reshape(-1, geom.c), matrix, out=target[n0:n1].reshape(-1, geom.k))
+    return True
+
+
+def _is_channels_first(array: np.ndarray) -> bool:
+    """Whether an (n, h, w, c) view is the transpose of a C-contiguous (n, c, h, w) array."""
+    return array.transpose(0, 3, 1, 2).flags.c_contiguous and not array.flags.c_contiguous
+
+
+def gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, budget: int) -> bool:
+    """The gradients of a 1x1 convolution (:func:`applies`) as two matrix products, a chunk
+    of images at a time: ``x^T @ grad_out`` over the pixels the windows read is added into
+    ``grad_weights`` ((c, k)), and (``weights``, (c, k), not None) ``grad_out @ weights^T``
+    onto those pixels of ``grad_x``. No slab, patch matrix or col2im. False, computing nothing,
+    where one image's copies (its strided pixels, grad_out cast, the product) pass ``budget``.
+    """
+    if not applies(geom):
+        return False
+    sh, sw = geom.strides
+    pixels = geom.out_h * geom.out_w
+    per_image = pixels * (2 * geom.c + geom.k) * grad_weights.itemsize
+    if per_image > budget:
+        return False
+    images = max(1, budget // per_image)
+    for n0 in range(0, geom.n, images):
+        n1 = min(n0 + images, geom.n)
+        pixels_read = x[n0:n1, ::sh, ::sw].astype(grad_weights.dtype, copy=False).reshape(-1, geom.c)
+        grad = grad_out[n0:n1].astype(grad_weights.dtype, copy=False).reshape(-1, geom.k)
+        grad_weights += pixels_read.T @ grad
+        if weights is not None:
+            grad_x[n0:n1, ::sh, ::sw] += (grad @ weights.T).reshape(n1 - n0, geom.out_h, geom.out_w, geom.c)
+    return True

@@ -1,0 +1,94 @@
+"""The depthwise loops (algorithms/depthwise.py, _loops.depthwise_fixed and its kernel
+gradient): bands of rows, kernel sizes, threads, and strided layers' input gradient through
+stuffed grad_out, against the float64 reference loops."""
+
+import numpy as np
+import pytest
+
+import convlayer
+from convlayer import reference
+from convlayer.algorithms import backward, depthwise, parallel
+
+
+@pytest.mark.parametrize("band_rows", [1, 3])
+def test_depthwise_bands_of_few_rows_give_the_same_sums(band_rows, monkeypatch):
+    # depthwise.BAND_ROWS: the padded rows two bands share are filled once per band
+    monkeypatch.setattr(depthwise, "BAND_ROWS", band_rows)
+    rng = np.random.default_rng(21)
+    x, kernel = rng.standard_normal((2, 13, 7, 8)), rng.standard_normal((3, 5, 1, 8))
+    for options in (dict(strides=(2, 1)), dict(strides=(1, 3), pad_mode="symmetric"), dict(padding=((4, 0), (1, 3)))):
+        got = convlayer.conv2d(x, kernel, groups=8, algorithm="depthwise", **options)
+        np.testing.assert_allclose(got, reference.conv2d(x, kernel, groups=8, **options), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 11, 8), kernel=(3, 3), dtype=np.float64),
+    dict(shape=(2, 10, 9, 16), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
+    dict(shape=(1, 7, 6, 8), kernel=(1, 1), dtype=np.float64, strides=(1, 2), padding="valid"),
+    dict(shape=(3, 8, 8, 8), kernel=(2, 3), dtype=np.float64, strides=3, pad_mode="wrap", data_format="channels_first"),
+    dict(shape=(2, 9, 7, 21), kernel=(7, 7), dtype=np.float32, strides=2),
+    dict(shape=(1, 6, 5, 3), kernel=(5, 5), dtype=np.float64, padding=((3, 1), (0, 2)), pad_mode="edge"),
+    dict(shape=(3, 41, 9, 16), kernel=(3, 3), dtype=np.float64, strides=2),  # bands of 16 rows, 3 images
+    dict(shape=(2, 37, 6, 8), kernel=(5, 5), dtype=np.float64, pad_mode="reflect"),
+], ids=["3x3", "5x3-strided-dilated-reflect", "1x1-valid", "2x3-stride3-wrap-channels-first", "7x7-21-channels",
+        "5x5-3-channels-edge", "bands-stride-2", "bands-5x5-reflect"])
+def test_depthwise_loops_compiled_for_their_kernel_size(case):
+    # Channel counts that fill whole vector registers (8, 16) and the remainder loop's,
+    # through the loop compiled per kernel size (_loops.depthwise_fixed).
+    case = dict(case)
+    shape, (fh, fw), dtype = case.pop("shape"), case.pop("kernel"), case.pop("dtype")
+    rng = np.random.default_rng(20)
+    x, kernel = rng.standard_normal(shape).astype(dtype), rng.standard_normal((fh, fw, 1, shape[3])).astype(dtype)
+    if case.get("data_format") == "channels_first":  # (n, c, h, w) and (k, c / groups, fh, fw)
+        x, kernel = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+    options = dict(groups=shape[3], **case)
+    got = convlayer.conv2d(x, kernel, algorithm="depthwise", **options)
+    expected = reference.conv2d(x.astype(np.float64), kernel.astype(np.float64), **options)
+    if dtype == np.float64:
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+    else:
+        # each output sums fh * fw float32 products: within gamma_n ~ n u of the sum of their
+        # magnitudes (Higham 3.1), twice for headroom
+        bound = reference.conv2d(np.abs(x).astype(np.float64), np.abs(kernel).astype(np.float64), **options)
+        assert (np.abs(got - expected) <= 2 * fh * fw * 2.0**-24 * bound).all()
+
+
+@pytest.mark.parametrize("budget", [None, 2**14], ids=["whole", "image-chunks"])
+@pytest.mark.parametrize("options", [
+    dict(strides=2), dict(strides=(3, 2), padding="valid"), dict(strides=2, dilation=(2, 1)),
+    dict(strides=(2, 3), padding=((2, 0), (1, 2))), dict(strides=4, padding="same_lower"),
+], ids=["s2-same", "s3x2-valid", "s2-dilated", "explicit", "s4-same-lower"])
+def test_strided_depthwise_input_gradient_through_stuffed_grad_out(options, budget, monkeypatch):
+    # choose._stuffed_depthwise: a depthwise correlation of grad_out with zeros between its pixels
+    rng = np.random.default_rng(35)
+    x, kernel = rng.standard_normal((3, 13, 11, 6)), rng.standard_normal((3, 3, 1, 6))
+    grad = rng.standard_normal(reference.conv2d(x, kernel, groups=6, **options).shape)
+    expected = reference.conv2d_backward(grad, x, kernel, groups=6, **options)
+    stuffed = []
+    stuff = backward.stuff
+    monkeypatch.setattr(backward, "stuff", lambda *a: stuffed.append(1) or stuff(*a))
+    with convlayer.memory_budget(budget or convlayer.get_memory_budget()):
+        got = convlayer.conv2d_backward(grad, x, kernel, groups=6, **options)
+    assert len(stuffed) == (1 if budget is None else 3)  # all images at once, or one by one
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+def test_small_element_wise_work_stays_on_one_thread():
+    assert parallel.threads_for(parallel.PARALLEL_MIN_WORK - 1) == 1
+    assert parallel.threads_for(parallel.PARALLEL_MIN_WORK) == parallel.thread_count()
+
+
+@pytest.mark.parametrize("options", [dict(), dict(strides=2, pad_mode="reflect")], ids=["same", "stride2-reflect"])
+def test_depthwise_loops_share_rows_among_threads(options, monkeypatch):
+    # every layer here is below PARALLEL_MIN_WORK: lower it so that each thread takes its rows
+    monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(parallel, "thread_count", lambda: 3)
+    rng = np.random.default_rng(36)
+    x, kernel = rng.standard_normal((2, 11, 9, 8)), rng.standard_normal((3, 3, 1, 8))
+    expected = reference.conv2d(x, kernel, groups=8, **options)
+    np.testing.assert_allclose(convlayer.conv2d(x, kernel, groups=8, **options), expected, rtol=1e-9, atol=1e-9)
+    grad = rng.standard_normal(expected.shape)
+    want = reference.conv2d_backward(grad, x, kernel, groups=8, **options)
+    for value, wanted in zip(convlayer.conv2d_backward(grad, x, kernel, groups=8, **options), want):
+        np.testing.assert_allclose(value, wanted, rtol=1e-9, atol=1e-9)

@@ -1,0 +1,85 @@
+"""1x1 layers without padding (algorithms/pointwise.py): the arrays multiplied as they lie,
+both layouts, against the float64 reference loops; the gradients as two products."""
+
+import numpy as np
+import pytest
+
+import convlayer
+from convlayer import reference
+from convlayer.algorithms import pointwise
+
+
+def _channels_first(x, kernel):
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 7, 5), k=3, strides=1, dtype=np.float64),
+    dict(shape=(3, 9, 7, 5), k=4, strides=(2, 3), dtype=np.float64),
+    dict(shape=(1, 1, 1, 120), k=32, strides=1, dtype=np.float64),
+    dict(shape=(2, 6, 6, 4), k=2, strides=1, dtype=np.uint8),
+    dict(shape=(2, 5, 8, 3), k=2, strides=2, dtype=np.int16),
+], ids=["stride1", "strided", "squeeze-excite", "uint8", "int16-strided"])
+def test_one_by_one_layers_multiply_the_arrays_as_they_lie(case, data_format, monkeypatch):
+    # 1x1 without padding: pointwise.correlate, in either layout, with a bias
+    rng = np.random.default_rng(31)
+    x = (rng.random(case["shape"]) * 100).astype(case["dtype"])
+    kernel = rng.standard_normal((1, 1, case["shape"][3], case["k"]))
+    bias = rng.standard_normal(case["k"])
+    expected = reference.conv2d(x.astype(np.float64), kernel, bias, strides=case["strides"], padding="valid")
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        expected = expected.transpose(0, 3, 1, 2)
+    calls = []
+    products = pointwise.correlate
+    monkeypatch.setattr(pointwise, "correlate", lambda *a: calls.append(1) or products(*a))
+    got = convlayer.conv2d(x, kernel, bias, strides=case["strides"], padding="valid", data_format=data_format)
+    assert calls and got.shape == expected.shape and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_one_by_one_layers_copy_strided_pixels_a_chunk_of_images_at_a_time(data_format, work_memory):
+    rng = np.random.default_rng(32)
+    x = rng.standard_normal((6, 40, 40, 16))
+    kernel = rng.standard_normal((1, 1, 16, 8))
+    expected = reference.conv2d(x, kernel, strides=2, padding="valid")
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        expected = expected.transpose(0, 3, 1, 2)
+    budget = 20 * 20 * 16 * 8 * 2  # two images' strided pixels
+    with convlayer.memory_budget(budget):
+        used, got = work_memory(lambda: convlayer.conv2d(x, kernel, strides=2, padding="valid",
+                                                         data_format=data_format))
+    assert used <= budget + 64 * 1024
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("case", [
+    dict(shape=(2, 9, 7, 5), k=3, strides=1, dtype=np.float64),
+    dict(shape=(3, 9, 7, 5), k=4, strides=(2, 3), dtype=np.float64),
+    dict(shape=(1, 1, 1, 120), k=32, strides=1, dtype=np.float64),
+    dict(shape=(2, 5, 8, 3), k=2, strides=2, dtype=np.int16),
+    dict(shape=(4, 64, 64, 2), k=3, strides=1, dtype=np.float64),  # past SHIFT_MIN_OUTPUTS: two routes
+], ids=["stride1", "strided", "squeeze-excite", "int16-strided", "large"])
+def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
+    rng = np.random.default_rng(34)
+    x = (rng.random(case["shape"]) * 100).astype(case["dtype"])
+    kernel = rng.standard_normal((1, 1, case["shape"][3], case["k"]))
+    options = dict(strides=case["strides"], padding="valid")
+    grad = rng.standard_normal(reference.conv2d(x.astype(np.float64), kernel, **options).shape)
+    expected = reference.conv2d_backward(grad, x.astype(np.float64), kernel, **options)
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+        expected = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1),
+                    expected.grad_bias)
+    calls = []
+    products = pointwise.gradients
+    monkeypatch.setattr(pointwise, "gradients", lambda *a: calls.append(1) or products(*a))
+    got = convlayer.conv2d_backward(grad, x, kernel, data_format=data_format, **options)
+    assert calls
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
