@@ -23,7 +23,7 @@ def grouped_patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patc
     output pixel j, channel ``gi * cg + ch``, for the output rows ``first .. last - 1``.
 
     ``patches`` is (groups, rows * ow, fh * fw * cg); ``rows``, ``cols`` and ``left`` as for
-    :func:`._loops.depthwise` (-1 in an index map: a zero).
+    :func:`._depthwise_loops.depthwise` (-1 in an index map: a zero).
     """
     g, _, length = patches.shape
     cg = length // (fh * fw)

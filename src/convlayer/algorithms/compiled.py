@@ -68,7 +68,7 @@ def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the compiled loops' work memory for ``geom`` stays within ``budget`` bytes.
 
     Each thread holds a ring of ``span_h`` padded input rows (``2 fh - 1`` for
-    :func:`._loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
+    :func:`._depthwise_loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
     scratch row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`;
     the loops do not split rows, so for images wide enough to pass the budget the NumPy
     code (which does) runs instead.
@@ -106,11 +106,12 @@ def compile_seconds() -> float:
 
 
 def loop(name: str):
-    """The compiled loop ``name``, from :mod:`._loops` or :mod:`._gemm_loops` (imported now)."""
+    """The compiled loop ``name``, from :mod:`._loops`, :mod:`._depthwise_loops` or
+    :mod:`._gemm_loops` (imported now)."""
     if _state["loops"] is None:
-        from . import _loops, _gemm_loops
+        from . import _depthwise_loops, _gemm_loops, _loops
 
-        _state["loops"] = (_loops, _gemm_loops)
+        _state["loops"] = (_loops, _depthwise_loops, _gemm_loops)
     for module in _state["loops"]:
         if hasattr(module, name):
             return getattr(module, name)
