@@ -193,6 +193,7 @@ def lp_pool2d(
     this function on ``|x|`` only: it sums ``x^p``, not ``|x|^p`` (for odd ``p`` a negative
     input gives a different value or NaN); with ``ceil_mode`` it scales a clipped window's
     mean by the whole window's area instead of summing; and it has no padding or dilation.
+    The powers, sums and root are computed in float64 (float32 input too) and rounded once.
     ``|x|^p`` can overflow for large ``p`` and ``|x|``, as in PyTorch and ONNX.
 
     Examples
@@ -208,10 +209,17 @@ def lp_pool2d(
     x, geom = _validate.pool_args(x, pool_size, strides, padding, data_format, dilation=dilation,
                                   ceil_mode=ceil_mode)
     y, y_nhwc = _validate.new_pool_output(geom, np.result_type(x.dtype, np.float32))
-    for out_index, x_index in taps(geom):
-        y_nhwc[out_index] += _abs_power(x[x_index], p, y.dtype)
-    _root(y_nhwc, p)
+    y_nhwc[...] = _lp_sums(x, geom, p)
     return y
+
+
+def _lp_sums(x: np.ndarray, geom, p: float) -> np.ndarray:
+    """``(sum |x|^p)^(1/p)`` of every window, (n, out_h, out_w, c), in float64 at least:
+    float32's power and root lose a few ulps that a float64 pass rounded once does not."""
+    sums = np.zeros((geom.n, geom.out_h, geom.out_w, geom.c), np.promote_types(x.dtype, np.float64))
+    for out_index, x_index in taps(geom):
+        sums[out_index] += _abs_power(x[x_index], p, sums.dtype)
+    return _root(sums, p)
 
 
 def lp_pool2d_backward(
@@ -261,16 +269,12 @@ def lp_pool2d_backward(
     p = _validate.as_norm_order(p)
     x, grad_out, geom = _validate.pool_grad_args(grad_out, x, pool_size, strides, padding, data_format,
                                                  dilation=dilation, ceil_mode=ceil_mode)
-    dtype = np.result_type(grad_out.dtype, x.dtype, np.float32)
-    grad_x, gx = _validate.new_pool_input_grad(geom, dtype)
-    y = np.zeros((geom.n, geom.out_h, geom.out_w, geom.c), dtype)
-    for out_index, x_index in taps(geom):
-        y[out_index] += _abs_power(x[x_index], p, dtype)
-    _root(y, p)
+    grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
+    y = _lp_sums(x, geom, p)
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(y == 0, 0, grad_out / y ** (p - 1)).astype(dtype, copy=False)
+        scale = np.where(y == 0, 0, grad_out / y ** (p - 1))
         for out_index, x_index in taps(geom):
-            xs = x[x_index].astype(dtype)
-            slope = np.sign(xs) * np.where(xs == 0, 0, _abs_power(xs, p - 1, dtype))
+            xs = x[x_index].astype(y.dtype)
+            slope = np.sign(xs) * np.where(xs == 0, 0, _abs_power(xs, p - 1, y.dtype))
             gx[x_index] += scale[out_index] * slope
     return grad_x

@@ -77,16 +77,21 @@ def _pool_extent(size, pool, stride, dilation, form, pads, axis, ceil_mode) -> i
     """Output length along one axis; raise unless every window holds a real pixel."""
     before, after = pads
     span_ = span(pool, dilation)
-    if form in ("same", "same_lower"):  # always fits, and never a window of padding alone
-        return output_size(size, pool, stride, form, dilation)
-    if size + before + after < span_:
+    if form in ("same", "same_lower"):  # always fits; a window of padding alone needs dilation
+        out = output_size(size, pool, stride, form, dilation)
+    elif size + before + after < span_:
         what = f"pool_size {axis} {pool}" + (f" (dilated: {span_})" if dilation > 1 else "")
         raise ValueError(
             f"{what} does not fit the padded input {axis} "
             f"{size + before + after} (x {axis} {size} + padding {before} + {after}); use a "
             f"smaller pool_size, more padding, or padding='same'"
         )
-    out = _ceil_extent(size, span_, stride, pads) if ceil_mode else (size + before + after - span_) // stride + 1
+    elif ceil_mode:
+        out = _ceil_extent(size, span_, stride, pads)
+    else:
+        out = (size + before + after - span_) // stride + 1
+    if form in ("same", "same_lower") and (size == 0 or dilation == 1):
+        return out
     if size == 0 or 0 in window_taps(size, pool, stride, dilation, pads, out):
         dilated = f", dilation {axis} {dilation}" if dilation > 1 else ""
         raise ValueError(
