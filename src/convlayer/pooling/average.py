@@ -274,7 +274,15 @@ def lp_pool2d_backward(
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(y == 0, 0, grad_out / y ** (p - 1))
         for out_index, x_index in taps(geom):
-            xs = x[x_index].astype(y.dtype)
-            slope = np.sign(xs) * np.where(xs == 0, 0, _abs_power(xs, p - 1, y.dtype))
-            gx[x_index] += scale[out_index] * slope
+            gx[x_index] += scale[out_index] * _slope(x[x_index], p, y.dtype)
     return grad_x
+
+
+def _slope(values: np.ndarray, p: float, dtype) -> np.ndarray:
+    """The derivative of ``|x|^p / p``: ``sign(x) |x|^(p-1)``, 0 at 0 (also for p < 1)."""
+    xs = values.astype(dtype)
+    if p == 2:
+        return xs
+    if p == 1:
+        return np.sign(xs)
+    return np.sign(xs) * np.where(xs == 0, 0, _abs_power(xs, p - 1, dtype))

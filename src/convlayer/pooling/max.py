@@ -6,6 +6,8 @@ Padded positions never win (as if they were ``-inf``), as in ``tf.nn.max_pool2d`
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from .. import _validate
@@ -22,19 +24,27 @@ def _max_into(x: np.ndarray, geom: PoolGeometry, y: np.ndarray) -> None:
         np.maximum(y[out_index], x[x_index], out=y[out_index])  # NaN wins, as in np.max
 
 
-def _argmax_into(x: np.ndarray, geom: PoolGeometry, y: np.ndarray, index: np.ndarray) -> None:
-    """Fill ``y`` with the window maxima and ``index`` with where each first occurs
-    (``row * w + col``): a tap replaces the maximum so far only if it is larger, is the
-    window's first real pixel, or is the first NaN."""
-    y.fill(lowest(x.dtype))
-    index.fill(-1)
+def _first_hits(x: np.ndarray, geom: PoolGeometry, y: np.ndarray) -> Iterator[tuple[tuple, tuple, np.ndarray]]:
+    """Yield ``(out_index, x_index, hit)`` per tap, ``hit`` True where the tap is its window's
+    first maximum ``y`` in row-major order (in a window whose maximum is NaN: its first NaN)."""
+    nan = y.dtype.kind == "f" and bool(np.isnan(y).any())
+    taken = np.zeros(y.shape, bool)  # windows whose first maximum an earlier tap was
     for out_index, x_index in taps(geom):
-        ys, xs, found = y[out_index], x[x_index], index[out_index]
-        better = (xs > ys) | (found < 0)
-        if xs.dtype.kind == "f":
-            better |= np.isnan(xs) & ~np.isnan(ys)
-        np.copyto(ys, xs, where=better)
-        np.copyto(found, flat_index(geom, x_index), where=better)
+        xs = x[x_index]
+        hit = xs == y[out_index]
+        if nan:
+            hit |= np.isnan(xs)  # only in windows whose maximum is NaN
+        np.greater(hit, taken[out_index], out=hit)  # and not taken before
+        taken[out_index] |= hit
+        yield out_index, x_index, hit
+
+
+def _argmax_into(x: np.ndarray, geom: PoolGeometry, y: np.ndarray, index: np.ndarray) -> None:
+    """Fill ``y`` with the window maxima and ``index`` with where each first occurs,
+    ``row * w + col``."""
+    _max_into(x, geom, y)
+    for out_index, x_index, hit in _first_hits(x, geom, y):
+        np.copyto(index[out_index], flat_index(geom, x_index), where=hit)
 
 
 def max_pool2d(
@@ -184,14 +194,7 @@ def max_pool2d_backward(
     grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
     y = np.empty((geom.n, geom.out_h, geom.out_w, geom.c), x.dtype)
     _max_into(x, geom, y)
-    taken = np.zeros(y.shape, bool)  # windows whose arg-max an earlier tap already was
-    for out_index, x_index in taps(geom):
-        xs = x[x_index]
-        hit = xs == y[out_index]
-        if xs.dtype.kind == "f":
-            hit |= np.isnan(xs)  # only in windows whose maximum is NaN
-        hit &= ~taken[out_index]
-        taken[out_index] |= hit
+    for out_index, x_index, hit in _first_hits(x, geom, y):
         gx[x_index] += np.where(hit, grad_out[out_index], 0)
     return grad_x
 
