@@ -177,3 +177,37 @@ def test_exported_from_top_level():
     names = {"lp_pool2d", "lp_pool2d_backward", "max_unpool2d", "max_unpool2d_backward"}
     assert names <= set(convlayer.__all__)
     assert convlayer.pooling.max_pool2d is max_pool2d
+
+
+def test_work_buffers_are_made_a_chunk_of_images_at_a_time():
+    """A budget of one byte makes every pool work one image at a time: the same results."""
+    rng = np.random.default_rng(7)
+    x = rng.permutation(4 * 7 * 6 * 3).reshape(4, 7, 6, 3) / 7.0 - 5.0
+    options = dict(pool_size=3, strides=2, padding=1, dilation=(1, 2), ceil_mode=True)
+    g = rng.standard_normal(max_pool2d(x, **options).shape)
+    calls = [lambda: max_pool2d(x, **options, return_indices=True),
+             lambda: max_pool2d_backward(g, x, **options),
+             lambda: avg_pool2d_backward(g, x, **options, count_include_pad=True),
+             lambda: lp_pool2d(x, 3, **options), lambda: lp_pool2d_backward(g, x, 3, **options)]
+    whole = [call() for call in calls]
+    old = convlayer.set_memory_budget(1)
+    try:
+        chunked = [call() for call in calls]
+    finally:
+        convlayer.set_memory_budget(old)
+    for a, b in zip(whole, chunked):
+        for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_work_memory_stays_near_the_output_size(work_memory):
+    x = np.random.default_rng(8).standard_normal((8, 64, 64, 16)).astype(np.float32)
+    output_bytes = max_pool2d(x, 4).nbytes  # a sixteenth of x's
+    used, _ = work_memory(lambda: max_pool2d_backward(np.ones((8, 16, 16, 16), np.float32), x, 4))
+    assert used <= 5 * output_bytes  # maxima, bools and a share per output value; no copy of x
+    old = convlayer.set_memory_budget(output_bytes // 2)
+    try:
+        used, _ = work_memory(lambda: lp_pool2d(x, 2, 4))
+    finally:
+        convlayer.set_memory_budget(old)
+    assert used <= output_bytes  # float64 sums and powers: 16 bytes a value, an eighth of the batch at a time

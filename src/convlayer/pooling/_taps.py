@@ -6,7 +6,9 @@ A window is ``ph * pw`` taps; tap ``(a, b)`` of output pixel ``(i, j)`` reads in
 input pixel is real form a rectangle of the output, and their input pixels a strided
 rectangle of ``x``, so each tap is one NumPy operation on two views; the only Python loop is
 over the taps. Padding, and the part of a ``ceil_mode`` window that hangs past the padded
-input, are never read.
+input, are never read. Work buffers the size of the output (a max pool's bookkeeping, a
+gradient's share, Lp's float64 sums) are made a chunk of images at a time within
+:func:`convlayer.get_memory_budget` (one image at least).
 """
 
 from __future__ import annotations
@@ -92,6 +94,12 @@ def image_chunks(n: int, bytes_per_image: int) -> Iterator[slice]:
     step = max(1, get_memory_budget() // max(1, bytes_per_image))
     for start in range(0, n, step):
         yield slice(start, min(n, start + step))
+
+
+def output_chunks(geom: PoolGeometry, bytes_per_value: int) -> Iterator[slice]:
+    """Slices of the batch whose work buffers, ``bytes_per_value`` for each output value,
+    stay within the memory budget."""
+    return image_chunks(geom.n, geom.out_h * geom.out_w * geom.c * bytes_per_value)
 
 
 def planes(array: np.ndarray, channels_first: bool) -> "tuple[np.ndarray, int]":

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _validate
 from ..shapes import IntPair, Padding
-from ._taps import ArrayLike, divisors, taps
+from ._taps import ArrayLike, divisors, output_chunks, taps
 
 __all__ = ["avg_pool2d", "avg_pool2d_backward", "lp_pool2d", "lp_pool2d_backward"]
 
@@ -131,9 +131,11 @@ def avg_pool2d_backward(
                                                  dilation=dilation, ceil_mode=ceil_mode)
     include_pad = _validate.as_flag("count_include_pad", count_include_pad)
     grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
-    share = (grad_out / divisors(geom, include_pad)).astype(grad_x.dtype, copy=False)
-    for out_index, x_index in taps(geom):
-        gx[x_index] += share[out_index]
+    counts = divisors(geom, include_pad)
+    for part in output_chunks(geom, 8 + gx.itemsize):  # the share, maybe via float64
+        share, gxs = (grad_out[part] / counts).astype(gx.dtype, copy=False), gx[part]
+        for out_index, x_index in taps(geom):
+            gxs[x_index] += share[out_index]
     return grad_x
 
 
@@ -209,14 +211,15 @@ def lp_pool2d(
     x, geom = _validate.pool_args(x, pool_size, strides, padding, data_format, dilation=dilation,
                                   ceil_mode=ceil_mode)
     y, y_nhwc = _validate.new_pool_output(geom, np.result_type(x.dtype, np.float32))
-    y_nhwc[...] = _lp_sums(x, geom, p)
+    for part in output_chunks(geom, 16):  # float64 sums, and one tap's powers
+        y_nhwc[part] = _lp_sums(x[part], geom, p)
     return y
 
 
 def _lp_sums(x: np.ndarray, geom, p: float) -> np.ndarray:
     """``(sum |x|^p)^(1/p)`` of every window, (n, out_h, out_w, c), in float64 at least:
     float32's power and root lose a few ulps that a float64 pass rounded once does not."""
-    sums = np.zeros((geom.n, geom.out_h, geom.out_w, geom.c), np.promote_types(x.dtype, np.float64))
+    sums = np.zeros((x.shape[0], geom.out_h, geom.out_w, geom.c), np.promote_types(x.dtype, np.float64))
     for out_index, x_index in taps(geom):
         sums[out_index] += _abs_power(x[x_index], p, sums.dtype)
     return _root(sums, p)
@@ -270,12 +273,18 @@ def lp_pool2d_backward(
     x, grad_out, geom = _validate.pool_grad_args(grad_out, x, pool_size, strides, padding, data_format,
                                                  dilation=dilation, ceil_mode=ceil_mode)
     grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
+    for part in output_chunks(geom, 40):  # float64 sums, scales and a tap's three temporaries
+        _lp_grad_into(x[part], grad_out[part], geom, p, gx[part])
+    return grad_x
+
+
+def _lp_grad_into(x: np.ndarray, grad_out: np.ndarray, geom, p: float, gx: np.ndarray) -> None:
+    """Add each window's ``grad / y^(p-1)`` times each pixel's slope into ``gx``."""
     y = _lp_sums(x, geom, p)
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(y == 0, 0, grad_out / y ** (p - 1))
         for out_index, x_index in taps(geom):
             gx[x_index] += scale[out_index] * _slope(x[x_index], p, y.dtype)
-    return grad_x
 
 
 def _slope(values: np.ndarray, p: float, dtype) -> np.ndarray:

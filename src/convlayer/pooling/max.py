@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import _validate
 from ..shapes import IntPair, Padding, PoolGeometry
-from ._taps import ArrayLike, flat_index, lowest, plane_index, planes, taps
+from ._taps import ArrayLike, flat_index, lowest, output_chunks, plane_index, planes, taps
 
 __all__ = ["max_pool2d", "max_pool2d_backward", "max_unpool2d", "max_unpool2d_backward"]
 
@@ -139,7 +139,8 @@ def max_pool2d(
         _max_into(x, geom, y_nhwc)
         return y
     indices, indices_nhwc = _validate.new_pool_output(geom, np.int64)
-    _argmax_into(x, geom, y_nhwc, indices_nhwc)
+    for part in output_chunks(geom, 2):  # two bools per value: taken, hit
+        _argmax_into(x[part], geom, y_nhwc[part], indices_nhwc[part])
     return y, indices
 
 
@@ -192,10 +193,12 @@ def max_pool2d_backward(
     x, grad_out, geom = _validate.pool_grad_args(grad_out, x, pool_size, strides, padding, data_format,
                                                  dilation=dilation, ceil_mode=ceil_mode)
     grad_x, gx = _validate.new_pool_input_grad(geom, np.result_type(grad_out.dtype, x.dtype, np.float32))
-    y = np.empty((geom.n, geom.out_h, geom.out_w, geom.c), x.dtype)
-    _max_into(x, geom, y)
-    for out_index, x_index, hit in _first_hits(x, geom, y):
-        gx[x_index] += np.where(hit, grad_out[out_index], 0)
+    for part in output_chunks(geom, x.itemsize + 2 + gx.itemsize):  # maxima, two bools, a share
+        xs, gxs, grads = x[part], gx[part], grad_out[part]
+        y = np.empty((xs.shape[0], geom.out_h, geom.out_w, geom.c), x.dtype)
+        _max_into(xs, geom, y)
+        for out_index, x_index, hit in _first_hits(xs, geom, y):
+            gxs[x_index] += np.where(hit, grads[out_index], 0)
     return grad_x
 
 
