@@ -211,3 +211,23 @@ def test_work_memory_stays_near_the_output_size(work_memory):
     finally:
         convlayer.set_memory_budget(old)
     assert used <= output_bytes  # float64 sums and powers: 16 bytes a value, an eighth of the batch at a time
+
+
+def test_one_image_equals_a_batch_of_one_in_either_layout():
+    x = np.random.default_rng(9).standard_normal((2, 7, 6, 3))
+    options = dict(pool_size=(3, 2), strides=(2, 1), padding=1, dilation=(1, 2), ceil_mode=True)
+    for fmt, batch in (("channels_last", x), ("channels_first", x.transpose(0, 3, 1, 2))):
+        values, index = max_pool2d(batch, **options, return_indices=True, data_format=fmt)
+        one = max_pool2d(batch[1], **options, return_indices=True, data_format=fmt)
+        np.testing.assert_array_equal(one[0], values[1])
+        np.testing.assert_array_equal(one[1], index[1])
+        size = (7, 6)
+        np.testing.assert_array_equal(max_unpool2d(one[0], one[1], size, data_format=fmt),
+                                      max_unpool2d(values, index, size, data_format=fmt)[1])
+        np.testing.assert_array_equal(lp_pool2d(batch[1], 3, **options, data_format=fmt),
+                                      lp_pool2d(batch, 3, **options, data_format=fmt)[1])
+        g = np.ones_like(values)
+        np.testing.assert_array_equal(lp_pool2d_backward(g[1], batch[1], 3, **options, data_format=fmt),
+                                      lp_pool2d_backward(g, batch, 3, **options, data_format=fmt)[1])
+        np.testing.assert_array_equal(avg_pool2d_backward(g[1], batch[1], **options, data_format=fmt),
+                                      avg_pool2d_backward(g, batch, **options, data_format=fmt)[1])

@@ -1,7 +1,9 @@
 """The one boundary: user input in, clean channels-last arrays and integers out.
 
 Public ops call :func:`conv_args` first (``conv2d_backward`` calls :func:`conv_grad_args`,
-which also checks ``grad_out``; the poolings :func:`pool_args` and :func:`pool_grad_args`).
+which also checks ``grad_out``; the sliding poolings :func:`pool_args` and
+:func:`pool_grad_args`, the adaptive and global ones :func:`adaptive_args`, unpooling
+:func:`unpool_args`).
 After it, the compute code may assume that ``x`` is a real ndarray seen as ``(n, h, w, c)``,
 the kernel is ``(fh, fw, c // groups, k)`` in the result dtype (already flipped for true
 convolution), ``bias`` is ``(k,)`` or None, and every size and padding is a resolved

@@ -108,7 +108,8 @@ def max_pool2d(
     are those of a convolution with kernel ``pool_size``: 'same' gives ``ceil(size / stride)``;
     otherwise ``floor((size + before + after - span) / stride) + 1`` with ``span = (p - 1) * d
     + 1`` (``ceil`` with ``ceil_mode``, less one if that last window would start past
-    ``size + before``). A window containing NaN gives NaN, as ``numpy.max`` does.
+    ``size + before``). A window containing NaN gives NaN, as ``numpy.max`` does. A window
+    whose dilated taps all miss the image (PyTorch gives ``-inf`` there) is refused.
 
     Indices point at the *first* maximum in row-major window order, as PyTorch's do; a window
     holding NaN points at its first NaN, where PyTorch points at its last one. They agree
