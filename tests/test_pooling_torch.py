@@ -20,7 +20,6 @@ import pytest
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 
-import convlayer  # noqa: E402
 from convlayer import (avg_pool2d, avg_pool2d_backward, lp_pool2d, lp_pool2d_backward, max_pool2d,  # noqa: E402
                        max_pool2d_backward, max_unpool2d, max_unpool2d_backward)
 
@@ -237,7 +236,6 @@ def torch_padding(config):
     (pads_h, _), (pads_w, _) = geometry(config)
     if pads_h[0] != pads_h[1] or pads_w[0] != pads_w[1]:
         return None
-    spans = [(p - 1) * d + 1 for p, d in zip(config["pool"], config["dilation"])]
     if pads_h[0] > config["pool"][0] // 2 or pads_w[0] > config["pool"][1] // 2:
         return None  # torch: "pad should be smaller than or equal to half of kernel size"
     return pads_h[0], pads_w[0]

@@ -206,7 +206,8 @@ class MaxUnpool2D(Layer):
 
     def _size(self, what: str) -> tuple:
         if self.pool.input_shape is None:
-            raise ValueError(f"MaxUnpool2D's {what} needs {self.pool!r} to have run first: it gives the size and indices")
+            raise ValueError(f"MaxUnpool2D's {what} needs {self.pool!r} to have run first: it gives the size "
+                             f"and indices")
         return self.pool.input_shape[:2]
 
     def forward(self, x, training=False):

@@ -74,9 +74,10 @@ def _argmax_bins(x: np.ndarray, geom: AdaptiveGeometry, y: np.ndarray, index: np
             col_max[:, :, j] = np.take_along_axis(block, found, axis=2)[:, :, 0]
             col_arg[:, :, j] = start + found[:, :, 0]
         for i, (start, stop) in enumerate(geom.rows):
-            found = np.argmax(col_max[:, start:stop], axis=1)[:, None]
+            found = np.argmax(col_max[:, start:stop], axis=1)[:, None]  # each bin's first row
             y[part, i] = np.take_along_axis(col_max[:, start:stop], found, axis=1)[:, 0]
-            index[part, i] = (start + found[:, 0]) * geom.w + np.take_along_axis(col_arg[:, start:stop], found, axis=1)[:, 0]
+            col = np.take_along_axis(col_arg[:, start:stop], found, axis=1)[:, 0]
+            index[part, i] = (start + found[:, 0]) * geom.w + col
 
 
 def _max_of_bins(x: np.ndarray, geom: AdaptiveGeometry, return_indices: bool):
