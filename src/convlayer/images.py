@@ -277,7 +277,7 @@ def prepare(pixels: np.ndarray, mode: str, *, repeat_gray: bool = True) -> tuple
 
 
 SCALES = ("percentile", "minmax", "none")
-PERCENTILES = (0.5, 99.5)  # what display scaling keeps: the top and bottom 0.5 % saturate
+PERCENTILES = (2.0, 98.0)  # display scaling keeps these, as scikit-image's contrast stretching does
 
 
 def display_scaling(values: np.ndarray, scale: str = "percentile") -> tuple[np.ndarray, dict]:
@@ -286,8 +286,9 @@ def display_scaling(values: np.ndarray, scale: str = "percentile") -> tuple[np.n
     ``scale``:
 
     - ``'percentile'`` (robust): a signed map goes from -a..a to 0..255, 0 mid-gray (128),
-      with ``a`` the 99.5th percentile of ``|value|``; a map of one sign from its 0.5th to its
-      99.5th percentile. The few strongest responses saturate instead of darkening the rest.
+      with ``a`` the 98th percentile of ``|value|``; a map of one sign from its 2nd to its
+      98th percentile (:data:`PERCENTILES`). Edge maps are heavy-tailed: scaled to their
+      single strongest edge they are nearly black, while here the strongest 2 % saturate.
     - ``'minmax'``: the same with ``a`` the largest ``|value|``, and 0..max for a map that
       is not negative.
     - ``'none'``: the values themselves, rounded and clipped to 0..255, as an image editor
@@ -339,7 +340,7 @@ def editor_pixels(values: np.ndarray, dtype, scale: str = "none") -> tuple[np.nd
     ``scale='none'`` does what an image editor does with a filter's result: an integer image
     is rounded and clipped to its type's range (0..255, 0..65535), a float image kept as it
     is. ``'percentile'`` and ``'minmax'`` stretch all channels together (so colours keep
-    their balance) from their 0.5th and 99.5th percentiles, or their extremes, to that range.
+    their balance) from their 2nd and 98th percentiles, or their extremes, to that range.
     """
     dtype = np.dtype(dtype)
     values = np.asarray(values, np.float64)

@@ -104,7 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "conv2d groups=C) and write a colour image per filter, in the input's "
                              "colours and bit depth, clipped to its range as an image editor does")
     parser.add_argument("--scale", choices=images.SCALES,
-                        help="display scaling of the PNGs: percentile (the 0.5th..99.5th, a signed "
+                        help="display scaling of the PNGs: percentile (the 2nd..98th, a signed "
                              "map symmetric about 0 = mid-gray), minmax (the extremes) or none "
                              "(the values, clipped to 0..255); the default is percentile, and none "
                              "with --per-channel. The exact scaling is in NAME.json; --save-raw "
