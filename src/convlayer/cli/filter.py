@@ -217,8 +217,10 @@ def output_paths(path: Path, outdir: Path, layer: LayerSpec, args, lazy: bool = 
 def _check_outputs(plans: dict, outdir: Path, *, overwrite: bool, settings: "dict | None") -> set:
     """Refuse before writing anything: name clashes, existing files, an output that is a file.
 
-    With ``settings`` (``--skip-existing``) an input whose outputs all exist, its sidecar
-    stating those settings, is kept; one with only some is done again. Returns the kept inputs.
+    With ``settings`` (``--skip-existing``) an input whose outputs all exist is kept, and one
+    with only some is done again (the sidecar is written last: without it the others are
+    what an interrupted run left); either way an existing sidecar must state those settings.
+    Returns the kept inputs.
     """
     _check_writable(outdir)
     owner, sources, kept = {}, {source.resolve() for source in plans}, set()
@@ -233,9 +235,10 @@ def _check_outputs(plans: dict, outdir: Path, *, overwrite: bool, settings: "dic
             if target.exists() and not overwrite and settings is None:
                 raise ValueError(f"{target} exists; use --overwrite to replace it, or --skip-existing "
                                  f"to keep it")
-        if settings is not None and all(target.exists() for target in planned.values()):
+        if settings is not None and planned["sidecar"].exists():
             _check_settings(planned["sidecar"], settings)
-            kept.add(source)
+            if all(target.exists() for target in planned.values()):
+                kept.add(source)
     return kept
 
 
@@ -419,8 +422,7 @@ def _write_figure(planned: dict, pixels: np.ndarray, maps: np.ndarray, layer: La
     # The title shows the file name as the fonts can: a name in a script they lack (CJK, say)
     # gets empty boxes, not matplotlib's "Glyph ... missing from font(s)" warning per letter.
     # NaN or inf in the maps (already a note) draw as they can, without NumPy's warnings.
-    title = f"{images.source_stem(path) if images.is_sample(path) else path.name}: " \
-            f"{layer_title(layer, pixels.shape, maps.shape)}"
+    title = f"{path.name}: {layer_title(layer, pixels.shape, maps.shape)}"
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
         if layer.per_channel:
