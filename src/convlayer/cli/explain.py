@@ -225,7 +225,7 @@ def _explain_image(args, output: Path) -> int:
     if args.at is not None:
         at = _ints("--at", args.at, (2,), "ROW,COL of an output pixel, e.g. 10,20", minimum=0)
     stored, notes = images.read(args.image)
-    pixels, more = images.prepare(stored, args.mode or "rgb")
+    pixels, more = images.prepare(stored, args.mode or "rgb", repeat_gray=False)  # as filter does
     kernel = kernels.stack([name], pixels.shape[2])[..., 0]  # (3, 3, C): one filter over the channels
     geom = shapes.conv_geometry(pixels.shape, kernel.shape, **options)
     at = (geom.out_h // 2, geom.out_w // 2) if at is None else check_at(at, (geom.out_h, geom.out_w), "--at")
