@@ -75,8 +75,14 @@ def test_the_slow_examples_parse(example):
     build_parser().parse_args(shlex.split(example)[1:])
 
 
+def test_shape_takes_the_contracts_kernel_spelling_without_a_warning(capsys):
+    # SPEC.md writes `convlayer shape --input 224x224x3 --kernel 7x7 ...`: an alias of --kernel-size
+    assert main(["shape", "--input", "224x224x3", "--kernel", "7x7", "--filters", "64", "--strides", "2"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "output      112 x 112 x 64" in captured.out
+
+
 @pytest.mark.parametrize("argv, old, new", [
-    (["shape", "--input", "6x6", "--kernel", "3"], "--kernel", "--kernel-size"),
     (["explain", "--input", "6x6", "--kernel", "3x3", "-o", "x.png"], "-k/--kernel 3x3 (a size)", "--kernel-size 3x3"),
     (["explain", "--input", "6x6", "-k", "3", "-o", "x.png"], "-k/--kernel 3 (a size)", "--kernel-size 3"),
 ])

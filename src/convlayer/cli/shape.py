@@ -11,7 +11,7 @@ import argparse
 
 from .. import shapes
 from ..explain import formulas
-from . import _common, _parse
+from . import _parse
 
 EXAMPLE = """examples:
   convlayer shape --input 224x224x3 --kernel-size 7x7 --filters 64 --strides 2 --padding same
@@ -23,8 +23,9 @@ EXAMPLE = """examples:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="[NxH]xWxC",
                         help="input shape, channels last: HxW, HxWxC or NxHxWxC")
-    parser.add_argument("--kernel-size", metavar="FhxFw", help="kernel height and width, e.g. 3x3 or 3 (required)")
-    _common.add_deprecated(parser, "--kernel", "--kernel-size", "kernel_size")
+    # --kernel is the contract's spelling (SPEC.md: shape --kernel 7x7): an alias, not deprecated
+    parser.add_argument("--kernel-size", "--kernel", dest="kernel_size", metavar="FhxFw",
+                        help="kernel height and width, e.g. 3x3 or 3 (required; --kernel works too)")
     parser.add_argument("--filters", default="1", metavar="K", help="output channels (default 1)")
     parser.add_argument("--strides", default="1", metavar="S", help="stride, e.g. 2 or 2x1 (default 1)")
     parser.add_argument("--padding", default="same", metavar="P",
