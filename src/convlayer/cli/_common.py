@@ -3,8 +3,9 @@
 The same idea has the same option in every command: ``-o/--output`` for where to write,
 ``--kernel-size FhxFw`` for a kernel's size and ``-k/--kernel NAME`` for a named filter,
 ``--bias B [B ...]`` one value per filter, ``--overwrite`` to replace an existing output.
-Old spellings (``train --out``, ``shape --kernel 3x3``, ``explain --kernel 3x3``) keep
-working for one release, with a deprecation line on stderr.
+Old spellings (``train --out``, ``explain --kernel 3x3``) keep working for one release,
+with a deprecation line on stderr; ``shape --kernel 7x7`` is the contract's spelling and
+stays, an alias of ``--kernel-size``.
 """
 
 from __future__ import annotations
