@@ -114,7 +114,7 @@ def grouped_col2im_rows(grad_patches, fh, fw, sh, sw, dh, dw, oh, ow, rows, cols
     for task in range(first, last):
         img, i = task // oh, task % oh
         if task == share_start:
-            ring[:] = 0
+            _zero(ring.reshape(ring.size))
         base = (task - first) * ow
         for a in range(fh):
             for gi in range(g):
@@ -136,15 +136,25 @@ def grouped_col2im_rows(grad_patches, fh, fw, sh, sw, dh, dw, oh, ow, rows, cols
         open_end = i * sh + span_h if task == share_end - 1 and i < oh - 1 else finished
         for y in range(i * sh, open_end):
             slot = ring[y % span_h]
+            flat = slot.reshape(slot.size)
             border = y < top or y >= top + h
             if rows[y] >= 0 and (y >= finished or (split and border)):
                 count = tags[0, 0] + 1
                 tags[0, 0] = count
                 tags[count, 0], tags[count, 1] = img, y
-                deferred[count - 1] = slot
+                into = deferred[count - 1].reshape(slot.size)
+                for t in range(flat.shape[0]):
+                    into[t] = flat[t]
             elif rows[y] >= 0:
                 _fold_row(slot, cols, grad_x[img, rows[y]])
-            slot[:] = 0
+            _zero(flat)
+
+
+@numba.njit(**OPTIONS)
+def _zero(flat):
+    """flat[:] = 0, as a loop (an array assignment in Numba compiles for seconds)."""
+    for t in range(flat.shape[0]):
+        flat[t] = 0
 
 
 @numba.njit(**OPTIONS)

@@ -21,7 +21,14 @@ columns: 40-60 GFLOP/s on one core at 4-8 columns, against about 100 at 32).
 Without Numba or threadpoolctl, for inputs the loops cannot read, or when one output row's
 patches per thread pass the budget, im2col computes it (the same products, so the same
 result up to the order of BLAS's sums). The kernel's gradient (:func:`kernel_gradient`)
-walks the same row blocks: ``patches^T @ grad_out`` per group.
+walks the same row blocks: ``patches^T @ grad_out`` per group. So does the backward pass of
+strided layers and pad modes that copy pixels (:func:`correlate_backward`), where x's
+gradient is no correlation of grad_out: per block the patches' gradient,
+``grad_out @ weights^T`` batched over the groups, is added back onto a ring of the padded
+rows still open and each finished row onto x's gradient (the col2im of
+:func:`._grouped_loops.grouped_col2im_rows`), the kernel's gradient beside it. Each thread
+takes one contiguous share of the output rows; the few rows two shares both add into are
+deferred and added after, in a fixed order.
 """
 
 from __future__ import annotations
