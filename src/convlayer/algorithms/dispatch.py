@@ -9,8 +9,8 @@ Every module of :data:`ALGORITHMS` exposes the same two functions:
 
 x's gradient goes through a module's ``correlate`` (as a correlation of grad_out, see
 :mod:`.backward`) or, where :func:`.choose.backward` says so, through the backward pass of
-im2col or grouped (``correlate_backward``), which computes both gradients in one. Windows that read a small part of a huge padded input
-are gathered first (:mod:`.spread`) and each chunk is run the same way; channels-first
+im2col or grouped (``correlate_backward``), which computes both gradients in one. Windows
+that read a small part of a huge padded input are gathered first (:mod:`.spread`) and each chunk is run the same way; channels-first
 arrays are copied channels-last a chunk of images at a time (:mod:`.layout`), except for 1x1
 layers, which im2col multiplies in either layout.
 """
