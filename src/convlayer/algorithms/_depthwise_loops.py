@@ -169,6 +169,7 @@ def depthwise_fixed(fh: int, fw: int):
         _, oh, ow, c = out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1
         band = np.empty(((band_rows - 1) * sh + fh, width, c), out.dtype)
+        scratch = np.empty(ow * c, out.dtype)
         task = first
         while task < last:
             img, i0 = task // oh, task % oh
@@ -177,7 +178,8 @@ def depthwise_fixed(fh: int, fw: int):
             _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
             for i in range(i0, i1):
                 window = band[(i - i0) * sh : (i - i0) * sh + fh]
-                row = out[img, i]
+                flat, in_place = _row_of(out, img, i, scratch)
+                row = flat.reshape(ow, c)
                 for j in range(ow):
                     target = row[j]
                     for ch in range(c):
@@ -187,9 +189,21 @@ def depthwise_fixed(fh: int, fw: int):
                                 if a + b > 0:
                                     total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
                         target[ch] = total
+                if not in_place:  # a channels-first output: each channel's run of the row
+                    _store_planes(row, out[img, i])
             task += i1 - i0
 
     return depthwise_rows
+
+
+@numba.njit(**OPTIONS)
+def _store_planes(row, target):
+    """target[j, ch] = row[j, ch], channel by channel: ``target`` is a channels-first output's
+    row, whose channels lie a plane apart and whose pixels are consecutive."""
+    ow, c = row.shape
+    for ch in range(c):
+        for j in range(ow):
+            target[j, ch] = row[j, ch]
 
 
 @numba.njit(**OPTIONS)

@@ -43,6 +43,18 @@ def copy_run(target, source):
 
 @overload(copy_run)
 def _copy_overload(target, source):
+    if source.layout != "C" and source.ndim == 2:  # a row of pixels, maybe of a channels-first array
+        def copy_rows(target, source):
+            rows, cols = source.shape
+            if source.strides[1] > source.strides[0]:  # channels a plane apart: read along each plane
+                for col in range(cols):
+                    for row in range(rows):
+                        target[row, col] = source[row, col]
+            else:
+                for row in range(rows):
+                    for col in range(cols):
+                        target[row, col] = source[row, col]
+        return copy_rows
     if source.layout != "C":  # a strided view: Numba's element-wise assignment
         def copy(target, source):
             target[...] = source

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, parallel, shift, slab
+from . import buffers, compiled, parallel, shift, slab
 from .buffers import CACHE_BLOCK_BYTES, blocks, plan_blocks
 
 
@@ -48,6 +48,16 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
             np.multiply(pixels[..., None], weights[a, b], out=by_channel)
 
     return shift.accumulate(x, geom, pad_mode, out, budget, product, threads=parallel.thread_count())
+
+
+def reads_views(x, kernel, geom: ConvGeometry, out: np.ndarray) -> bool:
+    """Whether auto's depthwise loop computes this call on the caller's views as they lie
+    (a channels-first x and output): one filter per channel, no row dilation, the compiled
+    loops usable. Its band fill gathers each padded row's channels from their planes, and
+    each output row goes back to the planes channel by channel, where copying the whole
+    input and output channels-last first cost as much as the layer."""
+    return (geom.groups == geom.c == geom.k > 1 and geom.dilation[0] == 1 and compiled.usable(x)
+            and compiled.fits(geom, out.itemsize, buffers.get_memory_budget()))
 
 
 def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int) -> np.ndarray:

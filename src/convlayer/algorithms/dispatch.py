@@ -37,7 +37,8 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
         return
     plan = None
-    if layout.strided(x, out) and not pointwise.applies(geom):
+    if layout.strided(x, out) and not pointwise.applies(geom) and not (
+            choose.check_name(algorithm) in ("auto", "depthwise") and depthwise.reads_views(x, kernel, geom, out)):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:
