@@ -371,3 +371,52 @@ def magnitude(array: np.ndarray) -> float:
     if high != high or low != low:  # NaN
         return math.nan
     return max(abs(high), abs(low))
+
+
+class InputGradientPlan(NamedTuple):
+    """How x's gradient alone (the transposed convolution) is computed.
+
+    ``transposed`` is its geometry as a stride-1 correlation of grad_out, computed by the
+    forward algorithm ``route``; None when ``route`` is im2col's col2im (one GEMM per block,
+    its patch gradients added back onto the input).
+    """
+
+    route: Choice
+    transposed: "ConvGeometry | None"
+
+
+def input_gradient(grad_out: np.ndarray, kernel: np.ndarray, geom: ConvGeometry,
+                   algorithm="auto") -> InputGradientPlan:
+    """The route of x's gradient alone: the forward pass of a transposed convolution.
+
+    At stride 1 with padding no wider than the kernel it is a correlation of grad_out with
+    the rotated, channel-swapped kernel (:func:`.backward.transposed_geometry`): any forward
+    algorithm computes it, ``algorithm`` where it applies and auto's choice
+    (:func:`auto_choice`, which picks Winograd, FFT, depthwise or shift by shape) otherwise.
+    With strides, wider padding or a weight that is not finite, and when 'im2col' is asked
+    for, it is col2im: ``grad_out @ weights^T`` (one GEMM, no wasted product) added back
+    onto the pixels each window read, block by block within the budget. A correlation of
+    the zero-stuffed grad_out would multiply ``s_h * s_w`` times as many zeros as values.
+    """
+    name = check_name(algorithm)
+    geometry = transposed_geometry(geom, "constant")
+    if name == "im2col":
+        return InputGradientPlan(Choice("im2col", "asked for: col2im of one GEMM"), None)
+    if geometry is None:
+        return InputGradientPlan(Choice("im2col", "strides or padding wider than the kernel: col2im of one "
+                                                  "GEMM, no product with a stuffed zero"), None)
+    if not finite(kernel):
+        return InputGradientPlan(Choice("im2col", "a weight that is not finite: col2im multiplies only what "
+                                                  "each window read"), None)
+    if name != "auto" and unsupported(name, geometry) is not None:
+        name = "auto"
+    return InputGradientPlan(forward(grad_out, kernel, geometry, name), geometry)
+
+
+def kernel_gradient(x: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray, algorithm="auto") -> Choice:
+    """The algorithm of the kernel's gradient alone (see :func:`_kernel_gradient_choice`):
+    ``algorithm`` where it can compute ``geom``, auto's choice otherwise."""
+    name = check_name(algorithm)
+    if name != "auto" and unsupported(name, geom) is not None:
+        name = "auto"
+    return _kernel_gradient_choice(name, x, geom, grad_out)
