@@ -75,8 +75,12 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
 
 
 def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, algorithm="auto") -> None:
-    """Add x's gradient alone into ``grad_x`` (zeros): the transposed convolution of
-    ``grad_out`` (n, out_h, out_w, k), by the route :func:`.choose.input_gradient` names."""
+    """Fill ``grad_x`` (zeros on entry) with x's gradient alone: the transposed convolution
+    of ``grad_out`` (n, out_h, out_w, k), by the route :func:`.choose.input_gradient` names.
+
+    A strided ``grad_x`` (a channels-first result) is computed channels-last a chunk of
+    images at a time and copied in: a transposing copy costs about half a transposing
+    addition, and col2im's addition onto the strided view costs three times that."""
     plan = choose.input_gradient(grad_out, kernel, geom, algorithm)
     if plan.transposed is not None:
         correlate(grad_out, backward.transposed_kernel(kernel, geom.groups), plan.transposed, "constant", grad_x,
@@ -92,7 +96,7 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
     for n0, n1, left in chunks:
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
         im2col.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
-        grad_x[n0:n1] += grad_part
+        grad_x[n0:n1] = grad_part
 
 
 def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorithm="auto") -> np.ndarray:
