@@ -464,3 +464,45 @@ def test_output_shape_helper_matches_the_op():
     assert shapes.conv_transpose2d_output_shape((8, 16, 16, 256), (4, 4, 128, 256), 2, 1) == (8, 32, 32, 128)
     assert shapes.conv_transpose2d_output_shape((1, 64, 64, 64), (64, 32, 3, 3), 2, 1, output_padding=1,
                                                 data_format="channels_first") == (1, 32, 128, 128)
+
+
+# ----------------------------------------------------------------------------- the route
+
+
+def _forward_geometry(x_shape, kernel_shape, **options):
+    return shapes.transpose_geometry(x_shape, kernel_shape, **options).forward()
+
+
+def test_the_route_is_a_correlation_at_stride_1_and_col2im_with_strides():
+    from convlayer.algorithms import choose
+
+    kernel = np.ones((3, 3, 8, 8))
+    y = np.ones((1, 8, 8, 8))
+    plain = choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, padding=1))
+    assert plain.transposed is not None and plain.transposed.strides == (1, 1)
+    strided = choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, strides=2, padding=1))
+    assert strided.transposed is None and strided.route.name == "im2col" and "col2im" in strided.route.why
+    asked = choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, padding=1), "im2col")
+    assert asked.transposed is None
+    bad = kernel.copy()
+    bad[0, 0, 0, 0] = np.nan
+    assert choose.input_gradient(y, bad, _forward_geometry(y.shape, kernel.shape, padding=1)).transposed is None
+    # an algorithm that cannot compute the correlation is replaced by auto's choice
+    assert choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, padding=1),
+                                 "depthwise").route.name != "depthwise"
+
+
+@pytest.mark.parametrize("algorithm", ["shift", "depthwise", "fft", "winograd"])
+def test_every_algorithm_name_gives_the_same_result(algorithm):
+    rng = np.random.default_rng(7)
+    groups = 4 if algorithm == "depthwise" else 1
+    y, kernel = rng.standard_normal((2, 9, 9, 4)), rng.standard_normal((3, 3, 4 // groups, 4))
+    for strides in (1, 2):
+        want = conv_transpose2d(y, kernel, strides=strides, padding=1, groups=groups, algorithm="im2col")
+        got = conv_transpose2d(y, kernel, strides=strides, padding=1, groups=groups, algorithm=algorithm)
+        _close(got, want, np.abs(y).sum() * np.abs(kernel).max())
+        grad = rng.standard_normal(want.shape)
+        for a, b in zip(conv_transpose2d_backward(grad, y, kernel, strides=strides, padding=1, groups=groups,
+                                                  algorithm=algorithm),
+                        conv_transpose2d_backward(grad, y, kernel, strides=strides, padding=1, groups=groups)):
+            _close(a, b, np.abs(grad).sum() * max(np.abs(y).max(), np.abs(kernel).max()))

@@ -82,3 +82,19 @@ def test_overlap_counts_are_the_op_on_ones(options):
     figure = transpose_figure((3, 3), (3, 3), strides=geom.strides, padding=geom.pads,
                               output_shape=(geom.out_h, geom.out_w), dilation=geom.dilation)
     assert len(figure.axes) == 4
+
+
+def test_the_readme_example_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Transposed convolution"):]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {"np": np, "convlayer": convlayer}
+    exec(compile(block, "README transposed convolution", "exec"), namespace)
+    assert namespace["grads"].grad_x.shape == (8, 16, 16, 256)
+    sizes = [line.split("# ")[1] for line in block.splitlines() if ".shape" in line and "#" in line]
+    assert sizes[0].startswith("(8, 32, 32, 128)")
+    assert convlayer.conv_transpose2d(namespace["y"], namespace["kernel"], strides=2,
+                                      output_shape=(31, 31)).shape == (8, 31, 31, 128)

@@ -237,6 +237,8 @@ def _draw_output(ax, geom, pixels, colours) -> None:
     for (i, j), colour in zip(pixels, colours):
         grids.window(ax, i * geom.strides[0] - top, j * geom.strides[1] - left, (geom.fh, geom.fw), geom.dilation,
                      colour, fill=0.0)
-    ax.set_title(f"output {geom.out_h}x{geom.out_w}: stamps per pixel (the overlap);\noutside the frame: "
-                 f"cropped by the padding (top {top}, left {left})", fontsize=9, pad=10)
+    bottom, right = max(full_h - top - geom.out_h, 0), max(full_w - left - geom.out_w, 0)
+    ax.set_title(f"output {geom.out_h}x{geom.out_w}: stamps per pixel (the overlap);\noutside the frame, "
+                 f"cropped by the padding:\ntop {top}, bottom {bottom}, left {left}, right {right}", fontsize=9,
+                 pad=10)
     grids.frame(ax, c_lo - 0.5, c_hi - 0.5, r_lo - 0.5, r_hi - 0.5)
