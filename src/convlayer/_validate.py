@@ -373,7 +373,8 @@ def transpose_args(x, kernel, bias, *, strides, padding, output_padding, output_
     geom = shapes.transpose_geometry(x.shape, kernel.shape, strides, padding, output_padding, output_shape,
                                      dilation, groups=groups, data_format=data_format)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
-    hwio = (kernel.transpose(2, 3, 1, 0) if geom.channels_first else kernel).astype(dtype)
+    # C order: a channels-first kernel's view would be copied again by every chunk's weight matrix
+    hwio = (kernel.transpose(2, 3, 1, 0) if geom.channels_first else kernel).astype(dtype, order="C")
     x_view = _batch_nhwc(x, geom.batched, geom.channels_first)
     return TransposeArgs(x_view, hwio, _bias(bias, geom, dtype), geom, dtype)
 
