@@ -91,7 +91,8 @@ def test_forward_matches_torch_in_both_layouts(seed):
     x, kernel, bias, options = _random_explicit(seed)
     want = _torch(x, kernel, bias, options)
     scale = _torch(np.abs(x), np.abs(kernel), np.abs(bias), options).max()
-    for algorithm in ("auto", "im2col"):
+    # 'shift' and 'depthwise' take the zero-stuffed correlation with strides, where they apply
+    for algorithm in ("auto", "im2col", "shift", "depthwise"):
         first = conv_transpose2d(x, kernel, bias, data_format="channels_first", algorithm=algorithm, **options)
         _close(first, want, scale)
         last = conv_transpose2d(_nhwc(x), _hwoi(kernel), bias, algorithm=algorithm, **options)
@@ -388,15 +389,16 @@ def test_a_non_finite_weight_reaches_only_the_pixels_its_stamps_cover():
     assert not np.isfinite(got[0, 0, :4, :4]).any() and np.isfinite(got[0, 0, 4]).all()
 
 
-@pytest.mark.parametrize("strides", [1, 2])
-def test_memory_budget_respected(strides, work_memory):
+@pytest.mark.parametrize("strides, groups", [(1, 1), (2, 1), (2, 16)])  # correlation, col2im, stuffed
+def test_memory_budget_respected(strides, groups, work_memory):
     rng = np.random.default_rng(3)
     x = rng.random((2, 32, 32, 16), dtype=np.float32)
-    kernel = rng.random((4, 4, 8, 16), dtype=np.float32)
-    want = conv_transpose2d(x, kernel, strides=strides, padding=1, algorithm="im2col")
+    kernel = rng.random((4, 4, 16 // groups if groups > 1 else 8, 16), dtype=np.float32)
+    options = dict(strides=strides, padding=1, groups=groups)
+    want = conv_transpose2d(x, kernel, algorithm="im2col", **options)
     budget = 2**20
     with convlayer.memory_budget(budget):
-        used, got = work_memory(lambda: conv_transpose2d(x, kernel, strides=strides, padding=1))
+        used, got = work_memory(lambda: conv_transpose2d(x, kernel, **options))
     assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
     np.testing.assert_allclose(got, want, rtol=0, atol=2 * 2 * 4 * 4 * 16 * U32 * np.abs(want).max())
 
@@ -482,6 +484,13 @@ def test_the_route_is_a_correlation_at_stride_1_and_col2im_with_strides():
     assert plain.transposed is not None and plain.transposed.strides == (1, 1)
     strided = choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, strides=2, padding=1))
     assert strided.transposed is None and strided.route.name == "im2col" and "col2im" in strided.route.why
+    depthwise = choose.input_gradient(y, np.ones((3, 3, 1, 8)),
+                                      _forward_geometry(y.shape, (3, 3, 1, 8), strides=2, padding=1, groups=8))
+    assert depthwise.stuffed and depthwise.route.name == "depthwise" and depthwise.transposed.strides == (1, 1)
+    tight = choose.input_gradient(y, np.ones((3, 3, 1, 8)),
+                                  _forward_geometry(y.shape, (3, 3, 1, 8), strides=2, padding=1, groups=8),
+                                  budget=1000)  # one image's stuffed copy (15 * 15 * 8 * 4 bytes) does not fit
+    assert not tight.stuffed and tight.route.name == "im2col"
     asked = choose.input_gradient(y, kernel, _forward_geometry(y.shape, kernel.shape, padding=1), "im2col")
     assert asked.transposed is None
     bad = kernel.copy()

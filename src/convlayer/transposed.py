@@ -66,9 +66,9 @@ def conv_transpose2d(
         Layout of ``x``, ``kernel`` and the result.
     algorithm : {'auto', 'im2col', 'shift', 'depthwise', 'fft', 'winograd'}
         How to compute it, every choice the same up to rounding: 'im2col' is col2im of one
-        GEMM; the others name the algorithm of the stride-1 correlation it becomes at
-        stride 1 (used where it applies, auto's choice elsewhere;
-        :func:`convlayer.algorithms.choose.input_gradient`).
+        GEMM; the others name the algorithm of the stride-1 correlation it becomes (of x,
+        or with strides of x stuffed with zeros), used where it applies, auto's choice
+        elsewhere (:func:`convlayer.algorithms.choose.input_gradient`).
 
     Returns
     -------
@@ -110,8 +110,11 @@ def conv_transpose2d(
     Only zero padding (the forward convolution's ``pad_mode`` is 'constant') and kernels of
     rank 4. At stride 1 it runs as a correlation of x with the rotated kernel (any forward
     algorithm); with strides as col2im of one GEMM per block (no product with a stuffed
-    zero); work memory within :func:`convlayer.get_memory_budget`. An empty batch or image
-    gives the bias over the output.
+    zero), or, for a depthwise layer (``groups == c``), as the stride-1 correlation of x
+    with ``s - 1`` zeros stuffed between its pixels (see
+    :func:`convlayer.algorithms.choose.input_gradient`); work memory within
+    :func:`convlayer.get_memory_budget`. An empty batch or image gives the bias over the
+    output.
 
     Examples
     --------

@@ -81,7 +81,10 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
     A strided ``grad_x`` (a channels-first result) is computed channels-last a chunk of
     images at a time and copied in: a transposing copy costs about half a transposing
     addition, and col2im's addition onto the strided view costs three times that."""
-    plan = choose.input_gradient(grad_out, kernel, geom, algorithm)
+    plan = choose.input_gradient(grad_out, kernel, geom, algorithm, grad_x.itemsize, budget)
+    if plan.stuffed:
+        _stuffed_correlation(grad_out, kernel, plan, geom.strides, grad_x, budget)
+        return
     if plan.transposed is not None:
         correlate(grad_out, backward.transposed_kernel(kernel, geom.groups), plan.transposed, "constant", grad_x,
                   budget, plan.route.name)
@@ -97,6 +100,22 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
         im2col.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
         grad_x[n0:n1] = grad_part
+
+
+def _stuffed_correlation(grad_out, kernel, plan, strides, grad_x, budget: int) -> None:
+    """Fill grad_x with the stride-1 correlation of grad_out stuffed with zeros, a chunk of
+    images at a time (the stuffed copies within :data:`.choose.STUFFED_SHARE` of the budget)."""
+    geometry, (sh, sw) = plan.transposed, strides
+    image = geometry.h * geometry.w * geometry.c * grad_x.itemsize
+    per_chunk = max(1, min(geometry.n, int(budget * choose.STUFFED_SHARE) // max(image, 1)))
+    rotated = backward.transposed_kernel(kernel, geometry.groups)
+    for n0 in range(0, geometry.n, per_chunk):
+        n1 = min(n0 + per_chunk, geometry.n)
+        stuffed = np.zeros((n1 - n0, geometry.h, geometry.w, geometry.c), grad_x.dtype)
+        stuffed[:, ::sh, ::sw] = grad_out[n0:n1]
+        correlate(stuffed, rotated, geometry._replace(n=n1 - n0), "constant", grad_x[n0:n1],
+                  max(budget - stuffed.nbytes, 1), plan.route.name)
+        del stuffed  # before the next chunk's exists
 
 
 def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorithm="auto") -> np.ndarray:
