@@ -68,7 +68,7 @@ def conv_transpose2d(
         How to compute it, every choice the same up to rounding: 'im2col' is col2im of one
         GEMM; the others name the algorithm of the stride-1 correlation it becomes (of x,
         or with strides of x stuffed with zeros), used where it applies, auto's choice
-        elsewhere (:func:`convlayer.algorithms.choose.input_gradient`).
+        elsewhere (:func:`convlayer.algorithms.choose_transpose.input_gradient`).
 
     Returns
     -------
@@ -112,7 +112,7 @@ def conv_transpose2d(
     algorithm); with strides as col2im of one GEMM per block (no product with a stuffed
     zero), or, for a depthwise layer (``groups == c``), as the stride-1 correlation of x
     with ``s - 1`` zeros stuffed between its pixels (see
-    :func:`convlayer.algorithms.choose.input_gradient`); work memory within
+    :func:`convlayer.algorithms.choose_transpose.input_gradient`); work memory within
     :func:`convlayer.get_memory_budget`. An empty batch or image gives the bias over the
     output.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import backward, choose, depthwise, fft, im2col, layout, shift, spread, winograd
+from . import backward, choose, choose_transpose, depthwise, fft, im2col, layout, shift, spread, winograd
 
 ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd}
 
@@ -76,12 +76,12 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
 
 def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, algorithm="auto") -> None:
     """Fill ``grad_x`` (zeros on entry) with x's gradient alone: the transposed convolution
-    of ``grad_out`` (n, out_h, out_w, k), by the route :func:`.choose.input_gradient` names.
+    of ``grad_out`` (n, out_h, out_w, k), by the route :func:`.choose_transpose.input_gradient` names.
 
     A strided ``grad_x`` (a channels-first result) is computed channels-last a chunk of
     images at a time and copied in: a transposing copy costs about half a transposing
     addition, and col2im's addition onto the strided view costs three times that."""
-    plan = choose.input_gradient(grad_out, kernel, geom, algorithm, grad_x.itemsize, budget)
+    plan = choose_transpose.input_gradient(grad_out, kernel, geom, algorithm, grad_x.itemsize, budget)
     if plan.stuffed:
         _stuffed_correlation(grad_out, kernel, plan, geom.strides, grad_x, budget)
         return
@@ -104,10 +104,10 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
 
 def _stuffed_correlation(grad_out, kernel, plan, strides, grad_x, budget: int) -> None:
     """Fill grad_x with the stride-1 correlation of grad_out stuffed with zeros, a chunk of
-    images at a time (the stuffed copies within :data:`.choose.STUFFED_SHARE` of the budget)."""
+    images at a time (the stuffed copies within :data:`.choose_transpose.STUFFED_SHARE` of the budget)."""
     geometry, (sh, sw) = plan.transposed, strides
     image = geometry.h * geometry.w * geometry.c * grad_x.itemsize
-    per_chunk = max(1, min(geometry.n, int(budget * choose.STUFFED_SHARE) // max(image, 1)))
+    per_chunk = max(1, min(geometry.n, int(budget * choose_transpose.STUFFED_SHARE) // max(image, 1)))
     rotated = backward.transposed_kernel(kernel, geometry.groups)
     for n0 in range(0, geometry.n, per_chunk):
         n1 = min(n0 + per_chunk, geometry.n)
