@@ -403,6 +403,24 @@ def test_memory_budget_respected(strides, groups, work_memory):
     np.testing.assert_allclose(got, want, rtol=0, atol=2 * 2 * 4 * 4 * 16 * U32 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("strides, groups", [(1, 1), (2, 1), (2, 16)])
+def test_backward_memory_budget_respected(strides, groups, work_memory):
+    """The gradients within the budget: one patch matrix for both (groups=1), or each apart."""
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 32, 32, 16), dtype=np.float32)
+    kernel = rng.random((4, 4, 1 if groups > 1 else 8, 16), dtype=np.float32)
+    options = dict(strides=strides, padding=1, groups=groups)
+    grad = rng.random(conv_transpose2d(x, kernel, **options).shape, dtype=np.float32)
+    want = conv_transpose2d_backward(grad, x, kernel, algorithm="im2col", **options)
+    budget = 2**20
+    with convlayer.memory_budget(budget):
+        used, got = work_memory(lambda: conv_transpose2d_backward(grad, x, kernel, **options))
+    assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
+    terms = (4 * 4 * 16, 2 * 32 * 32, grad.size // 16)  # all positive: the bound is the value's size
+    for value, expected, n in zip(got, want, terms):
+        np.testing.assert_allclose(value, expected, rtol=0, atol=2 * 2 * n * U32 * np.abs(expected).max())
+
+
 # ----------------------------------------------------------------------------- errors
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, choose, dispatch
+from .algorithms import backward, buffers, dispatch
 from .functional import ArrayLike, Conv2DGrads
 from .shapes import IntPair, Padding
 
@@ -220,11 +220,8 @@ def conv_transpose2d_backward(
         grad_hwio = np.zeros(args.kernel.shape, args.dtype)
     else:
         reached = grad_nhwc[:, : forward.h, : forward.w]
-        name = choose.check_name(algorithm)
-        if name != "auto" and choose.unsupported(name, forward) is not None:
-            name = "auto"  # as the forward pass: the algorithm where it applies
-        dispatch.correlate(reached, args.kernel, forward, "constant", grad_x_nhwc, budget, name)
-        grad_hwio = dispatch.kernel_gradient(reached, forward, args.x, args.dtype, budget, algorithm)
+        grad_hwio = dispatch.correlate_with_kernel_gradient(reached, args.kernel, forward, grad_x_nhwc, args.x,
+                                                            budget, algorithm)
     grad_kernel = _validate.transpose_kernel_from_hwio(grad_hwio.astype(args.dtype, copy=False), args.geom)
     grad_bias = backward.bias_gradient(grad_nhwc, args.dtype, budget)
     return Conv2DGrads(grad_x, grad_kernel, grad_bias)

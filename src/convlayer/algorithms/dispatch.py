@@ -118,6 +118,25 @@ def _stuffed_correlation(grad_out, kernel, plan, strides, grad_x, budget: int) -
         del stuffed  # before the next chunk's exists
 
 
+def correlate_with_kernel_gradient(x, kernel, geom: ConvGeometry, out, grad_out, budget: int,
+                                   algorithm="auto") -> np.ndarray:
+    """Fill ``out`` with the correlation of x and kernel (zero padding) and return the kernel's
+    gradient of ``sum(grad_out * correlate(x, kernel))``: the transposed convolution's
+    backward pass. ``algorithm`` is used where it applies, auto's choice elsewhere; where
+    both are im2col's patch matrices (:func:`.im2col.shares_patches`, C-contiguous arrays),
+    one serves both (1x64x64x64 -> 32, 3x3, stride 2: 3.8 to 3.4 ms on one core)."""
+    name = choose.check_name(algorithm)
+    if name != "auto" and choose.unsupported(name, geom) is not None:
+        name = "auto"  # as the forward pass: the algorithm where it applies
+    both = (choose.forward(x, kernel, geom, name).name, choose.kernel_gradient(x, geom, grad_out, name).name)
+    plain = not layout.strided(x, out, grad_out) and not spread.wanted(geom, out.itemsize, budget)
+    if (both == ("im2col", "im2col") and plain and geom.n * geom.out_h * geom.out_w
+            and im2col.shares_patches(x, geom, out.itemsize, budget)):
+        return im2col.correlate_with_kernel_gradient(x, kernel, geom, out, grad_out, budget)
+    correlate(x, kernel, geom, "constant", out, budget, name)
+    return kernel_gradient(x, geom, grad_out, out.dtype, budget, name)
+
+
 def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorithm="auto") -> np.ndarray:
     """The kernel's gradient alone, (fh, fw, c // groups, k), of ``sum(grad_out * correlate(x, kernel))``
     with zero padding, by :func:`.choose.kernel_gradient`'s algorithm."""
