@@ -533,3 +533,17 @@ def test_every_algorithm_name_gives_the_same_result(algorithm):
                                                   algorithm=algorithm),
                         conv_transpose2d_backward(grad, y, kernel, strides=strides, padding=1, groups=groups)):
             _close(a, b, np.abs(grad).sum() * max(np.abs(y).max(), np.abs(kernel).max()))
+
+
+@pytest.mark.parametrize("name", ["strides", "dilation", "padding", "output_padding", "output_shape", "groups"])
+@pytest.mark.parametrize("huge", [2**63, 10**20])
+def test_a_huge_argument_computes_or_raises_an_error_naming_it(name, huge):
+    x, kernel = np.ones((1, 3, 3, 2), np.float32), np.ones((2, 2, 2, 2), np.float32)
+    value = (7, huge) if name == "output_shape" else (1, huge)
+    options = {name: value, **({"strides": 2} if name == "output_padding" else {})}
+    try:
+        result = conv_transpose2d(x, kernel, **options)
+    except (ValueError, TypeError) as error:
+        assert name.split("_")[0] in str(error), str(error)
+    else:
+        assert result.shape[0] == 1 and np.isfinite(result).all()
