@@ -48,19 +48,21 @@ def input_gradient(grad_out: np.ndarray, kernel: np.ndarray, geom: ConvGeometry,
     At stride 1 with padding no wider than the kernel it is a correlation of grad_out with
     the rotated, channel-swapped kernel (:func:`.backward.transposed_geometry`): any forward
     algorithm computes it, ``algorithm`` where it applies and auto's choice
-    (:func:`auto_choice`, which picks Winograd, FFT, depthwise or shift by shape) otherwise.
+    (:func:`.choose.auto_choice`: Winograd, FFT, depthwise, shift or im2col by shape)
+    otherwise.
 
-    With strides it is, by default, col2im: ``grad_out @ weights^T`` (one GEMM, no wasted
-    product) added back onto the pixels each window read, block by block within the budget.
-    The other way is the same correlation of grad_out stuffed with ``s - 1`` zeros between
-    its pixels, which multiplies ``s_h * s_w`` times as many values, most of them stuffed
-    zeros: it wins where col2im's GEMM is degenerate, a depthwise transposed convolution
-    (``groups`` equal to its input channels: one one-column product per group; measured
-    21x PyTorch's time through col2im on 4x32x32x64, 4x4, stride 2), and runs there, and
-    where an algorithm other than im2col is asked for (where it applies), when one image's
-    stuffed grad_out takes at most :data:`STUFFED_SHARE` of ``budget`` (``itemsize`` bytes
-    a value). Where a weight is not finite, or 'im2col' is asked for, it is col2im, which
-    multiplies only what each window read.
+    With strides it is col2im: ``grad_out @ weights^T`` (one GEMM, no product with a
+    stuffed zero) added back onto the pixels each window read, block by block within the
+    budget. The other route correlates grad_out stuffed with ``s - 1`` zeros between its
+    pixels, ``s_h * s_w`` times the multiply-adds. It is taken for a depthwise transposed
+    convolution (``groups`` equal to its input channels), whose col2im products would have
+    one column each (measured 21x PyTorch's time on 4x32x32x64, 4x4, stride 2), and where
+    an algorithm other than im2col is asked for and applies; in both cases only when one
+    image's stuffed grad_out takes at most :data:`STUFFED_SHARE` of ``budget`` (``itemsize``
+    bytes a value) and the last window ends on the padded input's last row and column.
+
+    Where a weight is not finite, or 'im2col' is asked for, it is col2im, which multiplies
+    only what each window read (a correlation would multiply the weight by padding zeros).
     """
     name = check_name(algorithm)
     if name == "im2col":
