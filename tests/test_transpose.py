@@ -157,7 +157,8 @@ def test_padding_words_follow_tensorflow_from_the_definition(seed, word):
     spans = [_span(f, d) for f, d in zip(kernel.shape[2:], options["dilation"])]
     sizes = []
     for size, span, stride in zip(x.shape[2:], spans, options["strides"]):
-        sizes.append({"same": size * stride, "same_lower": size * stride, "valid": size * stride + max(span - stride, 0),
+        sizes.append({"same": size * stride, "same_lower": size * stride,
+                      "valid": size * stride + max(span - stride, 0),
                       "full": (size - 1) * stride - span + 2}[word])
     if min(sizes) < 0:
         with pytest.raises(ValueError, match="crops more than the kernel spreads"):
@@ -186,7 +187,8 @@ def test_output_shape_is_the_adjoint_of_conv2d_on_that_shape(seed):
     rng, x, kernel, options = _random_word_case(seed)
     word = WORDS[seed % 4]
     spans = [_span(f, d) for f, d in zip(kernel.shape[2:], options["dilation"])]
-    ranges = [_size_range(word, size, span, stride) for size, span, stride in zip(x.shape[2:], spans, options["strides"])]
+    ranges = [_size_range(word, size, span, stride)
+              for size, span, stride in zip(x.shape[2:], spans, options["strides"])]
     if not all(ranges):
         return  # no size maps back ('full' with a kernel wider than the result)
     target = tuple(int(rng.choice(r)) for r in ranges)

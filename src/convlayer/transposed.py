@@ -12,6 +12,8 @@ input and gradient swapped (for the kernel).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from . import _validate
@@ -28,7 +30,7 @@ def conv_transpose2d(
     strides: IntPair = 1,
     padding: Padding = "same",
     output_padding: "IntPair | None" = None,
-    output_shape=None,
+    output_shape: "Sequence[int] | None" = None,
     dilation: IntPair = 1,
     groups: int = 1,
     data_format: str = "channels_last",
@@ -156,7 +158,7 @@ def conv_transpose2d_backward(
     strides: IntPair = 1,
     padding: Padding = "same",
     output_padding: "IntPair | None" = None,
-    output_shape=None,
+    output_shape: "Sequence[int] | None" = None,
     dilation: IntPair = 1,
     groups: int = 1,
     data_format: str = "channels_last",
