@@ -441,3 +441,12 @@ def magnitude(array: np.ndarray) -> float:
     if high != high or low != low:  # NaN
         return math.nan
     return max(abs(high), abs(low))
+
+
+def kernel_gradient(x: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray, algorithm="auto") -> Choice:
+    """The algorithm of the kernel's gradient alone (see :func:`_kernel_gradient_choice`):
+    ``algorithm`` where it can compute ``geom``, auto's choice otherwise."""
+    name = check_name(algorithm)
+    if name != "auto" and unsupported(name, geom) is not None:
+        name = "auto"
+    return _kernel_gradient_choice(name, x, geom, grad_out)

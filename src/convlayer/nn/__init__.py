@@ -7,7 +7,7 @@
 True
 """
 
-from .conv import Conv2D, LocallyConnected2D, RegionConv2D, TiledConv2D
+from .conv import Conv2D, Conv2DTranspose, LocallyConnected2D, RegionConv2D, TiledConv2D
 from .layers import Dense, Dropout, Flatten, Layer, ReLU
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential
@@ -16,7 +16,8 @@ from .pool import (AdaptiveAvgPool2D, AdaptiveMaxPool2D, AvgPool2D, GlobalAvgPoo
                    MaxPool2D, MaxUnpool2D)
 
 __all__ = [
-    "Adam", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten",
+    "Adam", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "AvgPool2D", "Conv2D", "Conv2DTranspose", "Dense", "Dropout",
+    "Flatten",
     "GlobalAvgPool2D", "GlobalMaxPool2D", "LPPool2D", "Layer", "LocallyConnected2D", "MaxPool2D", "MaxUnpool2D",
     "ReLU", "RegionConv2D", "SGD", "Sequential", "TiledConv2D", "softmax", "softmax_cross_entropy",
 ]
