@@ -389,7 +389,7 @@ def shares_patches(x: np.ndarray, geom: ConvGeometry, itemsize: int, budget: int
     """Whether :func:`correlate_with_kernel_gradient` computes ``geom`` as :func:`correlate`
     would: groups=1 through one patch matrix per block (not a 1x1 layer's product of the
     input as it lies, not the compiled row blocks of large layers)."""
-    return geom.groups == 1 and not pointwise(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
+    return geom.groups == 1 and not pointwise.applies(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
 
 
 def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray,
