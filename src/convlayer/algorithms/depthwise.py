@@ -63,16 +63,17 @@ def reads_views(x, kernel, geom: ConvGeometry, out: np.ndarray) -> bool:
 def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int) -> np.ndarray:
     """:func:`correlate` by the compiled loops, row by row on every thread: with one filter per
     channel and no row dilation, the loop compiled for the layer's kernel size
-    (:func:`._depthwise_loops.depthwise_fixed`: about a second per kernel size, once per installation,
-    whatever the channel count and strides); otherwise :func:`._depthwise_loops.depthwise`."""
+    (:func:`._depthwise_loops.depthwise_fixed`: about a second per kernel size and column
+    stride, once per installation, whatever the channel count); otherwise
+    :func:`._depthwise_loops.depthwise`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
     tasks = geom.n * geom.out_h
     if multiplier == 1 and geom.dilation[0] == 1:
-        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw)
-        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], *geom.strides, geom.dilation[1],
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
+        compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], geom.strides[0],
                           _band_rows(geom, out.itemsize, budget), out, work=_work(geom))
         return out
     compiled.run_loop("depthwise", tasks, x, rows, cols, left, weights, *geom.strides, *geom.dilation,
