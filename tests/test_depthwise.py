@@ -15,26 +15,32 @@ def test_depthwise_bands_of_few_rows_give_the_same_sums(band_rows, monkeypatch):
     # depthwise.BAND_ROWS: the padded rows two bands share are filled once per band
     monkeypatch.setattr(depthwise, "BAND_ROWS", band_rows)
     rng = np.random.default_rng(21)
-    x, kernel = rng.standard_normal((2, 13, 7, 8)), rng.standard_normal((3, 5, 1, 8))
+    c = depthwise.FIXED_MIN_CHANNELS  # the register-summing loop, which fills bands
+    x, kernel = rng.standard_normal((2, 13, 7, c)), rng.standard_normal((3, 5, 1, c))
     for options in (dict(strides=(2, 1)), dict(strides=(1, 3), pad_mode="symmetric"), dict(padding=((4, 0), (1, 3)))):
-        got = convlayer.conv2d(x, kernel, groups=8, algorithm="depthwise", **options)
-        np.testing.assert_allclose(got, reference.conv2d(x, kernel, groups=8, **options), rtol=1e-9, atol=1e-9)
+        got = convlayer.conv2d(x, kernel, groups=c, algorithm="depthwise", **options)
+        np.testing.assert_allclose(got, reference.conv2d(x, kernel, groups=c, **options), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("case", [
     dict(shape=(2, 9, 11, 8), kernel=(3, 3), dtype=np.float64),
+    dict(shape=(2, 9, 11, 24), kernel=(3, 3), dtype=np.float64),
     dict(shape=(2, 10, 9, 16), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
+    dict(shape=(2, 10, 9, 40), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
     dict(shape=(1, 7, 6, 8), kernel=(1, 1), dtype=np.float64, strides=(1, 2), padding="valid"),
     dict(shape=(3, 8, 8, 8), kernel=(2, 3), dtype=np.float64, strides=3, pad_mode="wrap", data_format="channels_first"),
     dict(shape=(2, 9, 7, 21), kernel=(7, 7), dtype=np.float32, strides=2),
     dict(shape=(1, 6, 5, 3), kernel=(5, 5), dtype=np.float64, padding=((3, 1), (0, 2)), pad_mode="edge"),
-    dict(shape=(3, 41, 9, 16), kernel=(3, 3), dtype=np.float64, strides=2),  # bands of 16 rows, 3 images
-    dict(shape=(2, 37, 6, 8), kernel=(5, 5), dtype=np.float64, pad_mode="reflect"),
-], ids=["3x3", "5x3-strided-dilated-reflect", "1x1-valid", "2x3-stride3-wrap-channels-first", "7x7-21-channels",
-        "5x5-3-channels-edge", "bands-stride-2", "bands-5x5-reflect"])
+    dict(shape=(3, 41, 9, 32), kernel=(3, 3), dtype=np.float64, strides=2),  # bands of 16 rows, 3 images
+    dict(shape=(2, 37, 6, 25), kernel=(5, 5), dtype=np.float64, pad_mode="reflect"),
+    dict(shape=(2, 9, 7, 48), kernel=(7, 7), dtype=np.float32, strides=2, data_format="channels_first"),
+], ids=["3x3-8", "3x3-24", "5x3-strided-dilated-reflect-16", "5x3-strided-dilated-reflect-40", "1x1-valid",
+        "2x3-stride3-wrap-channels-first", "7x7-21-channels", "5x5-3-channels-edge", "bands-stride-2",
+        "bands-5x5-reflect", "7x7-48-channels-first"])
 def test_depthwise_loops_compiled_for_their_kernel_size(case):
-    # Channel counts that fill whole vector registers (8, 16) and the remainder loop's,
-    # through the loop compiled per kernel size (_loops.depthwise_fixed).
+    # Below depthwise.FIXED_MIN_CHANNELS the flat-run loop, from it on the register-summing one
+    # compiled per kernel size and column stride: channel counts that fill whole vector
+    # registers (24, 32, 40, 48) and the remainder loop's (25).
     case = dict(case)
     shape, (fh, fw), dtype = case.pop("shape"), case.pop("kernel"), case.pop("dtype")
     rng = np.random.default_rng(20)
@@ -85,10 +91,10 @@ def test_depthwise_loops_share_rows_among_threads(options, monkeypatch):
     monkeypatch.setattr(parallel, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(parallel, "thread_count", lambda: 3)
     rng = np.random.default_rng(36)
-    x, kernel = rng.standard_normal((2, 11, 9, 8)), rng.standard_normal((3, 3, 1, 8))
-    expected = reference.conv2d(x, kernel, groups=8, **options)
-    np.testing.assert_allclose(convlayer.conv2d(x, kernel, groups=8, **options), expected, rtol=1e-9, atol=1e-9)
+    x, kernel = rng.standard_normal((2, 11, 9, 24)), rng.standard_normal((3, 3, 1, 24))
+    expected = reference.conv2d(x, kernel, groups=24, **options)
+    np.testing.assert_allclose(convlayer.conv2d(x, kernel, groups=24, **options), expected, rtol=1e-9, atol=1e-9)
     grad = rng.standard_normal(expected.shape)
-    want = reference.conv2d_backward(grad, x, kernel, groups=8, **options)
-    for value, wanted in zip(convlayer.conv2d_backward(grad, x, kernel, groups=8, **options), want):
+    want = reference.conv2d_backward(grad, x, kernel, groups=24, **options)
+    for value, wanted in zip(convlayer.conv2d_backward(grad, x, kernel, groups=24, **options), want):
         np.testing.assert_allclose(value, wanted, rtol=1e-9, atol=1e-9)
