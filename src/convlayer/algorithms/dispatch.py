@@ -37,20 +37,33 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     if spread.wanted(geom, out.itemsize, budget):
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
         return
-    plan = None
-    if layout.strided(x, out) and not pointwise.applies(geom) and not (
-            choose.check_name(algorithm) in ("auto", "depthwise") and depthwise.reads_views(x, kernel, geom, out)):
-        image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
-        plan = layout.chunks(geom.n, image, budget)
-    if plan is None:
+    if not layout.strided(x, out) or pointwise.applies(geom):
         _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
         return
     name = choose.forward(x, kernel, geom, algorithm).name  # decided once, on the whole input
+    plan = None
+    if not _reads_views(name, x, kernel, geom, out, budget):
+        image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
+        plan = layout.chunks(geom.n, image, budget)
+    if plan is None:
+        ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+        return
     for n0, n1, left in plan:
         target = np.empty((n1 - n0,) + out.shape[1:], out.dtype)
         ALGORITHMS[name].correlate(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                    target, left)
         out[n0:n1] = target
+
+
+def _reads_views(name: str, x, kernel, geom: ConvGeometry, out, budget: int) -> bool:
+    """Whether algorithm ``name`` computes a channels-first call on its views as well as on
+    channels-last copies: the depthwise loop (it gathers each row's channels from their
+    planes) and im2col's row blocks (a compiled fill reads the patches, each output row goes
+    back to the planes by itself; copying a stem's 64-channel output back to NCHW took 2-3x
+    the layer)."""
+    if name == "depthwise":
+        return depthwise.reads_views(x, kernel, geom, out)
+    return name == "im2col" and im2col.takes_row_blocks(x, geom, out.itemsize, budget)
 
 
 def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,

@@ -83,7 +83,7 @@ def correlate(
     weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
         return out
-    if banks is None and _takes_row_blocks(x, geom, out.itemsize, budget):
+    if banks is None and takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     slabs = WORK_SLABS - 1 + slab.gathered_slabs(pad_mode)
@@ -96,7 +96,7 @@ def correlate(
     return out
 
 
-def _takes_row_blocks(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+def takes_row_blocks(x, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether :func:`correlate_rows` computes this call: groups=1, a patch matrix to make
     (not 1x1 at stride 1), at least :data:`ROWS_MIN` patch rows (or :func:`use_row_blocks`),
     Numba and threadpoolctl installed, and a block of one output row per thread within the
@@ -389,7 +389,7 @@ def shares_patches(x: np.ndarray, geom: ConvGeometry, itemsize: int, budget: int
     """Whether :func:`correlate_with_kernel_gradient` computes ``geom`` as :func:`correlate`
     would: groups=1 through one patch matrix per block (not a 1x1 layer's product of the
     input as it lies, not the compiled row blocks of large layers)."""
-    return geom.groups == 1 and not pointwise.applies(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
+    return geom.groups == 1 and not pointwise.applies(geom) and not takes_row_blocks(x, geom, itemsize, budget)
 
 
 def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray,
