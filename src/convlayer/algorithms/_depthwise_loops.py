@@ -59,8 +59,10 @@ def _weight_tiles(w, ow, tile_bytes):
     pixels = max(1, min(ow, tile_bytes // (fh * fw * c * w.itemsize)))
     tiles = np.empty((fh * fw, pixels * c), w.dtype)
     for tap in range(fh * fw):
-        for p in range(pixels):
-            tiles[tap, p * c : (p + 1) * c] = w[tap // fw, tap % fw, 0]
+        weights, tile = w[tap // fw, tap % fw, 0], tiles[tap]
+        for p in range(pixels):  # element by element: a slice assignment compiles for seconds
+            for ch in range(c):
+                tile[p * c + ch] = weights[ch]
     return tiles
 
 
@@ -132,8 +134,8 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, la
         if flat:
             row, in_place = _row_of(out, img, i, acc.reshape(ow * k))
             _sum_taps(row, ring, slots, tiles, fw, dw)
-            if not in_place:
-                out[img, i] = acc.reshape(ow, k)
+            if not in_place:  # a channels-first output: each channel's run of the row
+                _store_planes(acc.reshape(ow, k), out[img, i])
             continue
         acc[:] = 0
         for a in range(fh):
