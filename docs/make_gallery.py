@@ -28,6 +28,8 @@ COMMANDS = [  # (file, arguments of `convlayer explain`)
     ("sharing-regions.png", "--input 6x6 --kernel 3x3 --sharing regions --banks 2x3"),
     ("sharing-unshared.png", "--input 6x6 --kernel 3x3 --sharing unshared"),
     ("slide.gif", "--input 6x6 --kernel 3x3 --strides 2 --animate"),
+    ("transposed.png", "--transpose --input 3x3 --kernel 3x3 --strides 2 --padding same"),  # the checkerboard
+    ("transposed-even.png", "--transpose --input 3x3 --kernel 4x4 --strides 2 --padding 1"),  # 4 = 2 x 2: even
     ("pixel.png", "astronaut.png -k edge --at 152,180 --bias 1"),
 ]
 

@@ -38,6 +38,9 @@ def _terms(layer) -> int:
     if isinstance(layer, nn.Conv2D):  # every kind of sharing: one kernel's taps per output
         fh, fw = layer.kernel_size
         return fh * fw * layer.in_channels // layer.options["groups"] + layer.bias
+    if isinstance(layer, nn.Conv2DTranspose):  # at most every tap of every input channel per output
+        fh, fw = layer.kernel_size
+        return fh * fw * layer.in_channels // layer.transpose_options["groups"] + layer.bias
     if isinstance(layer, nn.Dense):
         return layer.in_features + layer.bias
     if isinstance(layer, nn.AvgPool2D):  # the window's sum, then one division

@@ -22,6 +22,7 @@ from .sharing import (
     tiled_conv2d,
     tiled_conv2d_backward,
 )
+from .transposed import conv_transpose2d, conv_transpose2d_backward
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,8 @@ __all__ = [
     "avg_pool2d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
     "Conv2DGrads",
     "get_memory_budget",
     "kernels",

@@ -357,3 +357,61 @@ def new_pool_input_grad(geom: shapes.PoolGeometry, dtype) -> tuple[np.ndarray, n
     """Zeros of x's shape in ``dtype``, and their (n, h, w, c) view to accumulate into."""
     grad_x = np.zeros(geom.input_shape, dtype)
     return grad_x, _batch_nhwc(grad_x, geom.batched, geom.channels_first)
+
+
+class TransposeArgs(NamedTuple):
+    """The checked, normalised arguments of a transposed convolution."""
+
+    x: np.ndarray  # (n, h, w, c) view of the user's array, its own dtype
+    kernel: np.ndarray  # (fh, fw, k // groups, c) in ``dtype``: the forward convolution's kernel
+    bias: "np.ndarray | None"  # (k,) in ``dtype``
+    geom: shapes.TransposeGeometry
+    dtype: np.dtype
+
+
+def transpose_args(x, kernel, bias, *, strides, padding, output_padding, output_shape, dilation, groups,
+                   data_format) -> TransposeArgs:
+    """Check and normalise the arguments of ``conv_transpose2d`` (and of its reference loops).
+
+    Both kernel layouts become the forward convolution's HWIO kernel, (fh, fw, k // groups, c):
+    channels-last is that already, channels-first ``(c, k // groups, fh, fw)`` is viewed so.
+    """
+    x, kernel = as_real_array("x", x), as_real_array("kernel", kernel)
+    geom = shapes.transpose_geometry(x.shape, kernel.shape, strides, padding, output_padding, output_shape,
+                                     dilation, groups=groups, data_format=data_format)
+    dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
+    # C order: a channels-first kernel's view would be copied again by every chunk's weight matrix
+    hwio = (kernel.transpose(2, 3, 1, 0) if geom.channels_first else kernel).astype(dtype, order="C")
+    x_view = _batch_nhwc(x, geom.batched, geom.channels_first)
+    return TransposeArgs(x_view, hwio, _bias(bias, geom, dtype), geom, dtype)
+
+
+def new_transpose_output(geom: shapes.TransposeGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Zeros of the transposed convolution's result in the user's layout, and their
+    (n, out_h, out_w, k) view (rows and columns no input pixel reaches stay zero)."""
+    out = np.zeros(geom.output_shape, dtype)
+    return out, _batch_nhwc(out, geom.batched, geom.channels_first)
+
+
+def transpose_grad_args(grad_out, x, kernel, **options) -> tuple[TransposeArgs, np.ndarray]:
+    """Check ``conv_transpose2d_backward``'s arguments; return them and grad_out's NHWC view."""
+    x, kernel = as_real_array("x", x), as_real_array("kernel", kernel)
+    args = transpose_args(x, kernel, None, **options)
+    grad = as_real_array("grad_out", grad_out)
+    if grad.shape != args.geom.output_shape:
+        raise ValueError(
+            f"grad_out must have conv_transpose2d's output shape {args.geom.output_shape} for x shape "
+            f"{x.shape} and kernel shape {kernel.shape}; got grad_out shape {grad.shape}"
+        )
+    return args, _batch_nhwc(grad, args.geom.batched, args.geom.channels_first)
+
+
+def new_transpose_input_grad(geom: shapes.TransposeGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Zeros of x's shape in ``dtype``, and their (n, h, w, c) view."""
+    grad_x = np.zeros(geom.input_shape, dtype)
+    return grad_x, _batch_nhwc(grad_x, geom.batched, geom.channels_first)
+
+
+def transpose_kernel_from_hwio(hwio: np.ndarray, geom: shapes.TransposeGeometry) -> np.ndarray:
+    """Undo :func:`transpose_args`'s view: (fh, fw, k // groups, c) in the user's kernel layout."""
+    return np.ascontiguousarray(hwio.transpose(3, 2, 0, 1) if geom.channels_first else hwio)

@@ -197,3 +197,102 @@ def _bank_of(index: int, size: int, count: int, sharing: str) -> int:
         if index in piece:
             return bank
     raise AssertionError("every index lies in one piece")
+
+
+def conv_transpose2d(
+    x,
+    kernel,
+    bias=None,
+    *,
+    strides=1,
+    padding="same",
+    output_padding=None,
+    output_shape=None,
+    dilation=1,
+    groups=1,
+    data_format="channels_last",
+) -> np.ndarray:
+    """Reference for :func:`convlayer.conv_transpose2d`: same arguments, plain loops.
+
+    Each input pixel stamps the kernel, times its value, onto the output: tap ``(a, b)``
+    lands ``(i * s_h + a * d_h - top, j * s_w + b * d_w - left)``. Stamps overlap where
+    the kernel spans more than the stride; what falls in the padding is cropped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> conv_transpose2d(np.array([[[1.0], [2.0]]]), np.ones((1, 3, 1, 1)), strides=(1, 2),
+    ...                  padding="valid")[..., 0]
+    array([[1., 1., 3., 2., 2.]])
+    """
+    args = _validate.transpose_args(
+        x, kernel, bias, strides=strides, padding=padding, output_padding=output_padding,
+        output_shape=output_shape, dilation=dilation, groups=groups, data_format=data_format,
+    )
+    result, out = _validate.new_transpose_output(args.geom, args.dtype)
+    pixels = args.x.astype(args.dtype)
+    for image, i, j, channel, a, b, row, col, outputs in _stamps(args.geom):
+        out[image, row, col, outputs] += pixels[image, i, j, channel] * args.kernel[a, b, :, channel]
+    if args.bias is not None:
+        out += args.bias
+    return result
+
+
+def _stamps(geom):
+    """Every (image, i, j, input channel, tap a, tap b, output row, output col, output
+    channels) where an input value lands inside the output."""
+    (sh, sw), (dh, dw) = geom.strides, geom.dilation
+    top, left = geom.pads[0][0], geom.pads[1][0]
+    per_group_in, per_group_out = geom.c // geom.groups, geom.k // geom.groups
+    for image in range(geom.n):
+        for i in range(geom.h):
+            for j in range(geom.w):
+                for channel in range(geom.c):
+                    group = channel // per_group_in
+                    outputs = slice(group * per_group_out, (group + 1) * per_group_out)
+                    for a in range(geom.fh):
+                        for b in range(geom.fw):
+                            row, col = i * sh + a * dh - top, j * sw + b * dw - left
+                            if 0 <= row < geom.out_h and 0 <= col < geom.out_w:
+                                yield image, i, j, channel, a, b, row, col, outputs
+
+
+def conv_transpose2d_backward(
+    grad_out,
+    x,
+    kernel,
+    *,
+    strides=1,
+    padding="same",
+    output_padding=None,
+    output_shape=None,
+    dilation=1,
+    groups=1,
+    data_format="channels_last",
+) -> Conv2DGrads:
+    """Reference for :func:`convlayer.conv_transpose2d_backward`: the stamps read backwards.
+
+    Each stamp added ``x * tap`` to one output value, so that value's gradient goes to the
+    input pixel times the tap, and to the tap times the input pixel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> grads = conv_transpose2d_backward(np.ones((1, 5, 1)), np.array([[[1.0], [2.0]]]),
+    ...                                   np.ones((1, 3, 1, 1)), strides=(1, 2), padding="valid")
+    >>> grads.grad_x[..., 0], grads.grad_kernel[0, :, 0, 0], grads.grad_bias
+    (array([[3., 3.]]), array([3., 3., 3.]), array([5.]))
+    """
+    options = dict(strides=strides, padding=padding, output_padding=output_padding, output_shape=output_shape,
+                   dilation=dilation, groups=groups, data_format=data_format)
+    args, grad = _validate.transpose_grad_args(grad_out, x, kernel, **options)
+    grad = grad.astype(args.dtype)
+    grad_x, grad_x_nhwc = _validate.new_transpose_input_grad(args.geom, args.dtype)
+    grad_kernel = np.zeros_like(args.kernel)
+    pixels = args.x.astype(args.dtype)
+    for image, i, j, channel, a, b, row, col, outputs in _stamps(args.geom):
+        g = grad[image, row, col, outputs]
+        grad_x_nhwc[image, i, j, channel] += np.sum(g * args.kernel[a, b, :, channel])
+        grad_kernel[a, b, :, channel] += g * pixels[image, i, j, channel]
+    grad_bias = np.sum(grad, axis=(0, 1, 2))
+    return Conv2DGrads(grad_x, _validate.transpose_kernel_from_hwio(grad_kernel, args.geom), grad_bias)

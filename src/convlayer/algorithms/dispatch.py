@@ -75,6 +75,67 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     return grad_kernel
 
 
+def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, algorithm="auto") -> None:
+    """Fill ``grad_x`` (zeros on entry) with x's gradient alone: the transposed convolution
+    of ``grad_out`` (n, out_h, out_w, k), by the route :func:`.choose.input_gradient` names.
+
+    A strided ``grad_x`` (a channels-first result) is computed channels-last a chunk of
+    images at a time and copied in: a transposing copy costs about half a transposing
+    addition, and col2im's addition onto the strided view costs three times that."""
+    plan = choose.input_gradient(grad_out, kernel, geom, algorithm, grad_x.itemsize, budget)
+    if plan.stuffed:
+        _stuffed_correlation(grad_out, kernel, plan, geom.strides, grad_x, budget)
+        return
+    if plan.transposed is not None:
+        correlate(grad_out, backward.transposed_kernel(kernel, geom.groups), plan.transposed, "constant", grad_x,
+                  budget, plan.route.name)
+        return
+    chunks = None
+    if geom.n and layout.strided(grad_out, grad_x):
+        image = geom.h * geom.w * geom.c * grad_x.itemsize + geom.out_h * geom.out_w * geom.k * grad_out.itemsize
+        chunks = layout.chunks(geom.n, image, budget)
+    if chunks is None:
+        im2col.input_gradient(kernel, geom, grad_out, grad_x, budget)
+        return
+    for n0, n1, left in chunks:
+        grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
+        im2col.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
+        grad_x[n0:n1] = grad_part
+
+
+def _stuffed_correlation(grad_out, kernel, plan, strides, grad_x, budget: int) -> None:
+    """Fill grad_x with the stride-1 correlation of grad_out stuffed with zeros, a chunk of
+    images at a time (the stuffed copies within :data:`.choose.STUFFED_SHARE` of the budget)."""
+    geometry, (sh, sw) = plan.transposed, strides
+    image = geometry.h * geometry.w * geometry.c * grad_x.itemsize
+    per_chunk = max(1, min(geometry.n, int(budget * choose.STUFFED_SHARE) // max(image, 1)))
+    rotated = backward.transposed_kernel(kernel, geometry.groups)
+    for n0 in range(0, geometry.n, per_chunk):
+        n1 = min(n0 + per_chunk, geometry.n)
+        stuffed = np.zeros((n1 - n0, geometry.h, geometry.w, geometry.c), grad_x.dtype)
+        stuffed[:, ::sh, ::sw] = grad_out[n0:n1]
+        correlate(stuffed, rotated, geometry._replace(n=n1 - n0), "constant", grad_x[n0:n1],
+                  max(budget - stuffed.nbytes, 1), plan.route.name)
+        del stuffed  # before the next chunk's exists
+
+
+def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorithm="auto") -> np.ndarray:
+    """The kernel's gradient alone, (fh, fw, c // groups, k), of ``sum(grad_out * correlate(x, kernel))``
+    with zero padding, by :func:`.choose.kernel_gradient`'s algorithm."""
+    module = ALGORITHMS[choose.kernel_gradient(x, geom, grad_out, algorithm).name]
+    chunks = None
+    if geom.n and layout.strided(x, grad_out):
+        image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * grad_out.itemsize
+        chunks = layout.chunks(geom.n, image, budget)
+    if chunks is None:
+        return module.kernel_gradient(x, geom, "constant", grad_out, dtype, budget)
+    total = np.zeros((geom.fh, geom.fw, geom.c // geom.groups, geom.k), dtype)
+    for n0, n1, left in chunks:
+        total += module.kernel_gradient(layout.contiguous(x[n0:n1]), geom._replace(n=n1 - n0), "constant",
+                                        layout.contiguous(grad_out[n0:n1]), dtype, left)
+    return total
+
+
 def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
     name = choose.forward(x, kernel, geom, algorithm).name
     ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)

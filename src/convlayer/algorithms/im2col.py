@@ -343,3 +343,34 @@ def _col2im(grad_patches, geom: ConvGeometry, block: Block, grad_slab) -> None:
             rows = slice(a * dh, a * dh + (rb - 1) * sh + 1, sh)
             cols = slice(b * dw, b * dw + (cb - 1) * sw + 1, sw)
             by_group[:, rows, cols] += taps[:, :, :, :, a, b].transpose(1, 2, 3, 0, 4)
+
+
+def input_gradient(kernel: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray, grad_x: np.ndarray,
+                   budget: int) -> None:
+    """x's gradient alone, added into ``grad_x`` (n, h, w, c): the transposed convolution.
+
+    The backward pass without x: per block, ``grad_out @ weights^T`` (one GEMM per group)
+    gives each window's patch gradient, added back onto the slab it was read from (col2im)
+    and folded onto ``grad_x``. No patch matrix of x is built, and the kernel's gradient is
+    not computed. Zero padding only.
+    """
+    if grad_out.size == 0 or grad_x.size == 0:
+        return
+    weights_t = _weight_matrix(kernel, geom.groups).transpose(0, 2, 1)
+    dtype = grad_x.dtype
+    row_map, col_map = slab.index_maps(geom, "constant")
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, _block_cost(geom, dtype.itemsize), budget)
+    with work_buffer(_block_cost(geom, dtype.itemsize)(*size) // dtype.itemsize + 1, dtype) as work:
+        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+            grad_block = _grad_matrix(grad_out, geom, block, work)
+            used = grad_block.size
+            taps = geom.fh * geom.fw * geom.c // geom.groups
+            grad_patches = work[used : used + grad_block.shape[0] * grad_block.shape[1] * taps]
+            grad_patches = grad_patches.reshape(grad_block.shape[0], grad_block.shape[1], taps)
+            np.matmul(grad_block, weights_t, out=grad_patches)
+            used += grad_patches.size
+            slab_shape = slab.shape(geom, block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0)
+            grad_slab = work[used : used + math.prod(slab_shape)].reshape(slab_shape)
+            _col2im(grad_patches, geom, block, grad_slab)
+            rows, cols = slab.indices(row_map, col_map, geom, block)
+            slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])

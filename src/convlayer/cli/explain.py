@@ -26,12 +26,17 @@ EXAMPLE = """examples:
   convlayer explain --input 7x7 --kernel 3 --dilation 2 -o dilation.png
   convlayer explain --input 6x6 --kernel 3 --sharing tiled --banks 2x2 -o tiled.png
   convlayer explain photo.jpg -k edge --at 120,200 --bias 1 -o pixel.png
+  convlayer explain --transpose --input 3x3 --kernel 3 --strides 2 -o transposed.png
+  convlayer explain --transpose --input 4x4 --kernel 3 --strides 2 --padding 1 --output-padding 1 -o up.png
 
 without IMAGE: the padded input (zeros on each side counted), the kernel at a few output
 positions, the output grid and the output-size formula with your numbers; --animate
 slides the window one output position per frame; --channels/--filters draws each output
 channel as the sum over input channels plus a bias, with the parameter count; --sharing
-colours each output pixel by the kernel bank it uses.
+colours each output pixel by the kernel bank it uses; --transpose draws the transposed
+convolution: the input, the same input stuffed with zeros and padded (the kernel slides over
+it at stride 1), and the output with each pixel's stamp and the number of stamps overlapping
+on every output pixel (the checkerboard when the kernel is not a multiple of the stride).
 with IMAGE: for output pixel --at ROW,COL, the input patch, the kernel, their products and
 the sum plus bias: the same value convlayer.conv2d computes there."""
 
@@ -56,6 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="colour each output pixel by the kernel bank it uses")
     parser.add_argument("--banks", metavar="RxC",
                         help="kernel banks for --sharing tiled (the tile period) or regions (the grid)")
+    parser.add_argument("--transpose", action="store_true",
+                        help="draw the transposed convolution (conv_transpose2d) of these numbers")
+    parser.add_argument("--output-padding", metavar="P", help="with --transpose: e.g. 1 or 1x0")
+    parser.add_argument("--output-shape", metavar="HxW", help="with --transpose: the output size")
     parser.add_argument("--animate", action="store_true", help="write a GIF, one frame per output position")
     parser.add_argument("--max-frames", default="64", metavar="N",
                         help="with --animate, at most N frames: larger outputs skip positions (default 64)")
@@ -73,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     output = _output_path(args)
     if args.image is not None:
         return _explain_image(args, output)
+    if args.transpose:
+        return _explain_transpose(args, output)
     layer = _layer(args)
     from .. import explain
 
@@ -99,6 +110,16 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_combinations(args) -> None:
     """Options that belong to one kind of picture are refused with the other."""
+    if args.image is None and not args.transpose:
+        for option, value in (("--output-padding", args.output_padding), ("--output-shape", args.output_shape)):
+            if value is not None:
+                raise ValueError(f"{option} needs --transpose")
+    if args.transpose:
+        given = [option for option, value in (("IMAGE", args.image), ("--channels", args.channels),
+                                              ("--filters", args.filters), ("--sharing", args.sharing),
+                                              ("--animate", args.animate or None)) if value is not None]
+        if given:
+            raise ValueError(f"--transpose draws one channel's geometry; leave out {', '.join(given)}")
     if args.image is not None:
         if args.input is not None:
             raise ValueError("give IMAGE or --input, not both: the image's size is its own")
@@ -166,6 +187,26 @@ def _layer(args) -> dict:
                                 sharing=args.sharing or "shared", banks=banks, **options)
     return {"input_hw": input_hw, "kernel_hw": kernel_hw, "options": options, "channels": channels,
             "filters": filters, "banks": banks, "notes": notes}
+
+
+def _explain_transpose(args, output: Path) -> int:
+    """The transposed convolution of --input, --kernel, --strides, --padding and the rest."""
+    from ..explain import transpose
+
+    input_hw = _ints("--input", args.input, (2,), "HxW, e.g. 3x3", minimum=1)
+    kernel_hw = _parse.ints("kernel", args.kernel or "3x3", (1, 2))
+    kernel_hw = kernel_hw * 2 if len(kernel_hw) == 1 else kernel_hw
+    extra = None if args.output_padding is None else _parse.pair("output-padding", args.output_padding)
+    size = None if args.output_shape is None else _parse.ints("output-shape", args.output_shape, (2,))
+    options = dict(strides=_parse.pair("strides", args.strides), padding=_parse.padding(args.padding),
+                   output_padding=extra, output_shape=size, dilation=_parse.pair("dilation", args.dilation))
+    geom = shapes.transpose_geometry(input_hw + (1,), kernel_hw + (1, 1), options["strides"], options["padding"],
+                                     extra, size, options["dilation"])  # every argument checked first
+    figure = transpose.transpose_figure(input_hw, kernel_hw, **options)
+    _save(figure, output)
+    print("\n".join(transpose.transpose_lines(geom, options["padding"], extra, size is not None)))
+    print(f"wrote {output.resolve()}")
+    return 0
 
 
 def _count(option: str, text) -> int:

@@ -17,7 +17,9 @@ EXAMPLE = """examples:
   convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2 --padding same
   convlayer shape --input 8x8x1 --kernel 3 --filters 16 --sharing --banks 2x2
   convlayer shape --input 8x32x32x16 --kernel 3 --filters 32 --padding valid --dilation 2
-  convlayer shape --input 6x6 --kernel 3 --strides 2 --padding 0,1,0,1"""
+  convlayer shape --input 6x6 --kernel 3 --strides 2 --padding 0,1,0,1
+  convlayer shape --transpose --input 16x16x256 --kernel 4 --filters 128 --strides 2 --padding 1
+  convlayer shape --transpose --input 64x64x64 --kernel 3 --filters 32 --strides 2 --padding 1 --output-padding 1"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "unshared (locally-connected) weights")
     parser.add_argument("--banks", default="2x2", metavar="RxC",
                         help="tiles or regions for --sharing (default 2x2)")
+    parser.add_argument("--transpose", action="store_true",
+                        help="the transposed convolution (conv_transpose2d, Conv2DTranspose): --filters "
+                             "is its output channels, --padding crops")
+    parser.add_argument("--output-padding", default=None, metavar="P",
+                        help="with --transpose: rows and columns added at the bottom and right, e.g. 1 or 1x0")
+    parser.add_argument("--output-shape", default=None, metavar="HxW",
+                        help="with --transpose: the output size, any one conv2d maps back to the input's")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     (k,), (groups,) = _parse.ints("filters", args.filters, (1,)), _parse.ints("groups", args.groups, (1,))
     strides, dilation = _parse.pair("strides", args.strides), _parse.pair("dilation", args.dilation)
     padding = _parse.padding(args.padding)
+    if args.transpose:
+        print(_transpose(args, input_shape, (fh, fw), k, groups, strides, padding, dilation))
+        return 0
     kernel_shape = (fh, fw, c // max(groups, 1), k)
     geom = shapes.conv_geometry(input_shape, kernel_shape, strides, padding, dilation, groups=groups)
     print(report(geom, padding, bias=not args.no_bias))
@@ -110,3 +122,49 @@ def sharing_report(geom: shapes.ConvGeometry, banks: tuple, *, bias: bool = True
         lines.append(f"  {kind:9s} {formula:42s} = {count:>15,}")
     return "\n".join(lines)
 
+
+
+def _transpose(args, input_shape, kernel_hw, k, groups, strides, padding, dilation) -> str:
+    """The report of ``--transpose``: the geometry, then :func:`transpose_report`."""
+    extra = None if args.output_padding is None else _parse.pair("output-padding", args.output_padding)
+    size = None if args.output_shape is None else _parse.ints("output-shape", args.output_shape, (2,))
+    kernel_shape = kernel_hw + (k // max(groups, 1), input_shape[-1])
+    geom = shapes.transpose_geometry(input_shape, kernel_shape, strides, padding, extra, size, dilation,
+                                     groups=groups)
+    return transpose_report(geom, padding, extra, size is not None, bias=not args.no_bias)
+
+
+def transpose_report(geom: shapes.TransposeGeometry, padding, output_padding=None, output_shape: bool = False,
+                     *, bias: bool = True) -> str:
+    """The text ``convlayer shape --transpose`` prints for a resolved geometry."""
+    batch = f"{geom.n} x " if geom.batched else ""
+    word = padding if isinstance(padding, str) else "explicit"
+    extras = [f"dilation {geom.dilation[0]} x {geom.dilation[1]}"] if geom.dilation != (1, 1) else []
+    extras += [f"groups {geom.groups}"] if geom.groups > 1 else []
+    if output_padding is not None:
+        pair = output_padding if isinstance(output_padding, tuple) else (output_padding, output_padding)
+        extras.append(f"output_padding {pair[0]} x {pair[1]}")
+    lines = [
+        f"input       {batch}{geom.h} x {geom.w} x {geom.c}",
+        f"kernel      {geom.fh} x {geom.fw} x {geom.k // geom.groups} x {geom.c}  "
+        f"(Fh x Fw x K{'/groups' if geom.groups > 1 else ''} x C, transposed), strides "
+        f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}" + "".join(f", {e}" for e in extras),
+        f"output      {batch}{geom.out_h} x {geom.out_w} x {geom.k}",
+        "",
+    ]
+    for axis, (name, size, kernel, out) in enumerate((("height", geom.h, geom.fh, geom.out_h),
+                                                       ("width", geom.w, geom.fw, geom.out_w))):
+        extra = None if output_padding is None else shapes_pair(output_padding)[axis]
+        text = formulas.transpose_axis_formulas(axis, size, kernel, geom.strides[axis], geom.dilation[axis],
+                                                geom.pads[axis], out, word, extra, output_shape)
+        lines += [f"{name if i == 0 else '':7s} {line}" for i, line in enumerate(text)]
+    count = shapes.num_params((geom.fh, geom.fw), geom.c, geom.k, bias=bias, groups=geom.groups)
+    formula = formulas.params_formula(geom.fh, geom.fw, geom.c, geom.k, count, bias=bias, groups=geom.groups,
+                                      report=True)
+    lines += ["", f"parameters  {formula}  (the kernel of the conv2d from K to C channels, read backwards)"]
+    return "\n".join(lines)
+
+
+def shapes_pair(value) -> tuple[int, int]:
+    """An int or a pair as a pair."""
+    return value if isinstance(value, tuple) else (value, value)

@@ -104,3 +104,58 @@ def _per_bank(fh, fw, c, k, *, bias: bool, width_first: bool) -> str:
     first, second = (fw, fh) if width_first else (fh, fw)
     weights = f"{first} * {second} * {c}"
     return f"({weights} + 1) * {k}" if bias else f"{weights} * {k}"
+
+
+def transpose_axis_formulas(axis: int, size: int, kernel: int, stride: int, dilation: int,
+                            pads: tuple[int, int], out: int, padding: str, output_padding: "int | None" = None,
+                            output_shape: bool = False) -> tuple[str, ...]:
+    """The output-size formulas of one axis of a transposed convolution, filled in.
+
+    ``padding`` is the word or 'explicit'; ``pads`` the forward convolution's padding (here
+    it crops); ``output_shape`` says that ``out`` was asked for. The last line says how
+    conv2d maps the output back to the input.
+
+    >>> transpose_axis_formulas(0, 16, 4, 2, 1, (1, 1), 32, "explicit")[0]
+    "H' = (H - 1) * s - top - bottom + Fh + output_padding = (16 - 1) * 2 - 1 - 1 + 4 + 0 = 32"
+    >>> lines = transpose_axis_formulas(1, 3, 3, 2, 1, (0, 1), 6, "same")
+    >>> lines[0]
+    "W' = W * s = 3 * 2 = 6"
+    >>> lines[1]
+    "padding (conv2d's 'same' on W') = max((W - 1) * s + Fw - W', 0) = max((3 - 1) * 2 + 3 - 6, 0) = 1: left 0, right 1 cropped"
+    """
+    X, O, F = _SYMBOLS[axis]
+    first, second = SIDES[axis]
+    (before, after), span = pads, (kernel - 1) * dilation + 1
+    lines = []
+    if dilation > 1:
+        lines.append(f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}")
+        F = f"{F}_eff"
+    if output_shape:
+        lines.append(f"{O} = {out}, as output_shape asks")
+    elif output_padding is not None or padding == "explicit":
+        extra = output_padding or 0
+        lines.append(f"{O} = ({X} - 1) * s - {first} - {second} + {F} + output_padding = "
+                     f"({size} - 1) * {stride} - {before} - {after} + {span} + {extra} = {out}")
+    elif padding in ("same", "same_lower"):
+        lines.append(f"{O} = {X} * s = {size} * {stride} = {out}")
+    elif padding == "valid":
+        lines.append(f"{O} = {X} * s + max({F} - s, 0) = {size} * {stride} + max({span} - {stride}, 0) = {out}")
+    else:
+        lines.append(f"{O} = ({X} - 1) * s - {F} + 2 = ({size} - 1) * {stride} - {span} + 2 = {out}")
+    if padding in ("same", "same_lower") and output_padding is None:
+        lines.append(f"padding (conv2d's {padding!r} on {O}) = max(({X} - 1) * s + {F} - {O}, 0) = "
+                     f"max(({size} - 1) * {stride} + {span} - {out}, 0) = {before + after}: "
+                     f"{first} {before}, {second} {after} cropped")
+    reached = (size - 1) * stride + span
+    lines.append(f"stamps of {span}, {stride} apart: ({X} - 1) * s + {F} = {reached} reached; "
+                 + _crop_note(axis, before, reached - before - out))
+    return tuple(lines)
+
+
+def _crop_note(axis: int, before: int, past: int) -> str:
+    """What the padding crops of the stamped rows (``past`` > 0) or what stays zero (< 0)."""
+    first, second = SIDES[axis]
+    noun = "row" if axis == 0 else "column"
+    if past >= 0:
+        return f"{first} {before} and {second} {past} cropped"
+    return f"{first} {before} cropped, {-past} {noun}{'s' if past < -1 else ''} of zeros at the {second}"

@@ -7,14 +7,14 @@
 True
 """
 
-from .conv import Conv2D, LocallyConnected2D, RegionConv2D, TiledConv2D
+from .conv import Conv2D, Conv2DTranspose, LocallyConnected2D, RegionConv2D, TiledConv2D
 from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
 from .losses import softmax, softmax_cross_entropy
 from .model import Sequential
 from .optim import SGD, Adam
 
 __all__ = [
-    "Adam", "AvgPool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer", "LocallyConnected2D",
+    "Adam", "AvgPool2D", "Conv2D", "Conv2DTranspose", "Dense", "Dropout", "Flatten", "Layer", "LocallyConnected2D",
     "MaxPool2D", "ReLU", "RegionConv2D", "SGD", "Sequential", "TiledConv2D", "softmax",
     "softmax_cross_entropy",
 ]

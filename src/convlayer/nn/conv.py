@@ -1,4 +1,5 @@
-"""Convolution layers: ``Conv2D`` with any kind of weight sharing, and its named forms.
+"""Convolution layers: ``Conv2D`` with any kind of weight sharing, its named forms, and
+``Conv2DTranspose``.
 
 ``LocallyConnected2D``, ``RegionConv2D`` and ``TiledConv2D`` are ``Conv2D`` with
 ``sharing='unshared' | 'regions' | 'tiled'``: one class, because they are one idea (the same
@@ -12,6 +13,7 @@ import numpy as np
 from .. import functional as F
 from .. import shapes
 from .. import sharing as sharing_ops
+from ..transposed import conv_transpose2d, conv_transpose2d_backward
 from .._args import as_int, as_pair
 from . import init
 from .init import as_generator
@@ -224,3 +226,95 @@ _SHARING_OPS = {
     "regions": (sharing_ops.region_conv2d, sharing_ops.region_conv2d_backward),
     "unshared": (sharing_ops.locally_connected2d, sharing_ops.locally_connected2d_backward),
 }
+
+
+class Conv2DTranspose(Layer):
+    """A 2D transposed convolution layer (decoders, U-Nets, GANs): :func:`convlayer.conv_transpose2d`
+    with a learned kernel and bias.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C`` (the input's) and ``K`` (the output's).
+    kernel_size : int or (int, int)
+    strides, padding, output_padding, dilation, groups
+        As for :func:`convlayer.conv_transpose2d`: 'same' multiplies the size by the
+        stride; PyTorch's ``ConvTranspose2d(..., padding=1, output_padding=1)`` is
+        ``padding=1, output_padding=1``.
+    bias : bool
+        Learn a bias per output channel.
+    init : {'auto', 'he', 'glorot'}
+        As for :class:`Conv2D`, with Keras's fans for the kernel ``(fh, fw, K/groups, C)``:
+        ``fan_in = fh * fw * K / groups``, ``fan_out = fh * fw * C / groups``.
+    seed : int or numpy.random.Generator, optional
+
+    Examples
+    --------
+    >>> layer = Conv2DTranspose(8, 4, kernel_size=3, strides=2, seed=0)
+    >>> layer
+    Conv2DTranspose(8, 4, kernel_size=3, strides=2)
+    >>> layer.forward(np.zeros((2, 16, 16, 8), np.float32)).shape
+    (2, 32, 32, 4)
+    >>> layer.params["kernel"].shape, layer.num_params == 3 * 3 * 4 * 8 + 4
+    ((3, 3, 4, 8), True)
+    """
+
+    _defaults = dict(strides=1, padding="same", output_padding=None, dilation=1, groups=1)
+
+    def __init__(self, in_channels, out_channels, kernel_size, strides=1, padding="same", output_padding=None,
+                 dilation=1, groups=1, bias=True, *, init="auto", seed=None):
+        super().__init__()
+        self.in_channels = as_int("in_channels", in_channels, minimum=1)
+        self.out_channels = as_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = as_pair("kernel_size", kernel_size)
+        # Not ``options``: receptive_field reads that as a forward convolution's window.
+        self.transpose_options = dict(strides=strides, padding=padding, output_padding=output_padding,
+                                      dilation=dilation, groups=groups)
+        shapes.num_params(self.kernel_size, self.in_channels, self.out_channels, groups=groups)  # checks
+        self.bias, self.init = bool(bias), init
+        self._raw_kernel_size, self._x = kernel_size, None
+        self.initialize(as_generator(seed), followed_by_relu=init != "glorot")
+
+    def initialize(self, rng, followed_by_relu=True) -> None:
+        fh, fw = self.kernel_size
+        groups = self.transpose_options["groups"]
+        shape = (fh, fw, self.out_channels // groups, self.in_channels)
+        scheme = self.init if self.init != "auto" else ("he" if followed_by_relu else "glorot")
+        self.params = {"kernel": init.weights(rng, shape, scheme, fan_in=fh * fw * self.out_channels // groups,
+                                              fan_out=fh * fw * self.in_channels // groups)}
+        if self.bias:
+            self.params["bias"] = np.zeros(self.out_channels, np.float32)
+        self.grads = {name: np.zeros_like(p) for name, p in self.params.items()}
+
+    def forward(self, x, training=False):
+        self._x = x
+        return conv_transpose2d(x, self.params["kernel"], self.params.get("bias"), **self.transpose_options)
+
+    def backward(self, grad):
+        grads = conv_transpose2d_backward(grad, self._x, self.params["kernel"], **self.transpose_options)
+        self.grads["kernel"] = grads.grad_kernel
+        if self.bias:
+            self.grads["bias"] = grads.grad_bias
+        return grads.grad_x
+
+    def output_shape(self, input_shape):
+        fh, fw = self.kernel_size
+        kernel_shape = (fh, fw, self.out_channels // self.transpose_options["groups"], self.in_channels)
+        options = self.transpose_options
+        return shapes.conv_transpose2d_output_shape(input_shape, kernel_shape, options["strides"], options["padding"],
+                                                    options["output_padding"], None, options["dilation"],
+                                                    groups=options["groups"])
+
+    @property
+    def num_params(self) -> int:
+        """``fh * fw * (K / groups) * C`` weights and ``K`` biases: conv2d's count, ``(fh * fw *
+        C / groups + 1) * K``, for the same kernel read the other way round."""
+        return shapes.num_params(self.kernel_size, self.in_channels, self.out_channels, bias=self.bias,
+                                 groups=self.transpose_options["groups"])
+
+    def _arguments(self):
+        shown = {0: self.in_channels, 1: self.out_channels, "kernel_size": self._raw_kernel_size}
+        shown.update({k: v for k, v in self.transpose_options.items() if v != self._defaults[k]})
+        if not self.bias:
+            shown["bias"] = False
+        return shown

@@ -2,7 +2,8 @@
 
 Everything a convolution or a pooling needs to know before it touches an array lives here:
 how a padding word ('same', 'valid', ...) becomes numbers of zeros on each side, how the
-user's layout reads as ``(n, h, w, c)``, how big the output is (:mod:`.conv`, :mod:`.pool`),
+user's layout reads as ``(n, h, w, c)``, how big the output is (:mod:`.conv`, :mod:`.pool`, and the transposed convolution's in
+:mod:`.transpose`),
 and how many parameters a layer has under each kind of weight sharing (:mod:`.params`). The
 compute code only ever sees the resolved numbers.
 """
@@ -22,9 +23,11 @@ from .conv import (  # noqa: F401  (IntPair and Padding: the type aliases other 
 )
 from .params import BANK_GRIDS, SHARING_KINDS, BankGrid, check_sharing, num_params
 from .pool import PoolGeometry, pool_geometry
+from .transpose import TransposeGeometry, conv_transpose2d_output_shape, transpose_geometry
 
 __all__ = [
     "BANK_GRIDS", "PADDING_WORDS", "SHARING_KINDS", "ArgumentTypeError", "BankGrid", "ConvGeometry",
-    "PoolGeometry", "check_sharing", "conv2d_output_shape", "conv_geometry", "is_channels_first",
-    "num_params", "output_size", "pad_amounts", "pool_geometry", "resolve_padding", "span",
+    "PoolGeometry", "TransposeGeometry", "check_sharing", "conv2d_output_shape", "conv_geometry",
+    "conv_transpose2d_output_shape", "is_channels_first", "num_params", "output_size", "pad_amounts",
+    "pool_geometry", "resolve_padding", "span", "transpose_geometry",
 ]
