@@ -46,7 +46,10 @@ def _terms(layer) -> int:
     if isinstance(layer, nn.AvgPool2D):  # the window's sum, then one division
         fh, fw = (layer.pool_size, layer.pool_size) if isinstance(layer.pool_size, int) else layer.pool_size
         return fh * fw + 1
-    if isinstance(layer, (nn.ReLU, nn.MaxPool2D, nn.Flatten, nn.Dropout)):
+    if isinstance(layer, nn.LPPool2D):  # float64 throughout, rounded once
+        return 1
+    if isinstance(layer, (nn.ReLU, nn.MaxPool2D, nn.Flatten, nn.Dropout, nn.AdaptiveMaxPool2D, nn.GlobalMaxPool2D,
+                          nn.MaxUnpool2D)):
         return 0  # picks, copies or (at inference) the identity: no rounding
     raise TypeError(f"no float32 error count for {layer!r}; add one to tests/conftest.py")
 

@@ -182,3 +182,64 @@ def test_conv2d_output_shape_agrees_with_conv2d(seed):
     k_shape = [(fh, fw), (fh, fw, 2), (fh, fw, 2), (fh, fw, 2, 5)][seed % 4]
     y = convlayer.conv2d(np.ones(x_shape), np.ones(k_shape), strides=strides, padding=padding, dilation=dilation)
     assert shapes.conv2d_output_shape(x_shape, k_shape, strides, padding, dilation) == y.shape
+
+
+# ----------------------------------------------------------------------------- pooling geometry
+
+
+@pytest.mark.parametrize("size, pool, stride, pads, ceil, out", [
+    (5, 2, 2, (0, 0), False, 2), (5, 2, 2, (0, 0), True, 3),  # ceil adds the 1-pixel window
+    (6, 2, 3, (0, 0), True, 2),  # ceil((6 - 2) / 3) + 1 = 3, but the third starts at 6: dropped
+    (4, 2, 2, (1, 1), True, 3),  # the third starts at 3, inside the input
+    (4, 3, 2, (1, 1), True, 3), (1, 1, 5, (0, 0), True, 1),
+])
+def test_ceil_mode_lengths(size, pool, stride, pads, ceil, out):
+    geom = shapes.pool_geometry((size, size, 1), pool, stride, (pads, pads), ceil_mode=ceil)
+    assert (geom.out_h, geom.out_w) == (out, out)
+
+
+def test_ceil_mode_is_pytorchs_formula_on_a_grid():
+    for size in range(1, 12):
+        for pool in range(1, 5):
+            for stride in range(1, 4):
+                for dilation in (1, 2):
+                    for pad in range(0, pool // 2 + 1):  # torch: at most half the window
+                        span = (pool - 1) * dilation + 1
+                        if size + 2 * pad < span:
+                            continue
+                        out = math.ceil((size + 2 * pad - span) / stride) + 1
+                        out -= (out - 1) * stride >= size + pad
+                        call = lambda: shapes.pool_geometry(  # noqa: E731
+                            (size, 1, 1), (pool, 1), (stride, 1), ((pad, pad), (0, 0)), dilation=(dilation, 1),
+                            ceil_mode=True)
+                        if not all(any(0 <= i * stride - pad + t * dilation < size for t in range(pool))
+                                   for i in range(out)):  # PyTorch gives -inf there; SPEC refuses
+                            with pytest.raises(ValueError, match="padding only"):
+                                call()
+                        else:
+                            assert call().out_h == out, (size, pool, stride, dilation, pad)
+
+
+def test_window_taps_count_real_and_padded_taps():
+    assert shapes.window_taps(5, 3, 2, 1, (1, 1), 3) == [2, 3, 2]
+    assert shapes.window_taps(5, 3, 2, 1, (1, 1), 3, include_pad=True) == [3, 3, 3]
+    assert shapes.window_taps(4, 2, 2, 1, (0, 0), 3, include_pad=True) == [2, 2, 0]
+    assert shapes.window_taps(5, 2, 1, 3, (0, 0), 2) == [2, 2]  # taps 0 and 3 apart
+    assert shapes.window_taps(2, 2, 1, 3, (1, 1), 1) == [0]  # -1 and 2: both miss the image
+    assert shapes.window_taps(3, 2**40, 1, 1, (2**39, 2**39), 1) == [3]
+
+
+def test_adaptive_bins_are_pytorchs():
+    for size in range(1, 15):
+        for out in range(1, 10):
+            bins = shapes.adaptive_bins(size, out)
+            assert bins == tuple((math.floor(i * size / out), math.ceil((i + 1) * size / out)) for i in range(out))
+            assert bins[0][0] == 0 and bins[-1][1] == size and all(a < b for a, b in bins)
+
+
+def test_adaptive_and_global_geometry():
+    geom = shapes.adaptive_geometry((2, 3, 10, 7), (4, None), "channels_first")
+    assert geom.output_shape == (2, 3, 4, 7) and geom.cols == tuple((j, j + 1) for j in range(7))
+    assert shapes.global_geometry((5, 4, 3)).output_shape == (1, 1, 3)
+    with pytest.raises(ValueError, match=r"output_size must be an int or a pair \(vertical, horizontal\); got \(1, 2, 3\)"):
+        shapes.adaptive_geometry((5, 4, 3), (1, 2, 3))

@@ -13,7 +13,24 @@ files load their dependencies when they are used.
 from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, release_work_buffers, set_memory_budget
 from .functional import Conv2DGrads, conv2d, conv2d_backward, relu, relu_backward
-from .pooling import avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward
+from .pooling import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    global_avg_pool2d,
+    global_avg_pool2d_backward,
+    global_max_pool2d,
+    global_max_pool2d_backward,
+    lp_pool2d,
+    lp_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+    max_unpool2d,
+    max_unpool2d_backward,
+)
 from .sharing import (
     locally_connected2d,
     locally_connected2d_backward,
@@ -27,6 +44,10 @@ from .transposed import conv_transpose2d, conv_transpose2d_backward
 __version__ = "0.1.0"
 
 __all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
     "conv2d",
@@ -35,18 +56,26 @@ __all__ = [
     "conv_transpose2d_backward",
     "Conv2DGrads",
     "get_memory_budget",
+    "global_avg_pool2d",
+    "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
     "kernels",
     "locally_connected2d",
     "locally_connected2d_backward",
+    "lp_pool2d",
+    "lp_pool2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_unpool2d",
+    "max_unpool2d_backward",
     "memory_budget",
     "reference",
     "region_conv2d",
     "region_conv2d_backward",
+    "release_work_buffers",
     "relu",
     "relu_backward",
-    "release_work_buffers",
     "set_memory_budget",
     "shapes",
     "tiled_conv2d",

@@ -1,7 +1,9 @@
 """The one boundary: user input in, clean channels-last arrays and integers out.
 
 Public ops call :func:`conv_args` first (``conv2d_backward`` calls :func:`conv_grad_args`,
-which also checks ``grad_out``; the poolings :func:`pool_args` and :func:`pool_grad_args`).
+which also checks ``grad_out``; the sliding poolings :func:`pool_args` and
+:func:`pool_grad_args`, the adaptive and global ones :func:`adaptive_args`, unpooling
+:func:`unpool_args`).
 After it, the compute code may assume that ``x`` is a real ndarray seen as ``(n, h, w, c)``,
 the kernel is ``(fh, fw, c // groups, k)`` in the result dtype (already flipped for true
 convolution), ``bias`` is ``(k,)`` or None, and every size and padding is a resolved
@@ -18,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import shapes
-from ._args import ArgumentTypeError, show
+from ._args import ArgumentTypeError, as_pair, show
 
 PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")
 _PAD_ALIASES = {"zeros": "constant", "replicate": "edge", "circular": "wrap"}
@@ -325,26 +327,96 @@ def banked_grad_args(grad_out, x, kernel, *, strides, padding, sharing: str) -> 
     return args, _grad_nhwc(grad_out, args.geom, f"the output's shape {args.geom.output_shape}")
 
 
-def pool_args(x, pool_size, strides, padding, data_format) -> tuple[np.ndarray, shapes.PoolGeometry]:
+def pool_args(x, pool_size, strides, padding, data_format, *, dilation=1, ceil_mode=False
+              ) -> tuple[np.ndarray, shapes.PoolGeometry]:
     """Check the arguments of a pooling; return x's (n, h, w, c) view and the geometry."""
     x = as_real_array("x", x)
-    geom = shapes.pool_geometry(x.shape, pool_size, strides, padding, data_format)
+    geom = shapes.pool_geometry(x.shape, pool_size, strides, padding, data_format, dilation=dilation,
+                                ceil_mode=as_flag("ceil_mode", ceil_mode))
     return _batch_nhwc(x, geom.batched, geom.channels_first), geom
 
 
-def pool_grad_args(grad_out, x, pool_size, strides, padding, data_format
+def pool_grad_args(grad_out, x, pool_size, strides, padding, data_format, *, dilation=1, ceil_mode=False
                    ) -> tuple[np.ndarray, np.ndarray, shapes.PoolGeometry]:
     """:func:`pool_args`, then grad_out against the pooled output; returns x's and
     grad_out's (n, h, w, c) views and the geometry."""
-    x_nhwc, geom = pool_args(x, pool_size, strides, padding, data_format)
+    x_nhwc, geom = pool_args(x, pool_size, strides, padding, data_format, dilation=dilation, ceil_mode=ceil_mode)
+    options = f"pool_size {geom.pool}, strides {geom.strides}, padding {show(padding)}"
+    if geom.dilation != (1, 1):
+        options += f", dilation {geom.dilation}"
+    return x_nhwc, pool_grad_nhwc(grad_out, geom, geom.output_shape, options), geom
+
+
+def pool_grad_nhwc(grad_out, geom, shape: tuple, options: str) -> np.ndarray:
+    """grad_out checked against a pooling's output ``shape`` (``options`` say how it came
+    about), seen as (n, out_h, out_w, c)."""
     grad = as_real_array("grad_out", grad_out)
-    if grad.shape != geom.output_shape:
+    if grad.shape != shape:
         raise ValueError(
-            f"grad_out must have the pooled output's shape {geom.output_shape} (x shape "
-            f"{geom.input_shape}, pool_size {geom.pool}, strides {geom.strides}, padding "
-            f"{show(padding)}); got grad_out shape {grad.shape}"
+            f"grad_out must have the pooled output's shape {shape} (x shape {geom.input_shape}, "
+            f"{options}); got grad_out shape {grad.shape}"
         )
-    return x_nhwc, _batch_nhwc(grad, geom.batched, geom.channels_first), geom
+    return _batch_nhwc(grad.reshape(geom.output_shape), geom.batched, geom.channels_first)
+
+
+def adaptive_args(x, output_size, data_format) -> tuple[np.ndarray, shapes.AdaptiveGeometry]:
+    """Check an adaptive pooling's arguments (``output_size=None``: a global pooling)."""
+    x = as_real_array("x", x)
+    if output_size is None:
+        geom = shapes.global_geometry(x.shape, data_format)
+    else:
+        geom = shapes.adaptive_geometry(x.shape, output_size, data_format)
+    return _batch_nhwc(x, geom.batched, geom.channels_first), geom
+
+
+def as_norm_order(p) -> float:
+    """The ``p`` of an Lp pooling: a finite real number > 0."""
+    number = None if isinstance(p, (bool, np.bool_, str, bytes)) else getattr(p, "real", None)
+    if number is None or np.ndim(p) != 0 or np.iscomplexobj(p):
+        raise ArgumentTypeError(f"p must be a finite number > 0, such as 1 or 2; got {show(p)}")
+    if not (np.isfinite(number) and number > 0):
+        raise ValueError(f"p must be a finite number > 0, such as 1 or 2; got {show(p)}")
+    return float(number)
+
+
+def unpool_args(x, indices, output_size, data_format) -> tuple[np.ndarray, np.ndarray, shapes.PoolGeometry]:
+    """Check ``max_unpool2d``'s arguments; return x's and the indices' (n, h, w, c) views
+    and a geometry whose *input* is the unpooled image and whose *output* is x."""
+    x, index = as_real_array("x", x), np.asarray(indices)
+    channels_first = shapes.is_channels_first(data_format)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"indices must be integers, as max_pool2d returns them; got dtype {index.dtype}")
+    if index.shape != x.shape:
+        raise ValueError(f"indices must have x's shape {x.shape}; got indices shape {index.shape}")
+    geom = shapes.pool_geometry(x.shape, 1, data_format=data_format)  # x's layout, checked
+    out_h, out_w = _unpool_size(output_size, x.shape, geom)
+    if index.size and (index.min() < 0 or index.max() >= out_h * out_w):
+        raise ValueError(
+            f"indices must lie in [0, {out_h * out_w}) for output_size ({out_h}, {out_w}); got indices "
+            f"from {index.min()} to {index.max()}"
+        )
+    geom = geom._replace(h=out_h, w=out_w, out_h=geom.h, out_w=geom.w)
+    layout = (geom.batched, channels_first)
+    return _batch_nhwc(x, *layout), _batch_nhwc(index, *layout), geom
+
+
+def _unpool_size(output_size, x_shape, geom) -> tuple[int, int]:
+    """(H, W) from an int, a pair, or a whole shape in x's layout (PyTorch's forms)."""
+    if hasattr(output_size, "__len__") and len(output_size) == len(x_shape):
+        full = tuple(output_size)
+        height, width = (full[-2], full[-1]) if geom.channels_first else (full[-3], full[-2])
+        fixed = [i for i, (want, got) in enumerate(zip(full, x_shape)) if want != got]
+        spatial = {len(x_shape) - 2, len(x_shape) - 1} if geom.channels_first else {len(x_shape) - 3, len(x_shape) - 2}
+        if set(fixed) - spatial:
+            raise ValueError(f"output_size must keep x's batch and channel sizes (x shape {x_shape}); "
+                             f"got output_size {show(output_size)}")
+        output_size = (height, width)
+    return as_pair("output_size", output_size, minimum=1)
+
+
+def pool_nhwc(array: np.ndarray, geom) -> np.ndarray:
+    """View an array in a pooling's user layout (its input's or output's) as (n, h, w, c)."""
+    return _batch_nhwc(array, geom.batched, geom.channels_first)
 
 
 def new_pool_output(geom: shapes.PoolGeometry, dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,9 @@ purpose: one Python iteration per output value, so that every step can be read.
 It shares the argument checks and shape logic of :func:`convlayer.conv2d` (so the same call
 means the same thing) but none of its compute code. :func:`conv2d_backward` is the same loop
 read backwards: each output value sends its gradient to the window and the filter it came
-from, and each padded pixel sends its gradient to the input pixel it copies.
+from, and each padded pixel sends its gradient to the input pixel it copies. The poolings'
+loops (``max_pool2d``, ``avg_pool2d``, ``lp_pool2d``, ``max_unpool2d``, the adaptive and
+global pools) live in :mod:`convlayer._reference_pool` and are importable from here.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
+from ._reference_pool import (  # noqa: F401  (the pooling loops, re-exported)
+    adaptive_avg_pool2d,
+    adaptive_max_pool2d,
+    avg_pool2d,
+    global_avg_pool2d,
+    global_max_pool2d,
+    lp_pool2d,
+    max_pool2d,
+    max_unpool2d,
+)
 from .functional import Conv2DGrads
 
 

@@ -1,6 +1,7 @@
 """Layers: thin shells over the functional ops that remember what backward needs.
 
-The convolution layers (shared, tiled, regions, unshared) are in :mod:`.conv`.
+The convolution layers (shared, tiled, regions, unshared) are in :mod:`.conv`, the pooling
+layers in :mod:`.pool`.
 
 Every layer has ``forward(x, training=False)`` and ``backward(grad)``, which returns the
 gradient for the input and stores parameter gradients in ``grads`` (same keys as
@@ -16,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .. import pooling
 from .._args import as_int
 from . import init
 from .init import as_generator
@@ -115,48 +115,6 @@ class ReLU(Layer):
 
     def backward(self, grad):
         return F.relu_backward(grad, self._x)
-
-
-class _Pool(Layer):
-    """Shared shell of the pooling layers."""
-
-    _forward = _backward = None
-
-    def __init__(self, pool_size=2, strides=None, padding="valid"):
-        super().__init__()
-        self.pool_size, self.strides, self.padding = pool_size, strides, padding
-        self._x = None
-
-    def forward(self, x, training=False):
-        self._x = x
-        return type(self)._forward(x, self.pool_size, self.strides, self.padding)
-
-    def backward(self, grad):
-        return type(self)._backward(grad, self._x, self.pool_size, self.strides, self.padding)
-
-    def output_shape(self, input_shape):
-        probe = np.zeros((1,) + tuple(input_shape), np.float32)  # pooling is cheap on one example
-        return type(self)._forward(probe, self.pool_size, self.strides, self.padding).shape[1:]
-
-    def _arguments(self):
-        shown = {"pool_size": self.pool_size} if self.pool_size != 2 else {}
-        if self.strides is not None:
-            shown["strides"] = self.strides
-        if self.padding != "valid":
-            shown["padding"] = self.padding
-        return shown
-
-
-class MaxPool2D(_Pool):
-    """Max pooling (TensorFlow semantics: padding never wins). Default 2x2, stride 2."""
-
-    _forward, _backward = pooling.max_pool2d, pooling.max_pool2d_backward
-
-
-class AvgPool2D(_Pool):
-    """Average pooling over the real pixels of each window. Default 2x2, stride 2."""
-
-    _forward, _backward = pooling.avg_pool2d, pooling.avg_pool2d_backward
 
 
 class Flatten(Layer):

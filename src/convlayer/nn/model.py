@@ -11,9 +11,10 @@ from .. import _validate, shapes
 from .._args import as_pair, padding_2d
 from .._files import atomic_write
 from .init import as_generator
-from .layers import AvgPool2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU
+from .layers import Dense, Dropout, Flatten, Layer, ReLU
 from .losses import softmax_cross_entropy
 from .optim import Adam
+from .pool import AvgPool2D, LPPool2D, MaxPool2D, _Binned
 
 
 class Sequential:
@@ -178,8 +179,9 @@ class Sequential:
         """Where each layer's units look in the input: field size, jump and start per axis.
 
         One record per layer, up to the first ``Flatten`` or ``Dense`` (whose units see the
-        whole input, so the list ends there). ``Conv2D`` (dilation included), ``MaxPool2D``
-        and ``AvgPool2D`` change the field; ``ReLU`` and ``Dropout`` keep it.
+        whole input, so the list ends there; a global or adaptive pool, whose bins have no one
+        size and jump, ends it too). ``Conv2D``, ``MaxPool2D``, ``AvgPool2D`` and ``LPPool2D``
+        (dilation included) change the field; ``ReLU`` and ``Dropout`` keep it.
 
         Parameters
         ----------
@@ -221,7 +223,7 @@ class Sequential:
         size, jump, start = (1, 1), (1, 1), (0, 0)
         records = []
         for index, layer in enumerate(self.layers):
-            if isinstance(layer, (Dense, Flatten)):
+            if isinstance(layer, (Dense, Flatten, _Binned)):
                 break
             window = _window(layer)
             if window is not None:
@@ -273,16 +275,16 @@ def _window(layer: Layer):
     """(kernel, strides, padding, dilation) of a sliding-window layer; None if it keeps the field."""
     if isinstance(layer, (ReLU, Dropout)):
         return None
-    if isinstance(layer, (MaxPool2D, AvgPool2D)):
+    if isinstance(layer, (MaxPool2D, AvgPool2D, LPPool2D)):
         pool = as_pair("pool_size", layer.pool_size)
         strides = pool if layer.strides is None else as_pair("strides", layer.strides)
-        return pool, strides, layer.padding, (1, 1)
+        return pool, strides, layer.padding, as_pair("dilation", layer.options["dilation"])
     options = getattr(layer, "options", None)
     if hasattr(layer, "kernel_size") and isinstance(options, dict):  # Conv2D and its relatives
         return (layer.kernel_size, as_pair("strides", options.get("strides", 1)),
                 options.get("padding", "valid"), as_pair("dilation", options.get("dilation", 1)))
     raise ValueError(f"receptive_field does not know how {layer!r} maps its input; it knows Conv2D, "
-                     f"MaxPool2D, AvgPool2D, ReLU, Dropout, Flatten and Dense")
+                     f"MaxPool2D, AvgPool2D, LPPool2D, ReLU, Dropout, Flatten, Dense and the global and adaptive pools")
 
 
 def _pads_before(layer, shape, kernel, strides, padding, dilation) -> tuple:

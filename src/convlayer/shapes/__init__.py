@@ -22,12 +22,14 @@ from .conv import (  # noqa: F401  (IntPair and Padding: the type aliases other 
     span,
 )
 from .params import BANK_GRIDS, SHARING_KINDS, BankGrid, check_sharing, num_params
-from .pool import PoolGeometry, pool_geometry
+from .pool import (AdaptiveGeometry, PoolGeometry, adaptive_bins, adaptive_geometry, global_geometry,
+                   pool_geometry, window_taps)
 from .transpose import TransposeGeometry, conv_transpose2d_output_shape, transpose_geometry
 
 __all__ = [
-    "BANK_GRIDS", "PADDING_WORDS", "SHARING_KINDS", "ArgumentTypeError", "BankGrid", "ConvGeometry",
-    "PoolGeometry", "TransposeGeometry", "check_sharing", "conv2d_output_shape", "conv_geometry",
-    "conv_transpose2d_output_shape", "is_channels_first", "num_params", "output_size", "pad_amounts",
-    "pool_geometry", "resolve_padding", "span", "transpose_geometry",
+    "BANK_GRIDS", "PADDING_WORDS", "SHARING_KINDS", "AdaptiveGeometry", "ArgumentTypeError", "BankGrid",
+    "ConvGeometry", "PoolGeometry", "TransposeGeometry", "adaptive_bins", "adaptive_geometry", "check_sharing",
+    "conv2d_output_shape", "conv_geometry", "conv_transpose2d_output_shape", "global_geometry",
+    "is_channels_first", "num_params", "output_size", "pad_amounts", "pool_geometry", "resolve_padding", "span",
+    "transpose_geometry", "window_taps",
 ]
