@@ -3,11 +3,11 @@
 1. :func:`check`: every node's op, attributes and outputs must be in the table
    (:mod:`._table`); anything else is refused here, at load time, with one line naming the
    node, the op and what is missing.
-2. :func:`fold_batch_norms`: a BatchNormalization right after a Conv (its only reader)
+2. :func:`fold_constants`: nodes whose inputs are all constants (Constant, Identity on
+   weights, shape arithmetic) run once now.
+3. :func:`fold_batch_norms`: a BatchNormalization right after a Conv (its only reader)
    becomes the Conv's kernel and bias: ``kernel * scale`` and ``(bias - mean) * scale +
    beta`` per output channel, computed in float64 and rounded once.
-3. :func:`fold_constants`: nodes whose inputs are all constants (Constant, shape
-   arithmetic on weights) run once now.
 4. Kernels are laid out channels-last once, not on every call.
 """
 
@@ -78,8 +78,9 @@ def fold_batch_norms(graph: Graph) -> None:
         weight = consts[conv.inputs[1]]
         bias = consts[conv.inputs[2]] if len(conv.inputs) > 2 and conv.inputs[2] else np.zeros(len(scale))
         folded = f"{conv.name}/folded_{node.name}"
-        consts[folded + "/W"] = (weight.astype(np.float64) * scale[:, None, None, None]).astype(weight.dtype)
-        consts[folded + "/B"] = (bias.astype(np.float64) * scale + shift).astype(weight.dtype)
+        consts[folded + "/W"] = weight.astype(np.float64) * scale[:, None, None, None]  # rounded once, when
+        consts[folded + "/B"] = bias.astype(np.float64) * scale + shift  # laid out in the weight's dtype
+        conv.attrs["_dtype"] = weight.dtype
         conv.inputs = [conv.inputs[0], folded + "/W", folded + "/B"]
         conv.outputs = list(node.outputs[:1])
         conv.attrs["_folded"] = node.name
@@ -109,7 +110,10 @@ def lay_out_kernels(graph: Graph) -> None:
         if weight is None:
             continue
         if node.op == "Conv":
-            node.attrs["_kernel"] = conv_kernel(weight)
+            dtype = node.attrs.get("_dtype", weight.dtype)
+            node.attrs["_kernel"] = conv_kernel(weight).astype(dtype, copy=False)
+            if len(node.inputs) > 2 and node.inputs[2] in graph.constants:
+                node.attrs["_bias"] = graph.constants[node.inputs[2]].astype(dtype)
         elif node.op == "ConvTranspose":
             node.attrs["_kernel"] = transpose_kernel(weight)
         elif node.op == "Gemm" and node.attrs.get("transB", 0):
@@ -121,8 +125,8 @@ def prepare(graph: Graph) -> Graph:
     check(graph)
     for node in graph.nodes:
         node.attrs["_opset"] = graph.opset
-    fold_batch_norms(graph)
     fold_constants(graph)
+    fold_batch_norms(graph)
     lay_out_kernels(graph)
     return graph
 

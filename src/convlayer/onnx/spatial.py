@@ -50,6 +50,7 @@ _CONV = dict(auto_pad=AUTO_PAD, pads=pads4(), strides=pair(), dilations=pair(), 
 def conv(node, x, weight, bias=None):
     kernel = node.attrs.get("_kernel")
     kernel = conv_kernel(weight) if kernel is None else kernel
+    bias = node.attrs.get("_bias", bias)
     return F.conv2d(x, kernel, bias, groups=node.attrs.get("group", 1), **_window(node.attrs))
 
 
