@@ -156,6 +156,8 @@ def _onnx_terms(node, shapes) -> int:
         return x[1] * x[2] + 1  # channels-last inside
     if op == "ReduceMean":
         return int(np.prod(x)) + 1
+    if op == "Softmax":  # exp of x - max (relative error <= 1/e + 2 ulp), the sum, a division
+        return x[node.attrs.get("axis", -1)] + 5
     return {"BatchNormalization": 3, "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Sigmoid": 4, "HardSigmoid": 2,
             "HardSwish": 4, "LeakyRelu": 1, "Resize": 4}.get(op, 0)
 
@@ -246,6 +248,8 @@ def _node_bound(node, node_abs, absolute, original, rounded):
              else a, f) for a, f in rounded]
     if node_abs.op == "BatchNormalization":
         wide[1:5] = [(absolute.constants[name], False) for name in node_abs.inputs[1:5]]
+    if node_abs.op == "Softmax":  # positive, and the error is relative to itself
+        wide[0] = (np.asarray(rounded[0][0], np.float64), rounded[0][1])
     if node_abs.op in _ABS_OPS:
         results = [_ABS_OPS[node_abs.op](wide[0][0])]
     else:

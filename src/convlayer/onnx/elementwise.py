@@ -53,7 +53,7 @@ def identity(node, x):
 @op("Dropout", SAME, seed=any_value, ratio=any_value)
 def dropout(node, x, ratio=None, training=None):
     if training is not None and bool(np.asarray(training)):
-        raise ValueError(f"Dropout node {node.name!r}: training_mode=True is not supported (inference only)")
+        raise ValueError(f"training_mode=True is not supported (inference only)")
     return x
 
 

@@ -51,6 +51,10 @@ def _check_2d(graph, node, where):
             raise ValueError(f"{where}: a kernel of rank {rank} is not supported (only 2-D convolutions: rank 4)")
     if node.op in ("MaxPool", "AveragePool") and "kernel_shape" not in node.attrs:
         raise ValueError(f"{where}: kernel_shape is missing")
+    scales = graph.constants.get(node.inputs[2 if graph.opset >= 11 else 1]) if node.op == "Resize" else None
+    if scales is not None and scales.size and (scales.size != 4 or scales[0] != 1 or scales[1] != 1):
+        raise ValueError(f"{where}: scales {scales.tolist()} resize more than the two image axes of a 4-D "
+                         f"tensor (only those are supported)")
 
 
 def readers(graph: Graph) -> dict:

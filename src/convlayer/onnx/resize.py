@@ -65,8 +65,8 @@ def resize(node, channels_last, x, roi=None, scales=None, sizes=None):
         scales = np.asarray(scales, np.float64)
         sizes = np.floor(shape * scales).astype(np.int64)
     if x.ndim != 4 or tuple(sizes[:2]) != tuple(shape[:2]):
-        raise ValueError(f"Resize node {node.name!r}: only the two image axes of a 4-D tensor can be resized; "
-                         f"got input shape {tuple(shape)} to {tuple(sizes)}")
+        raise ValueError(f"only the two image axes of a 4-D tensor can be resized; "
+                         f"got input shape {tuple(shape.tolist())} to {tuple(sizes.tolist())}")
     axes = (1, 2) if channels_last else (2, 3)
     for axis, out, size, scale in zip(axes, sizes[2:], shape[2:], scales[2:]):
         x = _resize_axis(x, axis, int(out), int(size), float(scale), attrs)

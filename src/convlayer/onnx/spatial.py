@@ -126,7 +126,7 @@ def pad(node, channels_last, x, pads=None, value=None, axes=None):
     widths = [(0, 0)] * rank
     for axis, before, after in zip(axes, pads[:count], pads[count:]):
         if before < 0 or after < 0:
-            raise ValueError(f"Pad node {node.name!r}: negative pads {pads} (cropping) are not supported")
+            raise ValueError(f"negative pads {pads} (cropping) are not supported")
         widths[axis_last(axis) if channels_last else axis] = (before, after)
     return _pad(node, x, widths, value), channels_last
 
