@@ -48,6 +48,12 @@ def _terms(layer) -> int:
         return fh * fw + 1
     if isinstance(layer, nn.LPPool2D):  # float64 throughout, rounded once
         return 1
+    if isinstance(layer, nn.BatchNorm2D):  # x * scale + shift, scale and shift rounded once
+        return 3
+    if isinstance(layer, nn.Add):
+        return 1
+    if isinstance(layer, nn.Concat):
+        return 0
     if isinstance(layer, (nn.ReLU, nn.MaxPool2D, nn.Flatten, nn.Dropout, nn.AdaptiveMaxPool2D, nn.GlobalMaxPool2D,
                           nn.MaxUnpool2D)):
         return 0  # picks, copies or (at inference) the identity: no rounding

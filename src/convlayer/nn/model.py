@@ -243,6 +243,17 @@ class Sequential:
         arrays = self._stored()
         return atomic_write(path, lambda temporary: _savez(temporary, arrays))
 
+    def to_onnx(self, path, *, input_shape=None, opset: int = 17) -> Path:
+        """Write the model as an ONNX file that onnxruntime (or :func:`convlayer.onnx.load`)
+        runs with the same outputs: input ``(n, h, w, c)`` named 'input', output 'output'.
+
+        Needs the ``onnx`` package (``pip install 'convlayer[onnx]'``). See
+        :func:`convlayer.onnx.export.to_onnx` for the layers it writes.
+        """
+        from ..onnx.export import to_onnx
+
+        return to_onnx(self, path, input_shape=input_shape, opset=opset)
+
     def _stored(self) -> dict:
         """Every parameter and buffer by its key in a saved file."""
         return {_key(index, layer, name): array for index, layer in enumerate(self.layers)
