@@ -33,8 +33,12 @@ class OnnxModel:
                              f"{self.input_names} and outputs {self.output_names}: use model.run({{...}})")
         return self.run({self.input_names[0]: x})[self.output_names[0]]
 
-    def run(self, feeds: dict) -> dict:
-        """Every graph output, by name, for the inputs ``feeds`` (name -> array)."""
+    def run(self, feeds: dict, *, trace=None) -> dict:
+        """Every graph output, by name, for the inputs ``feeds`` (name -> array).
+
+        ``trace(node, inputs, outputs, channels_last)``, if given, sees every node's arrays
+        as it runs (the summary reads shapes this way).
+        """
         missing = [name for name in self.input_names if name not in feeds]
         unknown = [name for name in feeds if name not in self.input_names]
         if missing or unknown:
@@ -48,6 +52,8 @@ class OnnxModel:
                                                  for name in node.inputs])
             except (ValueError, TypeError) as error:
                 raise type(error)(f"node {node.name!r} ({node.op}): {error}") from None
+            if trace is not None:
+                trace(node, [values.get(name, (None, False)) for name in node.inputs], results, flag)
             for name, result in zip(node.outputs, results):
                 values[name] = (result, flag)
             for name in freed:
