@@ -7,7 +7,8 @@ import numpy as np
 from . import layout
 from ._table import AXIS, BROADCAST, OPS, PLAIN, SAME, SHAPE, SPATIAL
 from .graph import Graph
-from .prepare import last_uses
+from .elementwise import INPLACE, binary_into
+from .prepare import last_uses, readers
 
 
 class OnnxModel:
@@ -25,6 +26,7 @@ class OnnxModel:
         self.input_names = [t.name for t in graph.inputs]
         self.output_names = [t.name for t in graph.outputs]
         self._freed = last_uses(graph)
+        self._readers = readers(graph)
 
     def __call__(self, x) -> np.ndarray:
         """The one output of a one-input, one-output model, for input ``x``."""
@@ -46,10 +48,13 @@ class OnnxModel:
         values = {name: (value, False) for name, value in self.graph.constants.items()}
         for tensor in self.graph.inputs:
             values[tensor.name] = (self._input(tensor, feeds[tensor.name]), False)
+        kept = {id(array) for array, _ in values.values()}  # the caller's arrays and the weights
         for node, freed in zip(self.graph.nodes, self._freed):
+            inputs = [values.get(name, (None, False)) if name else (None, False) for name in node.inputs]
+            owned = [name in freed and self._readers[name] == 1 and _owns(array, kept)
+                     for name, (array, _) in zip(node.inputs, inputs)]
             try:
-                results, flag = _run_node(node, [values.get(name, (None, False)) if name else (None, False)
-                                                 for name in node.inputs])
+                results, flag = _run_node(node, inputs, owned)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"node {node.name!r} ({node.op}): {error}") from None
             if trace is not None:
@@ -91,13 +96,25 @@ def _declared(array, channels_last) -> np.ndarray:
     return layout.to_first(array) if channels_last else array
 
 
-def _run_node(node, values):
-    """Run one node on ``values`` [(array, channels_last)]; return (outputs, channels_last)."""
+def _owns(array, kept) -> bool:
+    """Whether ``array`` is a node's own new array (not a view, not the caller's, not a weight)."""
+    return isinstance(array, np.ndarray) and array.base is None and id(array) not in kept
+
+
+def _run_node(node, values, owned=None):
+    """Run one node on ``values`` [(array, channels_last)]; return (outputs, channels_last).
+
+    ``owned[i]`` says input i is a new array no later node reads: an element-wise op may
+    write its result over it.
+    """
     entry = OPS[node.op]
     arrays = [array for array, _ in values]
     flags = [flag for _, flag in values]
+    owned = owned or [False] * len(values)
     kind = entry.kind
     if kind == SAME:
+        if owned[0] and node.op in INPLACE:
+            return [INPLACE[node.op](node, *arrays)], flags[0]
         return [entry.run(node, *arrays)], flags[0]
     if kind == SHAPE:
         return [entry.run(node, flags, *arrays)], False
@@ -111,7 +128,9 @@ def _run_node(node, values):
     if kind == BROADCAST:
         last = any(flags) and max(np.ndim(a) for a in arrays) <= 4
         aligned = [_aligned(a, f, last) for a, f in zip(arrays, flags)]
-        return [entry.run(node, *aligned)], last
+        mine = [own and a is b for own, a, b in zip(owned, arrays, aligned)]
+        result = binary_into(node, *aligned, mine) if len(aligned) == 2 else None
+        return [entry.run(node, *aligned) if result is None else result], last
     if kind == AXIS:
         last = flags[0] and all(f or a is None or np.ndim(a) != 4 for a, f in zip(arrays, flags))
         if node.op == "Concat":
