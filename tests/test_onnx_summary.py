@@ -67,3 +67,15 @@ def test_resnet18_receptive_field_parameters_and_multiply_adds(torchvision):
     assert len(convs) == 20 and max(r.field[0] for r in convs) == 435  # resnet18's known field
     assert sum(r.params for r in found) == 11_689_512 - 4_800  # BN's 2 * 4,800 become 4,800 biases
     assert sum(r.macs for r in found) == 1_814_073_344  # torchvision's 1.81 GFLOPS
+
+
+def test_bench_a_model_file(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "tf.onnx"
+    onnx.save(tensorflow_like(), str(path))
+    assert main(["bench", str(path), "--batch", "1", "--reps-time", "0.01", "--json", str(tmp_path / "t.json")]) == 0
+    out = capsys.readouterr().out
+    assert "tf.onnx: milliseconds per call (fastest)" in out and "batch 1  convlayer" in out
+    assert "onnxruntime" in out and "reference" in out and (tmp_path / "t.json").is_file()
+    assert main(["bench", str(tmp_path / "missing.onnx")]) == 2
+    assert "MODEL.onnx must be an ONNX file; no file" in capsys.readouterr().err
