@@ -89,3 +89,18 @@ def test_layers_without_an_onnx_form_are_refused(tmp_path):
     with pytest.raises(ValueError, match="to_onnx needs input_shape"):
         nn.Sequential([nn.ReLU()]).to_onnx(tmp_path / "m.onnx")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_readme_graph_example_runs(tmp_path, monkeypatch):
+    """The README's example runs and its file runs in onnxruntime (a smoke test: the bound is checked above)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"### Writing the graph by hand, and back to ONNX\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(block, "README graph example", "exec"), namespace)
+    x = np.random.default_rng(3).standard_normal((2, 32, 32, 16)).astype(np.float32)
+    np.testing.assert_allclose(onnxruntime_run(tmp_path / "model.onnx", x), namespace["model"].forward(x),
+                               rtol=1e-4, atol=1e-5)
