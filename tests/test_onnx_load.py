@@ -181,3 +181,20 @@ def test_shape_slice_gather_cast_constant_of_shape_on_a_channels_last_value():
     got = convlayer.onnx.load(model)(X)
     want = np.concatenate([X, X[:, :1]], 1) * 4 + 1
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_in_place_ops_leave_values_that_are_still_read_alone():
+    """Relu may write over its input only when no later node reads it: here Identity passes
+    the Conv's output on, and Add still reads it."""
+    w = np.ones((2, 3, 1, 1), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Identity", ["c"], ["i"], name="identity"),
+             helper.make_node("Relu", ["i"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["r"], ["s"], name="sigmoid"),
+             helper.make_node("Add", ["s", "c"], ["y"], name="add")]
+    model = graph_model(nodes, [("x", (2, 3, 5, 6))], [("y", None)], [("w", w)])
+    c = np.repeat(X.sum(1, keepdims=True), 2, 1)
+    x = X.copy()
+    got = convlayer.onnx.load(model)(x)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.maximum(c, 0))) + c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, X)  # the caller's array is never written

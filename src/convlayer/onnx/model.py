@@ -57,8 +57,9 @@ class OnnxModel:
                 results, flag = _run_node(node, inputs, owned)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"node {node.name!r} ({node.op}): {error}") from None
+            kept.update(id(r) for r in results if any(r is array for array, _ in inputs))  # Identity, Dropout
             if trace is not None:
-                trace(node, [values.get(name, (None, False)) for name in node.inputs], results, flag)
+                trace(node, inputs, results, flag)
             for name, result in zip(node.outputs, results):
                 values[name] = (result, flag)
             for name in freed:
@@ -97,8 +98,10 @@ def _declared(array, channels_last) -> np.ndarray:
 
 
 def _owns(array, kept) -> bool:
-    """Whether ``array`` is a node's own new array (not a view, not the caller's, not a weight)."""
-    return isinstance(array, np.ndarray) and array.base is None and id(array) not in kept
+    """Whether ``array`` is a node's own new float array (not a view, not the caller's, not a
+    weight, not an input passed through by Identity or Dropout)."""
+    return (isinstance(array, np.ndarray) and array.base is None and id(array) not in kept
+            and np.issubdtype(array.dtype, np.floating))
 
 
 def _run_node(node, values, owned=None):
