@@ -56,6 +56,7 @@ def test_summary_text_and_cli(tmp_path, capsys):
     assert "--input must be NxCxHxW for a model" in capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # the TorchScript exporter's
 def test_resnet18_receptive_field_parameters_and_multiply_adds(torchvision):
     import torch
 

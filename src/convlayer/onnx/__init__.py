@@ -3,9 +3,9 @@
 ``pip install 'convlayer[onnx]'`` brings the ``onnx`` package, which only
 :mod:`convlayer.onnx.graph` imports (``import convlayer`` never does).
 
->>> import convlayer.onnx                       # doctest: +SKIP
->>> model = convlayer.onnx.load("resnet18.onnx")   # doctest: +SKIP
->>> logits = model(images)                      # (n, 3, 224, 224) float32 -> (n, 1000)  # doctest: +SKIP
+    import convlayer.onnx
+    model = convlayer.onnx.load("resnet18.onnx")   # a path, bytes or an onnx.ModelProto
+    logits = model(images)                         # (n, 3, 224, 224) float32 -> (n, 1000)
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def identity(node, x):
 @op("Dropout", SAME, seed=any_value, ratio=any_value)
 def dropout(node, x, ratio=None, training=None):
     if training is not None and bool(np.asarray(training)):
-        raise ValueError(f"training_mode=True is not supported (inference only)")
+        raise ValueError("training_mode=True is not supported (inference only)")
     return x
 
 
