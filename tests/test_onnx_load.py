@@ -54,6 +54,10 @@ REFUSED = [
      r"node 'n1' \(BatchNormalization\): training_mode 1 is not supported; supported: 0"),
     (one_node("Pad", {"mode": "symmetric"}, extra=[("p", np.zeros(8, np.int64))]),
      r"node 'n1' \(Pad\): mode 'symmetric' is not supported"),
+    (one_node("Pad", extra=[("p", np.array([0, 0, -1, 0, 0, 0, 0, 0], np.int64))]),
+     r"node 'n1' \(Pad\): negative pads \[0, 0, -1, 0, 0, 0, 0, 0\] \(cropping\) are not supported"),
+    (one_node("Dropout", extra=[("r", np.array(0.5, np.float32)), ("t", np.array(True))]),
+     r"node 'n1' \(Dropout\): training_mode=True is not supported \(inference only\)"),
     (one_node("Gemm", {"transA": 2}, shape=(2, 2), extra=[("b", np.ones((2, 2), np.float32))]),
      r"node 'n1' \(Gemm\): transA 2 is not supported"),
 ]

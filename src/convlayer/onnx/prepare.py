@@ -41,10 +41,15 @@ def check(graph: Graph) -> None:
         if used:
             raise ValueError(f"{where}: output {len(node.outputs) - len(used)} ({used[0]!r}) is not supported "
                              f"(only the first {entry.outputs})")
-        _check_2d(graph, node, where)
+        _check_values(graph, node, where)
 
 
-def _check_2d(graph, node, where):
+def _constant_input(graph, node, index):
+    return graph.constants.get(node.inputs[index]) if len(node.inputs) > index and node.inputs[index] else None
+
+
+def _check_values(graph, node, where):
+    """Refusals that depend on a constant input's value, known at load time."""
     if node.op in ("Conv", "ConvTranspose") and len(node.inputs) > 1 and node.inputs[1] in graph.constants:
         rank = graph.constants[node.inputs[1]].ndim
         if rank != 4:
@@ -55,6 +60,12 @@ def _check_2d(graph, node, where):
     if scales is not None and scales.size and (scales.size != 4 or scales[0] != 1 or scales[1] != 1):
         raise ValueError(f"{where}: scales {scales.tolist()} resize more than the two image axes of a 4-D "
                          f"tensor (only those are supported)")
+    training = _constant_input(graph, node, 2) if node.op == "Dropout" else None
+    if training is not None and bool(training):
+        raise ValueError(f"{where}: training_mode=True is not supported (inference only)")
+    pads = (_constant_input(graph, node, 1) if graph.opset >= 11 else node.attrs.get("pads")) if node.op == "Pad" else None
+    if pads is not None and min(list(pads), default=0) < 0:
+        raise ValueError(f"{where}: negative pads {list(map(int, pads))} (cropping) are not supported")
 
 
 def readers(graph: Graph) -> dict:
