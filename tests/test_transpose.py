@@ -157,7 +157,8 @@ def test_padding_words_follow_tensorflow_from_the_definition(seed, word):
     spans = [_span(f, d) for f, d in zip(kernel.shape[2:], options["dilation"])]
     sizes = []
     for size, span, stride in zip(x.shape[2:], spans, options["strides"]):
-        sizes.append({"same": size * stride, "same_lower": size * stride, "valid": size * stride + max(span - stride, 0),
+        sizes.append({"same": size * stride, "same_lower": size * stride,
+                      "valid": size * stride + max(span - stride, 0),
                       "full": (size - 1) * stride - span + 2}[word])
     if min(sizes) < 0:
         with pytest.raises(ValueError, match="crops more than the kernel spreads"):
@@ -186,7 +187,8 @@ def test_output_shape_is_the_adjoint_of_conv2d_on_that_shape(seed):
     rng, x, kernel, options = _random_word_case(seed)
     word = WORDS[seed % 4]
     spans = [_span(f, d) for f, d in zip(kernel.shape[2:], options["dilation"])]
-    ranges = [_size_range(word, size, span, stride) for size, span, stride in zip(x.shape[2:], spans, options["strides"])]
+    ranges = [_size_range(word, size, span, stride)
+              for size, span, stride in zip(x.shape[2:], spans, options["strides"])]
     if not all(ranges):
         return  # no size maps back ('full' with a kernel wider than the result)
     target = tuple(int(rng.choice(r)) for r in ranges)
@@ -403,6 +405,24 @@ def test_memory_budget_respected(strides, groups, work_memory):
     np.testing.assert_allclose(got, want, rtol=0, atol=2 * 2 * 4 * 4 * 16 * U32 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("strides, groups", [(1, 1), (2, 1), (2, 16)])
+def test_backward_memory_budget_respected(strides, groups, work_memory):
+    """The gradients within the budget: one patch matrix for both (groups=1), or each apart."""
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 32, 32, 16), dtype=np.float32)
+    kernel = rng.random((4, 4, 1 if groups > 1 else 8, 16), dtype=np.float32)
+    options = dict(strides=strides, padding=1, groups=groups)
+    grad = rng.random(conv_transpose2d(x, kernel, **options).shape, dtype=np.float32)
+    want = conv_transpose2d_backward(grad, x, kernel, algorithm="im2col", **options)
+    budget = 2**20
+    with convlayer.memory_budget(budget):
+        used, got = work_memory(lambda: conv_transpose2d_backward(grad, x, kernel, **options))
+    assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
+    terms = (4 * 4 * 16, 2 * 32 * 32, grad.size // 16)  # all positive: the bound is the value's size
+    for value, expected, n in zip(got, want, terms):
+        np.testing.assert_allclose(value, expected, rtol=0, atol=2 * 2 * n * U32 * np.abs(expected).max())
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -476,7 +496,7 @@ def _forward_geometry(x_shape, kernel_shape, **options):
 
 
 def test_the_route_is_a_correlation_at_stride_1_and_col2im_with_strides():
-    from convlayer.algorithms import choose
+    from convlayer.algorithms import choose_transpose as choose
 
     kernel = np.ones((3, 3, 8, 8))
     y = np.ones((1, 8, 8, 8))
@@ -515,3 +535,17 @@ def test_every_algorithm_name_gives_the_same_result(algorithm):
                                                   algorithm=algorithm),
                         conv_transpose2d_backward(grad, y, kernel, strides=strides, padding=1, groups=groups)):
             _close(a, b, np.abs(grad).sum() * max(np.abs(y).max(), np.abs(kernel).max()))
+
+
+@pytest.mark.parametrize("name", ["strides", "dilation", "padding", "output_padding", "output_shape", "groups"])
+@pytest.mark.parametrize("huge", [2**63, 10**20])
+def test_a_huge_argument_computes_or_raises_an_error_naming_it(name, huge):
+    x, kernel = np.ones((1, 3, 3, 2), np.float32), np.ones((2, 2, 2, 2), np.float32)
+    value = (7, huge) if name == "output_shape" else (1, huge)
+    options = {name: value, **({"strides": 2} if name == "output_padding" else {})}
+    try:
+        result = conv_transpose2d(x, kernel, **options)
+    except (ValueError, TypeError) as error:
+        assert name.split("_")[0] in str(error), str(error)
+    else:
+        assert result.shape[0] == 1 and np.isfinite(result).all()

@@ -22,7 +22,8 @@ from convlayer.cli.main import main
     (["--input", "3x3x1", "--kernel", "3", "--strides", "2"],
      ["H' = H * s = 3 * 2 = 6", "max((3 - 1) * 2 + 3 - 6, 0) = 1: top 0, bottom 1 cropped"]),
     (["--input", "5x5x1", "--kernel", "3", "--strides", "2", "--padding", "valid", "--dilation", "2"],
-     ["Fh_eff = (Fh - 1) * d + 1 = (3 - 1) * 2 + 1 = 5", "H' = H * s + max(Fh_eff - s, 0) = 5 * 2 + max(5 - 2, 0) = 13"]),
+     ["Fh_eff = (Fh - 1) * d + 1 = (3 - 1) * 2 + 1 = 5",
+      "H' = H * s + max(Fh_eff - s, 0) = 5 * 2 + max(5 - 2, 0) = 13"]),
 ])
 def test_shape_transpose_prints_sizes_and_formulas(capsys, argv, expected):
     assert main(["shape", "--transpose"] + argv) == 0

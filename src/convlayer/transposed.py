@@ -12,10 +12,12 @@ input and gradient swapped (for the kernel).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, choose, dispatch
+from .algorithms import backward, buffers, dispatch
 from .functional import ArrayLike, Conv2DGrads
 from .shapes import IntPair, Padding
 
@@ -28,7 +30,7 @@ def conv_transpose2d(
     strides: IntPair = 1,
     padding: Padding = "same",
     output_padding: "IntPair | None" = None,
-    output_shape=None,
+    output_shape: "Sequence[int] | None" = None,
     dilation: IntPair = 1,
     groups: int = 1,
     data_format: str = "channels_last",
@@ -68,7 +70,7 @@ def conv_transpose2d(
         How to compute it, every choice the same up to rounding: 'im2col' is col2im of one
         GEMM; the others name the algorithm of the stride-1 correlation it becomes (of x,
         or with strides of x stuffed with zeros), used where it applies, auto's choice
-        elsewhere (:func:`convlayer.algorithms.choose.input_gradient`).
+        elsewhere (:func:`convlayer.algorithms.choose_transpose.input_gradient`).
 
     Returns
     -------
@@ -112,7 +114,7 @@ def conv_transpose2d(
     algorithm); with strides as col2im of one GEMM per block (no product with a stuffed
     zero), or, for a depthwise layer (``groups == c``), as the stride-1 correlation of x
     with ``s - 1`` zeros stuffed between its pixels (see
-    :func:`convlayer.algorithms.choose.input_gradient`); work memory within
+    :func:`convlayer.algorithms.choose_transpose.input_gradient`); work memory within
     :func:`convlayer.get_memory_budget`. An empty batch or image gives the bias over the
     output.
 
@@ -156,7 +158,7 @@ def conv_transpose2d_backward(
     strides: IntPair = 1,
     padding: Padding = "same",
     output_padding: "IntPair | None" = None,
-    output_shape=None,
+    output_shape: "Sequence[int] | None" = None,
     dilation: IntPair = 1,
     groups: int = 1,
     data_format: str = "channels_last",
@@ -220,11 +222,8 @@ def conv_transpose2d_backward(
         grad_hwio = np.zeros(args.kernel.shape, args.dtype)
     else:
         reached = grad_nhwc[:, : forward.h, : forward.w]
-        name = choose.check_name(algorithm)
-        if name != "auto" and choose.unsupported(name, forward) is not None:
-            name = "auto"  # as the forward pass: the algorithm where it applies
-        dispatch.correlate(reached, args.kernel, forward, "constant", grad_x_nhwc, budget, name)
-        grad_hwio = dispatch.kernel_gradient(reached, forward, args.x, args.dtype, budget, algorithm)
+        grad_hwio = dispatch.correlate_with_kernel_gradient(reached, args.kernel, forward, grad_x_nhwc, args.x,
+                                                            budget, algorithm)
     grad_kernel = _validate.transpose_kernel_from_hwio(grad_hwio.astype(args.dtype, copy=False), args.geom)
     grad_bias = backward.bias_gradient(grad_nhwc, args.dtype, budget)
     return Conv2DGrads(grad_x, grad_kernel, grad_bias)

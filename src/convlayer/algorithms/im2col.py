@@ -374,3 +374,45 @@ def input_gradient(kernel: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray,
             _col2im(grad_patches, geom, block, grad_slab)
             rows, cols = slab.indices(row_map, col_map, geom, block)
             slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
+
+
+def shares_patches(x: np.ndarray, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+    """Whether :func:`correlate_with_kernel_gradient` computes ``geom`` as :func:`correlate`
+    would: groups=1 through one patch matrix per block (not a 1x1 layer's product of the
+    input as it lies, not the compiled row blocks of large layers)."""
+    return geom.groups == 1 and not pointwise(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
+
+
+def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray,
+                                   grad_out: np.ndarray, budget: int) -> np.ndarray:
+    """Fill ``out`` with the correlation of x and kernel, and return the kernel's gradient of
+    ``sum(grad_out * correlate(x, kernel))``, (fh, fw, c, k), both from one patch matrix per
+    block: ``patches @ weights`` and ``patches^T @ grad_out``. groups=1, zero padding.
+
+    The transposed convolution's backward pass is exactly this pair (its x's gradient is the
+    forward correlation of its grad_out, its kernel's gradient that correlation's kernel
+    gradient with its x as grad_out), so the patches of its grad_out are built once.
+    """
+    assert geom.groups == 1, "one weight matrix"
+    dtype = out.dtype
+    weights = _weight_matrix(kernel, 1)[0]
+    grad_weights = np.zeros(weights.shape, dtype)
+    row_map, col_map = slab.index_maps(geom, "constant")
+
+    def cost(images: int, rows: int, cols: int) -> int:  # im2col's block and the grad_out block beside it
+        return _block_cost(geom, dtype.itemsize)(images, rows, cols) + images * rows * cols * geom.k * dtype.itemsize
+
+    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
+    with work_buffer(cost(*size) // dtype.itemsize + 1, dtype) as work:
+        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+            rows, cols = slab.indices(row_map, col_map, geom, block)
+            padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
+            patches = _patch_matrix(padded, geom, block, work[used:])[0]
+            used += patches.size
+            target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
+            product = work[used : used + patches.shape[0] * geom.k].reshape(patches.shape[0], geom.k)
+            np.matmul(patches, weights, out=product)
+            target[...] = product.reshape(target.shape)
+            grad_block = _grad_matrix(grad_out, geom, block, work[used:])[0]  # the product is written out
+            grad_weights += patches.T @ grad_block
+    return grad_weights.reshape(geom.fh, geom.fw, geom.c, geom.k)

@@ -13,10 +13,12 @@ Integers only: no arrays.
 
 from __future__ import annotations
 
+import math
+import sys
 from typing import NamedTuple, Sequence
 
 from .._args import as_int, as_pair, padding_2d, show
-from .conv import (ConvGeometry, IntPair, Padding, _check_output_size, _pads_for_word, image_nhwc,
+from .conv import (ConvGeometry, IntPair, Padding, _pads_for_word, image_nhwc,
                    is_channels_first, span, user_shape)
 
 
@@ -167,6 +169,14 @@ class TransposeGeometry(NamedTuple):
                             self.dilation, pads, self.h, self.w, 4, True, False)
 
 
+def _check_result_size(shape, strides, dilation, padding) -> None:
+    """Refuse a result of more bytes than an address can count, naming what makes it so large."""
+    if math.prod(shape) * 8 > sys.maxsize:  # 8: a float64 value
+        raise ValueError(f"strides {strides}, dilation {dilation} and padding {show(padding)} give an output of "
+                         f"shape {tuple(shape)} (n, h, w, k), larger than any array; use smaller strides or "
+                         f"dilation, or more padding")
+
+
 def _split_transpose_shapes(x_shape, kernel_shape, groups: int, channels_first: bool):
     """Read (n, h, w, c), (fh, fw, k) and batched from the user's shapes; check channels."""
     if len(kernel_shape) != 4:
@@ -238,7 +248,7 @@ def transpose_geometry(
         per_axis.append(axis_geometry(size, f, strides_[i], axis_form, dilation_[i],
                                       None if extra is None else extra[i], sizes[i], axis))
     (out_h, pads_h), (out_w, pads_w) = per_axis
-    _check_output_size((n, out_h, out_w, k), form, dilation_)
+    _check_result_size((n, out_h, out_w, k), strides_, dilation_, padding)
     return TransposeGeometry(n, h, w, c, fh, fw, k, groups, strides_, dilation_, (pads_h, pads_w), out_h, out_w,
                              batched, channels_first)
 
