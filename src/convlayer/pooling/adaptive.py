@@ -338,6 +338,10 @@ def global_avg_pool2d_backward(grad_out: ArrayLike, x: ArrayLike, keepdims: bool
     ValueError, TypeError
         As :func:`global_avg_pool2d`, and if grad_out does not have the output's shape.
 
+    Notes
+    -----
+    grad_out has the forward's shape: ``(n, c)`` or ``(c,)``, or with keepdims x's rank.
+
     Examples
     --------
     >>> import numpy as np
