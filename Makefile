@@ -13,7 +13,7 @@ $(PY):
 demo: $(PY)
 	$(PY) -m pip install --quiet -e '.[images]'
 	$(PY) -m pip check
-	$(VENV)/bin/convlayer demo
+	$(VENV)/bin/convlayer demo --overwrite
 
 # The test extra pins torch==2.13.0 (the reference oracle) and brings SciPy.
 test: $(PY)

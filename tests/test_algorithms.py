@@ -532,3 +532,22 @@ def test_layout_chunks_fit_the_budget():
     assert [tuple(c) for c in layout.chunks(5, 100, 400)] == [(0, 2, 200), (2, 4, 200), (4, 5, 200)]
     assert [tuple(c) for c in layout.chunks(3, 100, 10**6)] == [(0, 3, 10**6 - 300)]
     assert layout.chunks(3, 300, 400) is None  # one image's copies past half the budget
+
+
+@pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_no_algorithm_writes_into_the_callers_kernel_or_input(algorithm, data_format):
+    # _validate passes the caller's kernel on uncopied when its dtype is the result's: a write
+    # into it would raise here (read-only), or change the copies' values
+    rng = np.random.default_rng(37)
+    groups = 4 if algorithm == "depthwise" else 1
+    channels = 16 if algorithm == "winograd" else 4
+    x, kernel = rng.standard_normal((2, 7, 6, channels)), rng.standard_normal((3, 3, channels // groups, channels))
+    if data_format == "channels_first":
+        x, kernel = _channels_first(x, kernel)
+    originals = x.copy(), kernel.copy()
+    x.flags.writeable = kernel.flags.writeable = False
+    out = convlayer.conv2d(x, kernel, groups=groups, algorithm=algorithm, data_format=data_format)
+    convlayer.conv2d_backward(np.ones_like(out), x, kernel, groups=groups, algorithm=algorithm, data_format=data_format)
+    np.testing.assert_array_equal(x, originals[0])
+    np.testing.assert_array_equal(kernel, originals[1])

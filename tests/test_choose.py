@@ -299,6 +299,24 @@ def test_backward_takes_one_im2col_pass_where_the_input_gradient_is_no_correlati
                                                                             "kernel": "depthwise"}
 
 
+def test_strided_grouped_layers_take_groupeds_one_pass():
+    grouped_pass = {"input": "grouped", "kernel": "grouped"}
+    assert _routes((2, 16, 16, 32), (3, 3, 4, 32), groups=8, strides=2) == grouped_pass
+    assert _routes((1, 16, 16, 32), (3, 3, 4, 32), groups=8, pad_mode="reflect") == grouped_pass
+    assert _routes((1, 16, 16, 32), (3, 3, 4, 32), "grouped", groups=8, strides=2) == grouped_pass
+    assert _routes((1, 16, 16, 32), (3, 3, 4, 32), "im2col", groups=8, strides=2)["input"] == "im2col"
+    # stride 1, zero padding: x's gradient is still a correlation of grad_out
+    args = _args(_ones(1, 16, 16, 32), _ones(3, 3, 4, 32), groups=8)
+    plan = choose.backward(args.x, args.kernel, args.geom, args.pad_mode, _ones(1, 16, 16, 32))
+    assert plan.transposed is not None and (plan.input.name, plan.kernel.name) == ("grouped", "grouped")
+    # more channels a group than grouped takes, or no compiled loops: im2col's pass
+    most = choose.GROUPED_MAX_CHANNELS
+    assert _routes((1, 8, 8, 4 * most), (3, 3, 2 * most, 8), groups=2, strides=2)["input"] == "im2col"
+    with compiled.use_compiled(False):
+        assert _routes((2, 16, 16, 32), (3, 3, 4, 32), groups=8, strides=2) == {"input": "im2col",
+                                                                                "kernel": "im2col"}
+
+
 def test_backward_checks_the_algorithm_asked_for():
     with pytest.raises(ValueError, match=r"algorithm='shift' cannot compute this convolution"):
         _routes((1, 8, 8, 4), (3, 3, 2, 4), "shift", groups=2)

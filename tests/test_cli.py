@@ -10,7 +10,7 @@ from convlayer.cli.main import main
 
 
 def test_shape_prints_the_readme_worked_example(capsys):
-    assert main(["shape", "--input", "224x224x3", "--kernel", "7x7", "--filters", "64",
+    assert main(["shape", "--input", "224x224x3", "--kernel-size", "7x7", "--filters", "64",
                  "--strides", "2", "--padding", "same"]) == 0
     text = capsys.readouterr().out
     assert "output      112 x 112 x 64" in text
@@ -23,15 +23,15 @@ def test_shape_prints_the_readme_worked_example(capsys):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--input", "8x32x32x16", "--kernel", "3", "--filters", "32", "--padding", "valid",
+        (["--input", "8x32x32x16", "--kernel-size", "3", "--filters", "32", "--padding", "valid",
           "--dilation", "2", "--groups", "4", "--no-bias"],
          ["output      8 x 28 x 28 x 32", "Fh_eff = (Fh - 1) * d + 1 = (3 - 1) * 2 + 1 = 5",
           "3 * 3 * 16 / 4 * 32 = 1,152"]),
-        (["--input", "6x6", "--kernel", "3", "--strides", "2", "--padding", "0,1,0,1"],
+        (["--input", "6x6", "--kernel-size", "3", "--strides", "2", "--padding", "0,1,0,1"],
          ["output      3 x 3 x 1", "floor((6 + 0 + 1 - 3) / 2) + 1 = 3; top 0, bottom 1"]),
-        (["--input", "5x5x1", "--kernel", "4", "--padding", "same_lower"],
+        (["--input", "5x5x1", "--kernel-size", "4", "--padding", "same_lower"],
          ["top 2, bottom 1", "(the odd zero goes to the top)"]),
-        (["--input", "7x9x3", "--kernel", "3x5", "--padding", "full", "--strides", "2x1"],
+        (["--input", "7x9x3", "--kernel-size", "3x5", "--padding", "full", "--strides", "2x1"],
          ["output      5 x 13 x 1", "floor((7 + 2 + 2 - 3) / 2) + 1 = 5"]),
     ],
 )
@@ -45,12 +45,12 @@ def test_shape_variants(capsys, argv, expected):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["shape", "--input", "6x6", "--kernel", "9", "--padding", "valid"],
+        (["shape", "--input", "6x6", "--kernel-size", "9", "--padding", "valid"],
          "convlayer shape: error: kernel height 9 does not fit the padded input height 6"),
-        (["shape", "--input", "6x6x3", "--kernel", "3", "--padding", "smae"], "got 'smae'"),
-        (["shape", "--input", "6y6", "--kernel", "3"], "--input must be HxW or HxWxC or NxHxWxC; got '6y6'"),
-        (["shape", "--input", "6x6x3", "--kernel", "3", "--strides", "0"], "strides must be positive integers"),
-        (["shape", "--input", "6x6x3"], "the following arguments are required: --kernel"),
+        (["shape", "--input", "6x6x3", "--kernel-size", "3", "--padding", "smae"], "got 'smae'"),
+        (["shape", "--input", "6y6", "--kernel-size", "3"], "--input must be HxW or HxWxC or NxHxWxC; got '6y6'"),
+        (["shape", "--input", "6x6x3", "--kernel-size", "3", "--strides", "0"], "strides must be positive integers"),
+        (["shape", "--input", "6x6x3"], "--kernel-size is required, e.g. --kernel-size 3x3"),
         (["demo", "--photo", "moon"], "invalid choice: 'moon'"),
         (["nonsense"], "invalid choice: 'nonsense'"),
     ],
@@ -121,12 +121,12 @@ def test_import_convlayer_imports_only_numpy():
 
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "convlayer.cli.main", "shape", "--input", "4x4",
-                          "--kernel", "3"], capture_output=True, text=True)
+                          "--kernel-size", "3"], capture_output=True, text=True)
     assert out.returncode == 0 and "output      4 x 4 x 1" in out.stdout
 
 
 def test_shape_sharing_compares_parameter_counts(capsys):
-    assert main(["shape", "--input", "224x224x3", "--kernel", "7", "--filters", "64", "--strides", "2",
+    assert main(["shape", "--input", "224x224x3", "--kernel-size", "7", "--filters", "64", "--strides", "2",
                  "--sharing", "--banks", "2x3"]) == 0
     text = capsys.readouterr().out
     assert "shared    (7 * 7 * 3 + 1) * 64 " in text and "=           9,472" in text

@@ -116,7 +116,7 @@ def test_explain_and_shape_write_the_formulas_of_one_module(capsys, hw, kernel, 
                                                              dilation):
     h, w = map(int, hw.split("x"))
     notes = explain.annotations((h, w), kernel, strides=stride, padding=padding, dilation=dilation)
-    assert main(["shape", "--input", hw, "--kernel", str(kernel), "--strides", str(stride), "--padding",
+    assert main(["shape", "--input", hw, "--kernel-size", str(kernel), "--strides", str(stride), "--padding",
                  argument, "--dilation", str(dilation)]) == 0
     printed = capsys.readouterr().out
     for axis, labels in enumerate(notes.axes):
@@ -281,8 +281,8 @@ def _assert_decodes(path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv, name", [
-    (["--input", "7x7", "--kernel", "3x3", "--strides", "2", "--padding", "same"], "stride.png"),
-    (["--input", "6x6", "--kernel", "3", "--strides", "2", "--animate", "--max-frames", "4"], "slide.gif"),
+    (["--input", "7x7", "--kernel-size", "3x3", "--strides", "2", "--padding", "same"], "stride.png"),
+    (["--input", "6x6", "--kernel-size", "3", "--strides", "2", "--animate", "--max-frames", "4"], "slide.gif"),
     (["--input", "5x5", "--channels", "3", "--filters", "2", "--strides", "2"], "channels.jpg"),
     (["--input", "7x7x3", "--filters", "5"], "channels.png"),
     (["--input", "7x7", "--dilation", "2"], "dilation.svg"),
@@ -308,10 +308,14 @@ def test_cli_prints_the_formulas(tmp_path, capsys):
     (["--input", "6y6"], "--input must be HxW or HxWxC, e.g. 7x7; got '6y6'"),
     (["--input", "0x6"], "--input must be HxW or HxWxC"),
     ([], "give --input HxW"),
-    (["--input", "6x6", "--kernel", "9", "--padding", "valid"], "kernel height 9 does not fit"),
+    (["--input", "6x6", "--kernel-size", "9", "--padding", "valid"], "kernel height 9 does not fit"),
     (["--input", "6x6", "--padding", "smae"], "got 'smae'"),
     (["--input", "6x6", "--strides", "0"], "strides must be positive integers"),
-    (["--input", "6x6", "--kernel", "foo"], "--kernel must be F or FhxFw; got 'foo'"),
+    (["--input", "6x6", "--kernel-size", "foo"], "--kernel-size must be F or FhxFw; got 'foo'"),
+    (["--input", "6x6", "--kernel", "foo"], "-k/--kernel must name a filter (edge, blur, "),
+    (["--input", "6x6", "-k", "edge", "--kernel-size", "5"], "give -k edge or --kernel-size 5, not both"),
+    (["IMAGE", "--kernel-size", "3"], "--kernel-size draws a layer's geometry; it does not go with IMAGE"),
+    (["IMAGE", "--bias", "1", "0"], "--bias needs one value per output channel (1); got 2: [1.0, 0.0]"),
     (["--input", "6x6", "--channels", "0"], "--channels must be a positive integer; got '0'"),
     (["--input", "6x6x3", "--channels", "2"], "has 3 channels but --channels is 2"),
     (["--input", "6x6", "--sharing", "tiled"], "--sharing tiled needs --banks RxC"),
@@ -359,7 +363,7 @@ def test_help_shows_examples(capsys):
         main(["explain", "--help"])
     assert stop.value.code == 0
     out = capsys.readouterr().out
-    assert "convlayer explain --input 7x7 --kernel 3x3 --strides 2 --padding same -o stride.png" in out
+    assert "convlayer explain --input 7x7 --kernel-size 3x3 --strides 2 --padding same -o stride.png" in out
     assert "--at 120,200" in out
 
 

@@ -92,15 +92,21 @@ def test_photos_end_to_end(photo_dir, tmp_path):
             assert np.abs(edge).max() > 100
 
 
-def test_display_scaling_is_stated_and_exact(photo_dir, tmp_path):
+@pytest.mark.parametrize("scale", ["minmax", "percentile", "none"])
+def test_display_scaling_is_stated_and_exact(photo_dir, tmp_path, scale):
     out = tmp_path / "out"
-    assert run_cli(photo_dir / "coffee.png", "-k", "sobel_x", "--save-raw", "-o", out).returncode == 0
+    assert run_cli(photo_dir / "coffee.png", "-k", "sobel_x", "--save-raw", "--scale", scale, "-o", out).returncode == 0
     raw = np.load(out / "coffee.npy")[..., 0]
     channel = json.loads((out / "coffee.json").read_text())["channels"][0]
-    assert channel["low"] == -channel["high"] == -np.abs(raw).max()  # signed: 0 is mid-gray
+    expected = {"minmax": (-np.abs(raw).max(), np.abs(raw).max()), "none": (0, 255),  # signed: 0 is mid-gray
+                "percentile": (-np.percentile(np.abs(raw), 98), np.percentile(np.abs(raw), 98))}[scale]
+    assert channel["scale"] == scale and (channel["low"], channel["high"]) == pytest.approx(expected)
     shown = np.asarray(Image.open(out / "coffee.sobel_x.png"), dtype=float)
-    np.testing.assert_allclose(channel["low"] + shown / 255 * (channel["high"] - channel["low"]), raw,
-                               atol=(channel["high"] - channel["low"]) / 255)
+    inside = (raw >= channel["low"]) & (raw <= channel["high"])
+    np.testing.assert_allclose((channel["low"] + shown / 255 * (channel["high"] - channel["low"]))[inside],
+                               raw[inside], atol=(channel["high"] - channel["low"]) / 255)
+    assert channel["clipped_low"] == np.count_nonzero(shown[raw < channel["low"]] == 0) == np.sum(~inside & (raw < 0))
+    assert channel["clipped_high"] == np.sum(~inside & (raw > 0))
 
 
 def test_figure_decodes_with_expected_size_and_is_not_blank(photo_dir, tmp_path):
@@ -391,20 +397,22 @@ def test_gif_is_read_as_its_colours_and_an_animation_as_its_first_frame(tmp_path
         pixels, notes = images.read(tmp_path / f"{name}.gif")
         assert pixels.dtype == np.uint8 and pixels.shape == colours.shape
         np.testing.assert_array_equal(pixels, colours)
+        palette = f"{tmp_path / f'{name}.gif'}: a palette image, read as its {'RGBA' if name == 'clear' else 'RGB'} colours"
         if name == "animated":
-            assert notes == [f"{tmp_path / 'animated.gif'}: an animated image of 3 frames; only the first was read"]
+            assert notes == [palette, f"{tmp_path / 'animated.gif'}: an animated image of 3 frames; only the first was read"]
         else:
-            assert notes == []
+            assert notes == [palette]
     result = run_cli(tmp_path / "static.gif", "-k", "identity", "--save-raw", "-o", tmp_path / "o")
-    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert result.returncode == 0 and result.stderr.splitlines() == [
+        f"convlayer filter: note: {tmp_path / 'static.gif'}: a palette image, read as its RGB colours"], result.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "o" / "static.npy")[..., 0],
                                   expected["static"].sum(axis=2, dtype=float))
     result = run_cli(tmp_path / "animated.gif", "-k", "edge", "-o", tmp_path / "o")
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [
+    assert result.stderr.splitlines()[1:] == [
         f"convlayer filter: note: {tmp_path / 'animated.gif'}: an animated image of 3 frames; only the first was read"]
     sidecar = json.loads((tmp_path / "o" / "animated.json").read_text())
-    assert "only the first was read" in sidecar["notes"][0]
+    assert "only the first was read" in sidecar["notes"][1]
 
 
 def test_kernel_file_beyond_float32_is_refused_naming_the_file(tmp_path):
@@ -444,7 +452,8 @@ def test_overflowing_output_is_one_note_not_numpy_warnings(tmp_path):
     tifffile.imwrite(tmp_path / "wild.tif", pixels)
     result = run_cli(tmp_path / "wild.tif", "-k", "edge", "--figure", "-o", tmp_path / "w")
     assert result.returncode == 0 and (tmp_path / "w" / "wild.figure.png").exists()
-    assert len(result.stderr.splitlines()) == 1 and "NaN or infinite" in result.stderr, result.stderr
+    assert result.stderr.splitlines()[0].endswith("wild.tif: a gray image, filtered as its one channel")
+    assert len(result.stderr.splitlines()) == 2 and "NaN or infinite" in result.stderr, result.stderr
 
 
 def test_empty_text_kernel_is_one_line_without_numpy_warning(tmp_path):

@@ -238,3 +238,139 @@ def test_kernel_gradient_gives_the_same_bits_every_call():
         for _ in range(3):
             again = grouped.kernel_gradient(x, geom, "constant", grad, np.float32, buffers.get_memory_budget())
             np.testing.assert_array_equal(again, first)
+
+
+# ------------------------------------------------------------------ the backward pass (strided layers)
+
+def _strided_layer(rng):
+    """x, kernel and keywords of a random grouped layer whose x gradient is no correlation of
+    grad_out (strides 2-3 on at least one axis), so that its backward goes in one pass."""
+    while True:
+        x, kernel, options = _random_layer(rng)
+        strides = [int(v) for v in rng.integers(1, 4, size=2)]
+        strides[int(rng.integers(0, 2))] = int(rng.integers(2, 4))
+        options["strides"] = tuple(strides)
+        if _conv(x, kernel, options) is not None:
+            return x, kernel, options
+
+
+def _backward_in_one_pass(monkeypatch, grad, x, kernel, options):
+    """conv2d_backward by grouped's pass; fails if im2col's ran instead."""
+    from convlayer.algorithms import im2col
+
+    def refused(*args, **kwargs):
+        raise AssertionError("im2col's backward pass ran, not grouped's")
+
+    monkeypatch.setattr(im2col, "correlate_backward", refused)
+    return convlayer.conv2d_backward(grad, x, kernel, **options)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_strided_backward_matches_the_reference_float64(seed, monkeypatch):
+    from convlayer.algorithms import parallel
+
+    rng = np.random.default_rng([seed, 21])
+    x, kernel, options = _strided_layer(rng)
+    grad = rng.standard_normal(reference.conv2d(x, kernel, **options).shape)
+    expected = reference.conv2d_backward(grad, x, kernel, **options)
+    if seed % 4 == 1:  # PyTorch's layout
+        x, kernel, grad = x.transpose(0, 3, 1, 2), kernel.transpose(3, 2, 0, 1), grad.transpose(0, 3, 1, 2)
+        expected = expected._replace(grad_x=expected.grad_x.transpose(0, 3, 1, 2),
+                                     grad_kernel=expected.grad_kernel.transpose(3, 2, 0, 1))
+        options["data_format"] = "channels_first"
+    # several threads (shares that split an image) and blocks of one output row, or whole images
+    monkeypatch.setattr(parallel, "thread_count", lambda: 1 + seed % 3)
+    if seed % 2:
+        monkeypatch.setattr(grouped, "BLOCK_BYTES", 1)
+    got = _backward_in_one_pass(monkeypatch, grad, x, kernel, dict(options, algorithm="grouped"))
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        assert value.dtype == np.float64 and value.shape == want.shape, name
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_strided_backward_float32_within_the_error_bound(seed, monkeypatch):
+    from convlayer.algorithms import parallel
+
+    rng = np.random.default_rng([seed, 22])
+    x, kernel, options = _strided_layer(rng)
+    x, kernel = (x + 2).astype(np.float32), kernel.astype(np.float32)  # an offset makes cancellation visible
+    grad = (rng.standard_normal(reference.conv2d(x, kernel, **options).shape) + 1).astype(np.float32)
+    wide = [a.astype(np.float64) for a in (grad, x, kernel)]
+    exact = reference.conv2d_backward(*wide, **options)
+    magnitudes = reference.conv2d_backward(*(np.abs(a) for a in wide), **options)
+    monkeypatch.setattr(parallel, "thread_count", lambda: 1 + seed % 3)
+    if seed % 2:  # blocks of one output row: several a share
+        monkeypatch.setattr(grouped, "BLOCK_BYTES", 1)
+    depthwise = options["groups"] == x.shape[-1]  # auto takes depthwise's kernel gradient, and im2col's pass
+    got = _backward_in_one_pass(monkeypatch, grad, x, kernel, dict(options, algorithm="grouped" if depthwise else "auto"))
+    fh, fw, cg, k = kernel.shape
+    # x's gradient sums fh fw k/groups products per padded pixel, and a pixel that padding
+    # copies (reflect and kin) gathers a few padded pixels; the kernel's sums every output pixel
+    terms = {"grad_x": 4 * fh * fw * (k // options["groups"]), "grad_kernel": grad[..., 0].size,
+             "grad_bias": grad[..., 0].size}
+    for name, value, want, size in zip(("grad_x", "grad_kernel", "grad_bias"), got, exact, magnitudes):
+        assert value.dtype == np.float32, name
+        bound = 2 * terms[name] * U32 * size
+        assert np.all(np.abs(value - want) <= bound), (name, np.max(np.abs(value - want) - bound))
+
+
+@pytest.mark.parametrize("pad_mode", ["constant", "reflect"])
+def test_strided_backward_within_the_memory_budget(pad_mode, work_memory, monkeypatch):
+    rng = np.random.default_rng(23)
+    x = rng.random((2, 96, 96, 32), dtype=np.float32)
+    kernel = rng.random((3, 3, 4, 32), dtype=np.float32)
+    options = dict(groups=8, pad_mode=pad_mode, strides=2, padding=1)
+    grad = rng.random((2, 48, 48, 32), dtype=np.float32)
+    budget = 2**20
+    with convlayer.memory_budget(budget):
+        used, got = work_memory(lambda: _backward_in_one_pass(monkeypatch, grad, x, kernel, options))
+    assert used <= 1.1 * budget + 64 * 1024, f"{used / budget:.2f} x the budget"
+    monkeypatch.undo()
+    want = convlayer.conv2d_backward(grad, x, kernel, algorithm="im2col", **options)
+    for value, same in zip(got, want):
+        np.testing.assert_allclose(value, same, rtol=0, atol=2e-5 * np.abs(same).max())
+
+
+def test_strided_backward_without_the_compiled_loops_takes_im2col():
+    rng = np.random.default_rng(24)
+    x, kernel = rng.standard_normal((2, 11, 10, 8)), rng.standard_normal((3, 3, 2, 8))
+    options = dict(groups=4, strides=2, pad_mode="reflect")
+    grad = rng.standard_normal(reference.conv2d(x, kernel, **options).shape)
+    with compiled.use_compiled(False):
+        got = convlayer.conv2d_backward(grad, x, kernel, algorithm="grouped", **options)
+    for value, want in zip(got, reference.conv2d_backward(grad, x, kernel, **options)):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("pad_mode, strides, images, threads", [("reflect", 2, 1, 5), ("wrap", 2, 2, 3),
+                                                                ("symmetric", 3, 1, 2), ("constant", 2, 2, 4)])
+def test_threads_add_into_disjoint_input_rows(pad_mode, strides, images, threads):
+    # Threads run their shares at once: each may add into x's gradient only the input rows no
+    # other share adds into (the rest it defers). Run each share alone and compare the rows.
+    from convlayer.algorithms import _grouped_loops, slab
+
+    rng = np.random.default_rng(25)
+    shape = (images, 11, 9, 6)
+    geom = convlayer.shapes.conv_geometry(shape, (3, 3, 2, 6), strides=strides, padding=2, groups=3)
+    rows, cols, _ = slab.loop_maps(geom, pad_mode)
+    tasks, steps = geom.n * geom.out_h, (3, 3, strides, strides, 1, 1, geom.out_h, geom.out_w)
+    grad_patches = rng.standard_normal((3, tasks * geom.out_w, 9 * 2))
+    total, written = np.zeros(shape), []
+    for thread in range(threads):
+        start, end = compiled.share(tasks, threads, thread)
+        each, grad_x = grouped._thread_buffers(geom, pad_mode, 1, np.float64, True), np.zeros(shape)
+        for first in range(start, end):  # blocks of one output row
+            _grouped_loops.grouped_col2im_rows(grad_patches[:, first * geom.out_w : (first + 1) * geom.out_w], *steps,
+                                               rows, cols, 2, 11, each["ring"], grad_x, each["deferred"],
+                                               each["tags"], first, first + 1, start, end)
+        written.append(np.any(grad_x != 0, axis=(2, 3)))
+        _grouped_loops.fold_deferred(each["deferred"], each["tags"], rows, cols, grad_x)
+        total += grad_x
+    for one in range(threads):
+        for other in range(one + 1, threads):
+            assert not np.any(written[one] & written[other]), (one, other)
+    want, each = np.zeros(shape), grouped._thread_buffers(geom, pad_mode, tasks, np.float64, True)
+    _grouped_loops.grouped_col2im_rows(grad_patches, *steps, rows, cols, 2, 11, each["ring"], want, each["deferred"],
+                                       each["tags"], 0, tasks, 0, tasks)
+    np.testing.assert_allclose(total, want, rtol=1e-12, atol=1e-12)

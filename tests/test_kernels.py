@@ -43,3 +43,22 @@ def test_stacked_edge_on_gray_rgb_is_three_times_the_2d_filter():
     rgb = np.repeat(gray[:, :, None], 3, axis=2)
     layer = kernels.stack(["edge"], channels=3, dtype=np.float64)
     np.testing.assert_allclose(conv2d(rgb, layer)[..., 0], 3 * conv2d(gray, kernels.get("edge", np.float64)))
+
+
+def test_depthwise_filters_each_channel_on_its_own_like_torch_groups():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).random((7, 8, 3))
+    layer = kernels.depthwise(["sobel_x", "blur"], channels=3)  # (3, 3, 1, 6)
+    assert layer.shape == (3, 3, 1, 6)
+    ours = conv2d(x, layer, groups=3)
+    weight = torch.from_numpy(layer.transpose(3, 2, 0, 1).astype(np.float64))
+    theirs = torch.nn.functional.conv2d(torch.from_numpy(x.transpose(2, 0, 1))[None], weight, padding=1, groups=3)
+    np.testing.assert_allclose(ours, theirs[0].numpy().transpose(1, 2, 0), rtol=1e-5, atol=1e-6)
+    for channel in range(3):  # output j * 2 + i: filter i on channel j alone
+        np.testing.assert_allclose(ours[..., 2 * channel + 1], conv2d(x[..., channel], kernels.get("blur")),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_depthwise_refuses_bad_channels():
+    with pytest.raises(ValueError, match="channels must be a positive integer; got 0"):
+        kernels.depthwise("blur", channels=0)

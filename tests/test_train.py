@@ -27,7 +27,7 @@ def convlayer(*args, cwd=None):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"  # does not exist yet: train makes it
-    result = convlayer("train", "--epochs", "2", "--seed", "0", "--out", str(out))
+    result = convlayer("train", "--epochs", "2", "--seed", "0", "-o", str(out))
     return result, out
 
 
@@ -86,7 +86,7 @@ def test_weights_load_into_digits_model_and_give_the_printed_accuracy(run):
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
     out = tmp_path / "out"
-    result = convlayer("train", *args, "--out", str(out))
+    result = convlayer("train", *args, "-o", str(out))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -97,5 +97,5 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, args, word):
 def test_train_help():
     result = convlayer("train", "--help")
     assert result.returncode == 0
-    for option in ("--epochs", "--lr", "--seed", "--out"):
+    for option in ("--epochs", "--lr", "--seed", "-o OUTDIR, --output OUTDIR", "--overwrite"):
         assert option in result.stdout

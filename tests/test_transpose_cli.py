@@ -47,7 +47,7 @@ def test_shape_transpose_numbers_are_the_ops():
     (["explain", "--transpose", "--input", "3x3", "--channels", "2"],
      "--transpose draws one channel's geometry; leave out --channels"),
     (["explain", "--input", "3x3", "--output-padding", "1"], "--output-padding needs --transpose"),
-    (["explain", "--transpose", "--input", "1x1", "--kernel", "5", "--padding", "full"],
+    (["explain", "--transpose", "--input", "1x1", "--kernel-size", "5", "--padding", "full"],
      "padding 'full' crops more than the kernel spreads"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
@@ -58,7 +58,7 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
 
 def test_explain_transpose_writes_the_figure_and_the_formulas(capsys, tmp_path):
     target = tmp_path / "up.png"
-    assert main(["explain", "--transpose", "--input", "3x3", "--kernel", "3", "--strides", "2", "-o",
+    assert main(["explain", "--transpose", "--input", "3x3", "--kernel-size", "3", "--strides", "2", "-o",
                  str(target)]) == 0
     text = capsys.readouterr().out
     assert target.stat().st_size > 1000

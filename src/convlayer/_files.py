@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Callable
 
@@ -16,14 +16,22 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
     ``path``. Returns ``path`` as a ``Path``.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    # The name is known before the file exists, so a Ctrl-C at any moment after it is
+    # created finds the name to remove (mkstemp returned it only after creating the file:
+    # an interrupt in between left a temporary file behind).
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
     try:
-        write(temporary)
-        os.chmod(temporary, 0o666 & ~umask())  # mkstemp makes 0600; outputs are ordinary files
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+        except FileExistsError:  # another writer's file (a 2^-64 chance): not ours to remove
+            temporary = None
+            raise
+        os.close(descriptor)
+        write(str(temporary))
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
         raise
     return path
 

@@ -210,7 +210,7 @@ def conv_args(
     mode = pad_mode_name(pad_mode)
     _check_pad_mode_fits(geom, mode)
     dtype = np.result_type(x.dtype, kernel.dtype, np.float32)
-    hwio = _kernel_hwio(kernel, geom, as_flag("flip", flip)).astype(dtype)
+    hwio = _kernel_hwio(kernel, geom, as_flag("flip", flip)).astype(dtype, copy=False)  # read only
     return ConvArgs(x_nhwc(x, geom), hwio, _bias(bias, geom, dtype), geom, mode, dtype)
 
 

@@ -199,9 +199,11 @@ def conv2d_backward(
 
     At stride 1 with zero padding (no wider than the kernel), ``grad_x`` is itself a
     convolution (of grad_out with the rotated kernel, channels swapped) and goes through
-    ``algorithm`` (or ``auto``'s choice); otherwise through im2col. The kernel's gradient
-    takes the 'shift', 'depthwise', 'fft' or 'winograd' route when that is the algorithm (or
-    auto's choice), im2col's otherwise (see :func:`convlayer.algorithms.choose.backward`).
+    ``algorithm`` (or ``auto``'s choice); otherwise through one pass that computes both
+    gradients, grouped's for 'grouped' (or auto's choice of it), im2col's otherwise. The
+    kernel's gradient takes the 'shift', 'depthwise', 'fft', 'winograd' or 'grouped' route
+    when that is the algorithm (or auto's choice), im2col's otherwise (see
+    :func:`convlayer.algorithms.choose.backward`).
 
     Examples
     --------

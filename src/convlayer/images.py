@@ -3,7 +3,9 @@
 Pillow reads PNG, JPEG, BMP, GIF and WebP; tifffile reads TIFF at full depth (any bit
 depth, any channel count). Both are imported when an image is read, not at
 ``import convlayer``. Pixel values are kept as stored: 0..255 for 8-bit images,
-0..65535 for 16-bit ones. Of an animated image (GIF, APNG, WebP) the first frame is read,
+0..65535 for 16-bit ones. A JPEG's EXIF orientation is applied, so a phone's portrait
+photo is read upright. ``sample:NAME`` reads one of the photos that ship inside
+scikit-image (:data:`SAMPLES`), so examples run on a fresh install. Of an animated image (GIF, APNG, WebP) the first frame is read,
 and a note says how many frames were left out.
 
 What each reader really raises on a bad file (missing, empty, not an image, truncated,
@@ -30,12 +32,53 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 LUMINANCE = np.array([0.2125, 0.7154, 0.0721])  # Rec. 709, as skimage.color.rgb2gray
 
 
+SAMPLE_PREFIX = "sample:"
+SAMPLES = {  # the photos that ship inside scikit-image (skimage.data), no download
+    "astronaut": "Eileen Collins, 512x512 RGB",
+    "chelsea": "a cat, 300x451 RGB",
+    "coffee": "a cup of coffee, 400x600 RGB",
+    "rocket": "a rocket launch, 427x640 RGB",
+    "camera": "a cameraman, 512x512 gray",
+}
+ORIENTATIONS = {  # EXIF orientation: what reading it upright does
+    2: "mirrored left to right", 3: "rotated 180 degrees", 4: "mirrored top to bottom",
+    5: "mirrored along the main diagonal", 6: "rotated 90 degrees clockwise",
+    7: "mirrored along the other diagonal", 8: "rotated 90 degrees counter-clockwise",
+}
+
+
 class ImageError(ValueError):
     """An image that cannot be read or written; the message names the file."""
 
 
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def is_sample(source: "str | Path") -> bool:
+    """Whether ``source`` names a shipped sample photo, ``sample:NAME``."""
+    return str(source).lower().startswith(SAMPLE_PREFIX)
+
+
+def source_stem(source: "str | Path") -> str:
+    """The name outputs take: 'photo' for 'photos/photo.jpg', 'coffee' for 'sample:coffee'."""
+    return str(source)[len(SAMPLE_PREFIX):].lower() if is_sample(source) else Path(source).stem
+
+
+def read_sample(source: "str | Path") -> np.ndarray:
+    """A shipped sample photo, ``sample:NAME`` or ``NAME``, as (h, w, c) uint8.
+
+    >>> read_sample("sample:coffee").shape
+    (400, 600, 3)
+    """
+    name = source_stem(source) if is_sample(source) else str(source).lower()
+    if name not in SAMPLES:
+        raise ImageError(f"{source}: no such sample photo; choose from "
+                         f"{', '.join(SAMPLE_PREFIX + n for n in SAMPLES)}")
+    from skimage import data
+
+    pixels = np.asarray(getattr(data, name)())
+    return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
 
 def is_zarr_store(path: "str | Path") -> bool:
@@ -53,13 +96,17 @@ def read(path: "str | Path") -> tuple[np.ndarray, list[str]]:
     gray, stays gray); other Pillow modes are expanded to RGB(A). Of an animated image (GIF,
     APNG, WebP) only the first frame is read, and a note says so: the other frames are
     ignored, not silently. ``notes`` are one-line remarks for the user, e.g. that note, or
-    that a 16-bit PNG can only be read at 8 bits per channel.
+    that a 16-bit PNG can only be read at 8 bits per channel. ``path`` may be
+    ``sample:NAME``, a photo of :data:`SAMPLES`. A JPEG (or other image) with an EXIF
+    orientation is turned upright, as a phone or an image viewer shows it, with a note.
 
     Raises
     ------
     ImageError
         For a missing, empty, corrupt or truncated file, or a decompression bomb.
     """
+    if is_sample(path):
+        return read_sample(path), []
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
@@ -123,7 +170,8 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
             with Image.open(path) as image:
                 reduced, mode = _reduced_depth(image), image.mode
                 image.load()
-                pixels = _as_array(image)
+                upright, orientation = _upright(image)
+                pixels = _as_array(upright)
                 frames = _frame_count(image)
         notes = [f"{path}: {first_line(w.message)}" for w in caught]
     except Image.DecompressionBombError as error:
@@ -133,10 +181,24 @@ def _read_pillow(path: Path) -> tuple[np.ndarray, list[str]]:
     if reduced:
         notes.append(f"{path}: {reduced}-bit {mode} PNG read at 8 bits per channel (Pillow cannot "
                      f"read it at full depth; save it as a 16-bit TIFF to keep every bit)")
+    if orientation in ORIENTATIONS:
+        notes.append(f"{path}: EXIF orientation {orientation}: {ORIENTATIONS[orientation]} to stand upright")
+    if mode in ("P", "PA"):
+        notes.append(f"{path}: a palette image, read as its {'RGBA' if pixels.shape[2] == 4 else 'RGB'} colours")
     if frames != 1:
         notes.append(f"{path}: an animated image of {frames} frames; only the first was read"
                      if frames else f"{path}: only the first frame was read (what follows it is unreadable)")
     return pixels, notes
+
+
+def _upright(image):
+    """The image as a viewer shows it (EXIF orientation applied) and the orientation found."""
+    from PIL import ImageOps
+
+    orientation = image.getexif().get(0x0112, 1)  # the Orientation tag
+    if orientation not in ORIENTATIONS:
+        return image, orientation
+    return ImageOps.exif_transpose(image), orientation
 
 
 def _reduced_depth(image) -> int:
@@ -184,51 +246,143 @@ def first_line(error) -> str:
     return text[0] if text else type(error).__name__
 
 
-def prepare(pixels: np.ndarray, mode: str) -> tuple[np.ndarray, list[str]]:
-    """What the layer sees: ``mode='rgb'`` gives (h, w, 3), ``'gray'`` (h, w, 1).
+def prepare(pixels: np.ndarray, mode: str, *, repeat_gray: bool = True) -> tuple[np.ndarray, list[str]]:
+    """What the layer sees, and notes that say what was done to get it.
 
-    Alpha is dropped (with a note); a gray image in 'rgb' mode has three equal channels, so
-    one layer fits every image of a run. 'gray' is Rec. 709 luminance, in float32.
+    ``mode='rgb'`` keeps the colour channels, (h, w, 3); a gray image is repeated over
+    three channels (so one layer fits every image of a batch) unless ``repeat_gray`` is
+    False, when it stays (h, w, 1). ``'gray'`` gives (h, w, 1): Rec. 709 luminance of a
+    colour image, in float32. Alpha is dropped. Every change is a note, as is a 16-bit image
+    (its values, 0..65535, are filtered as they are: 257 times those of the same image at 8
+    bits), so a gray photo filtered 3x larger than expected never goes unexplained.
     """
     notes = []
     channels = pixels.shape[2]
     if channels in (2, 4):
-        notes.append("alpha channel dropped")
+        notes.append(f"alpha channel dropped (the layer sees the {'gray' if channels == 2 else 'R, G, B'} channels)")
         pixels = pixels[:, :, : channels - 1]
+    if pixels.dtype.itemsize == 2 and pixels.dtype.kind in "ui":
+        notes.append(f"a 16-bit image: its values (0..{np.iinfo(pixels.dtype).max}) are filtered as they are")
     if mode == "gray":
         if pixels.shape[2] == 1:
             return pixels, notes
+        notes.append("colour converted to gray (Rec. 709 luminance, --mode gray)")
         return (pixels.astype(np.float64) @ LUMINANCE).astype(np.float32)[:, :, None], notes
-    if pixels.shape[2] == 1:
+    if pixels.shape[2] == 1 and repeat_gray:
+        notes.append("a gray image, repeated over R, G and B (each filter sees it three times)")
         pixels = np.repeat(pixels, 3, axis=2)
+    elif pixels.shape[2] == 1:
+        notes.append("a gray image, filtered as its one channel")
     return pixels, notes
 
 
-def display_scaling(values: np.ndarray) -> tuple[np.ndarray, dict]:
+SCALES = ("percentile", "minmax", "none")
+PERCENTILES = (2.0, 98.0)  # display scaling keeps these, as scikit-image's contrast stretching does
+
+
+def display_scaling(values: np.ndarray, scale: str = "percentile") -> tuple[np.ndarray, dict]:
     """Scale one output channel to uint8 for viewing; return it and the mapping used.
 
-    Non-negative maps go linearly from 0..max to 0..255. Signed maps are scaled
-    symmetrically, -a..a to 0..255, so 0 is mid-gray (128). The mapping is returned so a
-    sidecar can state it: ``value = low + pixel / 255 * (high - low)``. The range is that of
-    the finite values: NaN is shown as ``low``, +inf as 255 and -inf as 0.
+    ``scale``:
+
+    - ``'percentile'`` (robust): a signed map goes from -a..a to 0..255, 0 mid-gray (128),
+      with ``a`` the 98th percentile of ``|value|``; a map of one sign from its 2nd to its
+      98th percentile (:data:`PERCENTILES`). Edge maps are heavy-tailed: scaled to their
+      single strongest edge they are nearly black, while here the strongest 2 % saturate.
+    - ``'minmax'``: the same with ``a`` the largest ``|value|``, and 0..max for a map that
+      is not negative.
+    - ``'none'``: the values themselves, rounded and clipped to 0..255, as an image editor
+      shows them.
+
+    The mapping is returned so a sidecar can state it: ``value = low + pixel / 255 * (high -
+    low)``, with how many values lay below ``low`` and above ``high`` (clipped). The range is that of the finite values: NaN
+    is shown as ``low``, +inf as 255 and -inf as 0.
     """
     values = np.asarray(values, dtype=np.float64)  # float32's extremes overflow on the way to 0..255
-    finite = values[np.isfinite(values)]
-    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    if low < 0:
-        top = max(-low, high)
-        low, high = -top, top
-    else:
-        low = 0.0
+    low, high, record = _display_range(values[np.isfinite(values)], scale)
     span = high - low if high > low else 1.0
-    with np.errstate(over="ignore"):  # float64 extremes: they saturate, as they should
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 extremes: they saturate, as they should
         beyond = np.nan_to_num(values, nan=low, posinf=high + span, neginf=low - span)
-        scaled = np.clip((beyond - low) / span * 255, 0, 255)
-    return np.round(scaled).astype(np.uint8), {"low": low, "high": high, "pixel": "round((value - low) / (high - low) * 255)"}
+        scaled = (beyond - low) / span * 255
+        clipped = {"clipped_low": int(np.count_nonzero(beyond < low)),  # shown as 0 and 255
+                   "clipped_high": int(np.count_nonzero(beyond > high))}
+    shown = np.round(np.clip(scaled, 0, 255)).astype(np.uint8)
+    return shown, {"scale": scale, **record, "low": low, "high": high,
+                   "pixel": "round((value - low) / (high - low) * 255), clipped to 0..255", **clipped}
+
+
+def _display_range(finite: np.ndarray, scale: str) -> tuple[float, float, dict]:
+    """The values shown as 0 and 255, and how they were chosen."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}; got {scale!r}")
+    if scale == "none" or not finite.size:
+        return 0.0, 255.0, {}
+    signed = finite.min() < 0 < finite.max()
+    if scale == "minmax":  # 0..max, or symmetric about 0 when anything is negative
+        low, high = float(finite.min()), float(finite.max())
+        if low < 0:
+            return -max(-low, high), max(-low, high), {"signed": True}
+        return 0.0, high, {"signed": False}
+    if signed:
+        top = float(np.percentile(np.abs(finite), PERCENTILES[1]))
+        if top > 0:
+            return -top, top, {"signed": True, "percentile": PERCENTILES[1]}
+        return _display_range(finite, "minmax")
+    low, high = (float(v) for v in np.percentile(finite, PERCENTILES))
+    if high <= low:
+        return _display_range(finite, "minmax")
+    return low, high, {"signed": False, "percentiles": list(PERCENTILES)}
+
+
+def editor_pixels(values: np.ndarray, dtype, scale: str = "none") -> tuple[np.ndarray, dict]:
+    """A colour (or gray) result as an image of the input's ``dtype``; and how it was made.
+
+    ``scale='none'`` does what an image editor does with a filter's result: an integer image
+    is rounded and clipped to its type's range (0..255, 0..65535), a float image kept as it
+    is. ``'percentile'`` and ``'minmax'`` stretch all channels together (so colours keep
+    their balance) from their 2nd and 98th percentiles, or their extremes, to that range.
+    """
+    dtype = np.dtype(dtype)
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    top = float(np.iinfo(dtype).max) if dtype.kind in "ui" else 1.0
+    bottom = float(np.iinfo(dtype).min) if dtype.kind in "ui" else 0.0
+    record = {"scale": scale}
+    if scale != "none" and finite.size:
+        low, high = ((float(finite.min()), float(finite.max())) if scale == "minmax"
+                     else tuple(float(v) for v in np.percentile(finite, PERCENTILES)))
+        if high > low:
+            values = bottom + (values - low) / (high - low) * (top - bottom)
+            record.update({"low": low, "high": high, "to": [bottom, top]})
+    if dtype.kind == "f":
+        return values.astype(np.float32), record
+    with np.errstate(invalid="ignore"):
+        record.update({"clipped_low": int(np.count_nonzero(values < bottom - 0.5)),
+                       "clipped_high": int(np.count_nonzero(values > top + 0.5)), "clip": [bottom, top]})
+        shown = np.clip(np.round(np.nan_to_num(values, nan=bottom)), bottom, top).astype(dtype)
+    return shown, record
+
+
+def write_image(path: "str | Path", pixels: np.ndarray) -> Path:
+    """Write an (h, w, 1) or (h, w, 3) image of any depth, whole or not at all.
+
+    PNG for 8-bit, and for 16-bit gray; any other depth (16-bit colour, float) as TIFF,
+    which ``path`` must then name.
+    """
+    if Path(path).suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        return atomic_write(path, lambda temporary: tifffile.imwrite(
+            temporary, pixels if pixels.shape[2] > 1 else pixels[:, :, 0],
+            photometric="rgb" if pixels.shape[2] == 3 else "minisblack"))
+    if pixels.dtype != np.uint8 and not (pixels.dtype == np.uint16 and pixels.shape[2] == 1):
+        raise ImageError(f"{path}: a PNG holds 8-bit images and 16-bit gray ones; got "
+                         f"{pixels.dtype} with {pixels.shape[2]} channels (write a .tif)")
+    return write_png(path, pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
 
 
 def write_png(path: "str | Path", pixels: np.ndarray) -> Path:
-    """Write a uint8 (h, w) or (h, w, 3) array as PNG, whole or not at all."""
+    """Write a uint8 (h, w) or (h, w, 3) array, or a uint16 (h, w) one, as PNG, whole or not at all."""
     from PIL import Image
 
     picture = Image.fromarray(pixels)

@@ -100,3 +100,41 @@ def stack(filters: Sequence, channels: int, dtype=np.float32) -> np.ndarray:
         raise ValueError(f"channels must be a positive integer; got {channels!r}")
     per_output = np.stack(arrays, axis=-1)  # (fh, fw, k)
     return np.repeat(per_output[:, :, None, :], channels, axis=2)
+
+
+def depthwise(filters, channels: int, dtype=np.float32) -> np.ndarray:
+    """A depthwise layer kernel: each 2-D filter applied to every channel on its own.
+
+    Use it with ``conv2d(x, kernel, groups=channels)``: output channel ``j * k + i`` is
+    filter ``i`` applied to input channel ``j`` alone (nothing is summed over channels), so
+    a blur of an RGB photo is an RGB photo, as in an image editor. The outputs are grouped
+    by input channel, as PyTorch's ``groups=C`` layer groups them; with one filter, output
+    channel ``j`` is channel ``j`` filtered.
+
+    Parameters
+    ----------
+    filters : str, array_like of shape (fh, fw), or a sequence of them
+        Names for :func:`get` or 2-D arrays, all of one shape.
+    channels : int
+        Number of input channels ``c`` (3 for an RGB image).
+
+    Returns
+    -------
+    ndarray, shape (fh, fw, 1, channels * len(filters))
+
+    Examples
+    --------
+    >>> import numpy as np, convlayer
+    >>> layer = depthwise("blur", channels=3)
+    >>> layer.shape
+    (3, 3, 1, 3)
+    >>> red = np.zeros((4, 4, 3)); red[..., 0] = 225
+    >>> convlayer.conv2d(red, layer, groups=3, pad_mode="edge")[1, 1].round(3).tolist()
+    [225.0, 0.0, 0.0]
+    """
+    if isinstance(filters, str) or np.ndim(filters) == 2:
+        filters = [filters]
+    per_output = stack(filters, channels=1, dtype=dtype)  # (fh, fw, 1, k)
+    if isinstance(channels, bool) or not isinstance(channels, (int, np.integer)) or channels < 1:
+        raise ValueError(f"channels must be a positive integer; got {channels!r}")
+    return np.tile(per_output, (1, 1, 1, channels))  # channel j's outputs are j * k .. j * k + k - 1

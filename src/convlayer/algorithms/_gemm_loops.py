@@ -114,7 +114,7 @@ def patch_rows(x, rows, cols, left, fh, fw, sh, sw, dh, dw, oh, ow, patches, fir
     """im2col's patch matrix of output rows ``first .. last - 1`` (task ``img * out_h + i``).
 
     ``patches`` is (rows * ow, fh * fw * c): item ``(a * fw + b) * c + ch`` of pixel j is
-    padded x at tap (a, b); padded input rows come from a ring as in :func:`._loops.depthwise`.
+    padded x at tap (a, b); padded input rows come from a ring as in :func:`._depthwise_loops.depthwise`.
     """
     c = x.shape[3]
     ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, patches)

@@ -6,33 +6,22 @@ each kernel row ``a``, copies the padded input row that kernel row reads into a 
 buffer of its own (``rows[i * sh + a * dh]`` and ``cols[p]`` are the index maps of
 :func:`.slab.source_index`: the input index of each padded position, -1 for a zero), so
 every pad mode works and the inner loops run over contiguous memory, converted to the
-compute dtype on the way. Nothing bigger than a few rows is allocated (and the depthwise
-loops' weight tiles and running products, within :data:`.compiled.TILE_BYTES` and
-:data:`.compiled.RUNS_BYTES`, which the callers pass in).
+compute dtype on the way. Nothing bigger than a few rows is allocated.
 
 - :func:`shift` (groups=1, few channels): the row buffer is planar and split by the
   column stride's phase, ``(c, sw, width)``, and the accumulator ``(k, out_w)``; tap
   ``(a, b)``, channel ``ch``, filter ``q`` adds ``w[a, b, ch, q]`` times a contiguous run
   of the row along the whole output row (one long vectorised loop), and the rows are
   transposed into the channels-last output at the end.
-- :func:`depthwise` (groups == c): channels-last, ``line[p, ch]``. With multiplier 1 and
-  column stride 1 (the common case) a row is one flat run: item ``t = j * c + ch`` of the
-  output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
-  the row (:func:`_weight_tiles`), three taps a pass, written straight into ``out`` when it
-  is C-contiguous. Otherwise the innermost loop runs over the channels, each with its own
-  weight, into a row accumulator. With multiplier 1 and row dilation 1 (the layers of real
-  networks), :func:`depthwise_fixed` runs instead, compiled for the layer's kernel size:
-  all taps summed in registers, one store per output.
-- :func:`shift_kernel_gradient`, :func:`depthwise_kernel_gradient`: the same walk, adding
-  ``pixels * grad_out`` into the thread's own sums, which the caller adds up.
+- :func:`shift_kernel_gradient`: the same walk, adding ``pixels * grad_out`` into the
+  thread's own sums, which the caller adds up.
+- the row fills, rings and copies every compiled loop shares (:func:`fill_last`,
+  :func:`last_ring`, :func:`copy_run`, ...); the depthwise loops live in
+  :mod:`._depthwise_loops`, im2col's and Winograd's in :mod:`._gemm_loops`.
 
 Inner loops index slices with ``range()`` variables, never ``start + j``: Numba must allow
 for a negative index there, and the check per element stops vectorisation (6x slower,
-measured). An innermost loop of only ``c`` items (32) mostly misses the vector loop (16
-lanes, interleaved 4x, want 64 items), hence the flat runs above: on 8x112x112x32, 3x3,
-one thread, the loop takes 3.65 ms with them and 5.5 ms over the channels (fill 1.0, sums
-2.0, writing ``out`` 0.4 ms, measured apart; the sums are bound by loads from L1/L2: weight,
-input and the running sum each pass). Sums are taken in the order of the taps, as plain arithmetic would, with fused
+measured). Sums are taken in the order of the taps, as plain arithmetic would, with fused
 multiply-adds (``fastmath`` ``contract``), except in the kernel gradients' dot products
 along a row (``_dot``), which may also reassociate. Neither flag lets the compiler assume
 away NaN or infinity: they keep their meaning. A padded zero is multiplied like
@@ -40,8 +29,6 @@ any pixel, so an infinite weight over the padding gives NaN exactly as in im2col
 """
 
 from __future__ import annotations
-
-import functools
 
 import numba
 import numpy as np
@@ -56,6 +43,18 @@ def copy_run(target, source):
 
 @overload(copy_run)
 def _copy_overload(target, source):
+    if source.layout != "C" and source.ndim == 2:  # a row of pixels, maybe of a channels-first array
+        def copy_rows(target, source):
+            rows, cols = source.shape
+            if source.strides[1] > source.strides[0]:  # channels a plane apart: read along each plane
+                for col in range(cols):
+                    for row in range(rows):
+                        target[row, col] = source[row, col]
+            else:
+                for row in range(rows):
+                    for col in range(cols):
+                        target[row, col] = source[row, col]
+        return copy_rows
     if source.layout != "C":  # a strided view: Numba's element-wise assignment
         def copy(target, source):
             target[...] = source
@@ -214,87 +213,6 @@ def _dot(a, src, start):
     return total
 
 
-@numba.njit(fastmath={"contract"}, **OPTIONS)
-def _madd3(target, w0, s0, w1, s1, w2, s2):
-    """target[t] += w0[t] * s0[t], then w1 * s1, then w2 * s2: three taps in one pass."""
-    for t in range(target.shape[0]):
-        target[t] = ((target[t] + w0[t] * s0[t]) + w1[t] * s1[t]) + w2[t] * s2[t]
-
-
-@numba.njit(fastmath={"contract"}, **OPTIONS)
-def _madd1(target, w0, s0):
-    """target[t] += w0[t] * s0[t]."""
-    for t in range(target.shape[0]):
-        target[t] += w0[t] * s0[t]
-
-
-@numba.njit(**OPTIONS)
-def _weight_tiles(w, ow, tile_bytes):
-    """Each tap's weights repeated for a block of output pixels: ``(fh * fw, pixels * c)``,
-    ``tile_bytes`` at most (but one pixel's weights for every tap).
-
-    Flat, the stride-1 multiplier-1 sums are ``row[t] += tile[t] * line[start + t]``, one
-    long loop whatever ``c`` is.
-    """
-    fh, fw, _, c = w.shape
-    pixels = max(1, min(ow, tile_bytes // (fh * fw * c * w.itemsize)))
-    tiles = np.empty((fh * fw, pixels * c), w.dtype)
-    for tap in range(fh * fw):
-        for p in range(pixels):
-            tiles[tap, p * c : (p + 1) * c] = w[tap // fw, tap % fw, 0]
-    return tiles
-
-
-@numba.njit(**OPTIONS)
-def _tap_run(ring, slots, tap, fw, dw, start, size):
-    """The ``size`` flat items of tap ``tap``'s padded row read by output items ``start ..``."""
-    line = ring[slots[tap // fw]]
-    flat = line.reshape(line.size)
-    first = start + (tap % fw) * dw * line.shape[1]
-    return flat[first : first + size]
-
-
-@numba.njit(**OPTIONS)
-def _sum_taps(row, ring, slots, tiles, fw, dw):
-    """row[j * c + ch] = the sum over taps of the weight times line[j + b * dw, ch] (m = 1, stride 1).
-
-    Block by block of the tiles' width, three taps a pass (the sum stays in tap order).
-    """
-    taps, size = tiles.shape
-    for start in range(0, row.shape[0], size):
-        block = row[start : start + size]
-        n = block.shape[0]
-        block[:] = 0
-        for tap in range(0, taps - 2, 3):
-            _madd3(block, tiles[tap, :n], _tap_run(ring, slots, tap, fw, dw, start, n),
-                   tiles[tap + 1, :n], _tap_run(ring, slots, tap + 1, fw, dw, start, n),
-                   tiles[tap + 2, :n], _tap_run(ring, slots, tap + 2, fw, dw, start, n))
-        for tap in range(taps - taps % 3, taps):
-            _madd1(block, tiles[tap, :n], _tap_run(ring, slots, tap, fw, dw, start, n))
-
-
-@numba.njit(fastmath={"contract"}, **OPTIONS)
-def _madd(acc, line, weights, start, step):
-    """acc[j, q, ch] += line[start + j * step, ch] * weights[q, ch] for every j, q and ch."""
-    for j in range(acc.shape[0]):
-        pixels = line[start + j * step]
-        for q in range(acc.shape[1]):
-            target, w = acc[j, q], weights[q]
-            for ch in range(acc.shape[2]):
-                target[ch] += pixels[ch] * w[ch]
-
-
-@numba.njit(fastmath={"contract"}, **OPTIONS)
-def _gradient_madd(total, line, grad, start, step):
-    """total[q, ch] += line[start + j * step, ch] * grad[j, q, ch], summed over j."""
-    for j in range(grad.shape[0]):
-        pixels = line[start + j * step]
-        for q in range(grad.shape[1]):
-            target, g = total[q], grad[j, q]
-            for ch in range(grad.shape[2]):
-                target[ch] += pixels[ch] * g[ch]
-
-
 @numba.njit(**OPTIONS)
 def shift(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
     """out[img, i, j, q] = sum over a, b, ch of w[a, b, ch, q] * padded x at the tap."""
@@ -323,129 +241,6 @@ def shift(x, rows, cols, left, w, sh, sw, dh, dw, out, first, last):
 
 
 @numba.njit(**OPTIONS)
-def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, last):
-    """out[img, i, j, ch * m + q] = sum over a, b of w[a, b, q, ch] * padded x at the tap;
-    the weight tiles take ``tile_bytes`` at most."""
-    n, oh, ow, k = out.shape
-    fh, fw, m, c = w.shape
-    ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, out)
-    slots = np.empty(fh, np.int64)
-    flat = m == 1 and sw == 1
-    tiles = _weight_tiles(w, ow, tile_bytes) if flat else np.empty((0, 0), w.dtype)
-    acc = np.empty((ow, m, c), out.dtype)
-    for task in range(first, last):
-        img, i = task // oh, task % oh
-        for a in range(fh):
-            slots[a] = last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)
-        if flat:
-            row, in_place = _row_of(out, img, i, acc.reshape(ow * k))
-            _sum_taps(row, ring, slots, tiles, fw, dw)
-            if not in_place:
-                out[img, i] = acc.reshape(ow, k)
-            continue
-        acc[:] = 0
-        for a in range(fh):
-            for b in range(fw):
-                _madd(acc, ring[slots[a]], w[a, b], b * dw, sw)
-        for j in range(ow):
-            for ch in range(c):
-                for q in range(m):
-                    out[img, i, j, ch * m + q] = acc[j, q, ch]
-
-
-@functools.lru_cache(maxsize=None)
-def depthwise_fixed(fh: int, fw: int):
-    """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size
-    (Numba takes the closure's ``fh`` and ``fw`` as constants, and caches each on disk): the
-    few of real networks (3x3, 5x5, 7x7) each compile once per installation, whatever their
-    channel counts and strides (constant strides and dilations measured no faster, and
-    would compile a loop for each).
-
-    With the kernel size known, the taps unroll and the loop over the channels is the
-    innermost one, which the compiler vectorises (the channel count only
-    decides how many whole vectors and how long a remainder): every output pixel's channels
-    are summed over all taps in registers and stored once, in the order of the taps. The
-    padded input rows of a band of ``band`` output rows are filled once into a buffer of
-    their own (the rows two bands share, ``fh - sh``, once per band), so the rows a window
-    reads are consecutive in memory. Measured against a ring that kept each row twice (one
-    thread, 1x144x56x56 3x3): 0.35 -> 0.30 ms.
-    """
-
-    @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def depthwise_rows(x, rows, cols, left, w, sh, sw, dw, band_rows, out, first, last):
-        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
-        _, oh, ow, c = out.shape
-        width = (ow - 1) * sw + (fw - 1) * dw + 1
-        band = np.empty(((band_rows - 1) * sh + fh, width, c), out.dtype)
-        task = first
-        while task < last:
-            img, i0 = task // oh, task % oh
-            i1 = min(oh, i0 + band_rows, i0 + last - task)
-            p0 = i0 * sh
-            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
-            for i in range(i0, i1):
-                window = band[(i - i0) * sh : (i - i0) * sh + fh]
-                row = out[img, i]
-                for j in range(ow):
-                    target = row[j]
-                    for ch in range(c):
-                        total = w[0, 0, ch] * window[0, j * sw, ch]
-                        for a in range(fh):
-                            for b in range(fw):
-                                if a + b > 0:
-                                    total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
-                        target[ch] = total
-            task += i1 - i0
-
-    return depthwise_rows
-
-
-@numba.njit(**OPTIONS)
-def _fill_band(x, img, rows, cols, left, band, p0, p1):
-    """band[p - p0] = padded row p of image img, for p in p0 .. p1 - 1 (:func:`fill_last`)."""
-    for p in range(p0, p1):
-        fill_last(x, img, rows[p], cols, left, band[p - p0])
-
-
-@functools.lru_cache(maxsize=None)
-def depthwise_gradient_fixed(fh: int, fw: int):
-    """:func:`depthwise_kernel_gradient` for multiplier 1 and row dilation 1, compiled as
-    :func:`depthwise_fixed` is (per kernel size): per output
-    pixel, its grad_out times each tap's pixel is added into the tap's sums, the channels
-    innermost (vectorised), the taps unrolled, grad_out read once for all of them. The
-    sums, ``fh * fw * c`` values, stay in the core's first-level cache; the padded input
-    rows are filled a band at a time as in :func:`depthwise_fixed`.
-    """
-
-    @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def gradient_rows(x, rows, cols, left, grad_out, sh, sw, dw, band_rows, total, first, last):
-        """total[a, b, ch] += the sum over pixels of padded x at tap (a, b) times grad_out[..., ch]."""
-        _, oh, ow, c = grad_out.shape
-        width = (ow - 1) * sw + (fw - 1) * dw + 1
-        band = np.empty(((band_rows - 1) * sh + fh, width, c), total.dtype)
-        task = first
-        while task < last:
-            img, i0 = task // oh, task % oh
-            i1 = min(oh, i0 + band_rows, i0 + last - task)
-            p0 = i0 * sh
-            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
-            for i in range(i0, i1):
-                window = band[(i - i0) * sh : (i - i0) * sh + fh]
-                row = grad_out[img, i]
-                for j in range(ow):
-                    g = row[j]
-                    for a in range(fh):
-                        for b in range(fw):
-                            sums = total[a, b]
-                            pixels = window[a, j * sw + b * dw]
-                            for ch in range(c):
-                                sums[ch] += pixels[ch] * g[ch]
-            task += i1 - i0
-
-    return gradient_rows
-
-
-@numba.njit(**OPTIONS)
 def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, first, last):
     """total[a, b, ch, q] += the sum of padded x at tap (a, b) times grad_out[..., q], over the rows."""
     n, oh, ow, k = grad_out.shape
@@ -464,47 +259,3 @@ def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, 
                     for q in range(k):
                         o = b * dw
                         total[a, b, ch, q] += _dot(grad[q], line[ch, o % sw], o // sw)
-
-
-@numba.njit(**OPTIONS)
-def depthwise_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, runs_bytes, total, first, last):
-    """total[a, b, q, ch] += the sum of padded x[..., ch] times grad_out[..., ch * m + q], over the rows;
-    the running products take ``runs_bytes`` at most (or are not kept)."""
-    n, oh, ow, _ = grad_out.shape
-    fh, fw, m, c = total.shape
-    ring, keys = last_ring(fh, fw, sw, dh, dw, ow, c, total)
-    grad = np.empty((ow, m, c), total.dtype)
-    # m = 1, stride 1: per tap, products summed along the rows in one flat run (items
-    # j * c + ch), added up over j at the end; the channel loop alone is too short to vectorise.
-    flat = m == 1 and sw == 1 and fh * fw * ow * c * total.itemsize <= runs_bytes
-    runs = np.zeros((fh, fw, ow * c if flat else 0), total.dtype)
-    for task in range(first, last):
-        img, i = task // oh, task % oh
-        if m == 1:  # the row as it is: one copy loop (a view would do, but not for every layout)
-            copy_run(grad.reshape(ow, c), grad_out[img, i])
-        else:
-            for j in range(ow):
-                for ch in range(c):
-                    for q in range(m):
-                        grad[j, q, ch] = grad_out[img, i, j, ch * m + q]
-        for a in range(fh):
-            line = ring[last_slot(x, img, i * sh + a * dh, rows, cols, left, ring, keys)]
-            for b in range(fw):
-                if flat:
-                    pixels = line.reshape(line.size)[b * dw * c : b * dw * c + ow * c]
-                    _madd1(runs[a, b], grad.reshape(ow * c), pixels)
-                else:
-                    _gradient_madd(total[a, b], line, grad, b * dw, sw)
-    if flat:
-        for a in range(fh):
-            for b in range(fw):
-                for j in range(ow):
-                    _add_to(total[a, b, 0], runs[a, b, j * c : (j + 1) * c])
-
-
-@numba.njit(**OPTIONS)
-def _add_to(target, values):
-    """target[t] += values[t] for every t."""
-    for t in range(target.shape[0]):
-        target[t] += values[t]
-

@@ -85,9 +85,10 @@ class BackwardPlan(NamedTuple):
 
     ``transposed`` is the geometry of x's gradient as a stride-1 correlation of grad_out
     (:func:`.backward.transposed_geometry`), computed by the forward algorithm ``input``;
-    None when im2col's backward pass computes both gradients in one pass (``input`` and
-    ``kernel`` are then both im2col). ``stuffed``: the correlation reads grad_out stuffed
-    with zeros between its pixels (:func:`.backward.stuff`; a strided layer's).
+    None when one backward pass computes both gradients (``input`` and ``kernel`` are then
+    the same, im2col or grouped: their ``correlate_backward``). ``stuffed``: the correlation
+    reads grad_out stuffed with zeros between its pixels (:func:`.backward.stuff`; a strided
+    layer's).
     """
 
     input: Choice
@@ -163,10 +164,11 @@ def backward(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: st
     algorithm computes it, ``algorithm`` where it applies to that correlation and auto's
     choice otherwise. With strides, with padding that copies pixels ('reflect' and kin:
     their gradient folds back onto the border), with more padding than the kernel spans or
-    with a weight that is not finite, im2col's backward pass computes both gradients in
-    one; ``auto`` takes that single pass for small layers too (fewer than
-    :data:`SHIFT_MIN_OUTPUTS` output values) unless the kernel's gradient has a route of
-    its own. *The kernel's gradient*: see :func:`_kernel_gradient_choice`.
+    with a weight that is not finite, one backward pass computes both gradients: grouped's
+    where the kernel's gradient goes by grouped (it adds each row block's patch gradients
+    back while they are in the core's cache), im2col's otherwise; ``auto`` takes that single
+    pass for small layers too (fewer than :data:`SHIFT_MIN_OUTPUTS` output values) unless
+    the kernel's gradient has a route of its own. *The kernel's gradient*: see :func:`_kernel_gradient_choice`.
 
     Raises ValueError as :func:`forward` does.
     """
@@ -179,6 +181,16 @@ def backward(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: st
     stuffed = _stuffed_depthwise(name, geom)
     geometry = transposed_geometry(geom, pad_mode, stuffed)
     one_pass = _one_pass_reason(name, small and not stuffed, geometry, kernel)
+    # Strided grouped layers, one thread, time / PyTorch's convolution_backward (the better of
+    # NCHW and channels-last), 3x3 pad 1 stride 2, batch 1 | 8: im2col's pass 1.8-7.1 | 2.5-11.2
+    # with 1.9-15 | 14-113 MiB of work memory, grouped's 1.8-2.9 | 1.7-3.2 with 1.2-6.7 MiB
+    # (ResNeXt's 256/512/1024 channels in 32 groups, RegNet's 48-440 in groups of 8; level only
+    # on 1x1024x14x14, 32 channels a group and a 7x7 output). The stuffed correlation instead
+    # (as for depthwise: grouped's forward pass over grad_out with zeros between its pixels,
+    # then its kernel gradient) took 1.9-3.8x grouped's pass on the same layers.
+    if one_pass is not None and kernel_choice.name == "grouped":
+        both = Choice("grouped", f"{one_pass}; grouped's row blocks compute both gradients in one pass")
+        return BackwardPlan(both, both, None)
     if one_pass is not None:
         both = Choice("im2col", one_pass)
         return BackwardPlan(both, both, None)

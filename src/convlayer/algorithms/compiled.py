@@ -68,7 +68,7 @@ def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
     """Whether the compiled loops' work memory for ``geom`` stays within ``budget`` bytes.
 
     Each thread holds a ring of ``span_h`` padded input rows (``2 fh - 1`` for
-    :func:`._loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
+    :func:`._depthwise_loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
     scratch row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`;
     the loops do not split rows, so for images wide enough to pass the budget the NumPy
     code (which does) runs instead.
@@ -106,11 +106,12 @@ def compile_seconds() -> float:
 
 
 def loop(name: str):
-    """The compiled loop ``name``, from :mod:`._loops` or :mod:`._gemm_loops` (imported now)."""
+    """The compiled loop ``name``, from :mod:`._loops`, :mod:`._depthwise_loops` or
+    :mod:`._gemm_loops` (imported now)."""
     if _state["loops"] is None:
-        from . import _loops, _gemm_loops
+        from . import _depthwise_loops, _gemm_loops, _loops
 
-        _state["loops"] = (_loops, _gemm_loops)
+        _state["loops"] = (_loops, _depthwise_loops, _gemm_loops)
     for module in _state["loops"]:
         if hasattr(module, name):
             return getattr(module, name)
@@ -166,25 +167,37 @@ def blocked_gemm_ready() -> bool:
     return enabled() and _state["threadpools"] is not False
 
 
-def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: bool = False) -> None:
+def run_blocks(block, tasks: int, per_block: int, threads: int, *loops, fixed: bool = False,
+               shares: bool = False) -> None:
     """Call ``block(first, last, thread)`` for tasks ``first .. last - 1`` in blocks of
     ``per_block``, on ``threads`` threads (``thread``: 0 .. threads - 1, for its buffers),
     with BLAS held to one thread (threadpoolctl; restored after). Blocks go to whichever
     thread is free next, or with ``fixed``, block ``b`` to thread ``b % threads`` (for sums
-    that must come out the same every time). ``loops``: the compiled loops whose compile
-    time this counts. Needs :func:`blocked_gemm_ready`.
+    that must come out the same every time), or with ``shares``, thread ``t`` takes the
+    tasks of :func:`share` in order (for state carried from block to block). ``loops``: the
+    compiled loops whose compile time this counts. Needs :func:`blocked_gemm_ready`.
     """
     starts = iter(range(0, tasks, per_block))  # next() hands out blocks: one at a time (GIL)
 
     def worker(part):
         for thread in part:
-            mine = range(thread * per_block, tasks, threads * per_block) if fixed else starts
+            if shares:
+                start, end = share(tasks, threads, thread)
+                mine = range(start, end, per_block)
+            else:
+                end = tasks
+                mine = range(thread * per_block, tasks, threads * per_block) if fixed else starts
             for first in mine:
-                block(first, min(first + per_block, tasks), thread)
+                block(first, min(first + per_block, end), thread)
 
     blocked_gemm_ready()  # loads threadpoolctl's controller on a first call
     with _one_blas_thread(), _compile_clock(*loops):
         parallel.run_parts(worker, list(range(threads)), threads)
+
+
+def share(tasks: int, threads: int, thread: int) -> tuple[int, int]:
+    """The tasks ``start .. end - 1`` of thread ``thread`` under :func:`run_blocks`'s ``shares``."""
+    return thread * tasks // threads, (thread + 1) * tasks // threads
 
 
 @contextmanager

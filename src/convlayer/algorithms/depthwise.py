@@ -7,8 +7,8 @@ Here every kernel tap is one element-wise multiply of the tap's pixels (a contig
 the flattened slab at stride 1, a strided view otherwise; see :mod:`.shift`) by the tap's
 ``c`` weights, added into the output block in place. The work is element-wise, which NumPy
 runs on one core, so the blocks are shared among threads (:mod:`.parallel`). With Numba,
-the compiled loops :func:`._loops.depthwise_fixed` (one per kernel size) and
-:func:`._loops.depthwise` do the same sums row by row on every thread (:func:`correlate_compiled`).
+the compiled loops :func:`._depthwise_loops.depthwise_fixed` (one per kernel size) and
+:func:`._depthwise_loops.depthwise` do the same sums row by row on every thread (:func:`correlate_compiled`).
 
 Output channel ``g * multiplier + j`` is filter ``j`` of input channel ``g``, as for any
 grouped convolution.
@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, parallel, shift, slab
+from . import buffers, compiled, parallel, shift, slab
 from .buffers import CACHE_BLOCK_BYTES, blocks, plan_blocks
 
 
@@ -50,11 +50,21 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pad_mode: s
     return shift.accumulate(x, geom, pad_mode, out, budget, product, threads=parallel.thread_count())
 
 
+def reads_views(x, kernel, geom: ConvGeometry, out: np.ndarray) -> bool:
+    """Whether auto's depthwise loop computes this call on the caller's views as they lie
+    (a channels-first x and output): one filter per channel, no row dilation, the compiled
+    loops usable. Its band fill gathers each padded row's channels from their planes, and
+    each output row goes back to the planes channel by channel, where copying the whole
+    input and output channels-last first cost as much as the layer."""
+    return (geom.groups == geom.c == geom.k > 1 and geom.dilation[0] == 1 and compiled.usable(x)
+            and compiled.fits(geom, out.itemsize, buffers.get_memory_budget()))
+
+
 def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int) -> np.ndarray:
     """:func:`correlate` by the compiled loops, row by row on every thread: with one filter per
     channel and no row dilation, the loop compiled for the layer's kernel size
-    (:func:`._loops.depthwise_fixed`: about a second per kernel size, once per installation,
-    whatever the channel count and strides); otherwise :func:`._loops.depthwise`."""
+    (:func:`._depthwise_loops.depthwise_fixed`: about a second per kernel size, once per installation,
+    whatever the channel count and strides); otherwise :func:`._depthwise_loops.depthwise`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     by_tap = kernel[:, :, 0, :].reshape(geom.fh, geom.fw, geom.c, multiplier).transpose(0, 1, 3, 2)
@@ -70,7 +80,7 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     return out
 
 
-# Output rows per band of :func:`._loops.depthwise_fixed` (its padded input rows are filled
+# Output rows per band of :func:`._depthwise_loops.depthwise_fixed` (its padded input rows are filled
 # once per band; fewer where a band's rows would pass the budget).
 BAND_ROWS = 16
 
@@ -123,8 +133,8 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
 
 
 def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype, budget: int) -> np.ndarray:
-    """:func:`kernel_gradient` by the compiled loops: :func:`._loops.depthwise_gradient_fixed`
-    (one filter per channel, no row dilation) or :func:`._loops.depthwise_kernel_gradient`."""
+    """:func:`kernel_gradient` by the compiled loops: :func:`._depthwise_loops.depthwise_gradient_fixed`
+    (one filter per channel, no row dilation) or :func:`._depthwise_loops.depthwise_kernel_gradient`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)

@@ -8,9 +8,9 @@ Every module of :data:`ALGORITHMS` exposes the same two functions:
   gradient, (fh, fw, c // groups, k), of ``sum(grad_out * correlate(x, kernel))``.
 
 x's gradient goes through a module's ``correlate`` (as a correlation of grad_out, see
-:mod:`.backward`) or, where :func:`.choose.backward` says so, through im2col's backward pass,
-which computes both gradients in one. Windows that read a small part of a huge padded input
-are gathered first (:mod:`.spread`) and each chunk is run the same way; channels-first
+:mod:`.backward`) or, where :func:`.choose.backward` says so, through the backward pass of
+im2col or grouped (``correlate_backward``), which computes both gradients in one. Windows
+that read a small part of a huge padded input are gathered first (:mod:`.spread`) and each chunk is run the same way; channels-first
 arrays are copied channels-last a chunk of images at a time (:mod:`.layout`), except for 1x1
 layers, which im2col multiplies in either layout.
 """
@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import (backward, choose, choose_transpose, depthwise, fft, grouped, im2col, layout, pointwise, shift, spread,
-               winograd)
+from . import (backward, choose, choose_transpose, depthwise, fft, grouped, im2col, layout, pointwise, shift,
+               spread, winograd)
 
 ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd,
               "grouped": grouped}
@@ -38,7 +38,8 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
         return
     plan = None
-    if layout.strided(x, out) and not pointwise.applies(geom):
+    if layout.strided(x, out) and not pointwise.applies(geom) and not (
+            choose.check_name(algorithm) in ("auto", "depthwise") and depthwise.reads_views(x, kernel, geom, out)):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:
@@ -164,7 +165,9 @@ def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, a
 def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
     plan = choose.backward(x, kernel, geom, pad_mode, grad_out, algorithm)
     stuffed_image = plan.transposed.h * plan.transposed.w * geom.k * grad_x.itemsize if plan.stuffed else 0
-    if plan.transposed is None or stuffed_image > budget // 2:
+    if plan.transposed is None:
+        return ALGORITHMS[plan.input.name].correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
+    if stuffed_image > budget // 2:
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
     if grad_out.size:  # the transposed kernel is freed before the kernel's gradient runs
         transposed = backward.transposed_kernel(kernel, geom.groups)

@@ -151,8 +151,17 @@ def correlate_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, ou
 
 
 def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
-    """Reshape (fh, fw, cg, k) into one (fh * fw * cg, k // groups) matrix per group."""
+    """Reshape (fh, fw, cg, k) into one (fh * fw * cg, k // groups) matrix per group.
+
+    A kernel that lies filters first in memory (PyTorch's (k, c, fh, fw), seen through
+    ``data_format="channels_first"``) is copied filter by filter, ``(k, fh, fw, cg)``, and
+    its matrix is that copy's transpose, which BLAS reads as it is: transposing a large
+    kernel whole (2048 x 512) took 5 ms a call, more than the layer's product.
+    """
     fh, fw, cg, k = kernel.shape
+    if groups == 1 and kernel.strides[3] > max(kernel.strides[:3]):
+        by_filter = np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)).reshape(k, fh * fw * cg)
+        return by_filter.T[None]
     per_group = kernel.reshape(fh, fw, cg, groups, k // groups).transpose(3, 0, 1, 2, 4)
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
 
@@ -380,7 +389,7 @@ def shares_patches(x: np.ndarray, geom: ConvGeometry, itemsize: int, budget: int
     """Whether :func:`correlate_with_kernel_gradient` computes ``geom`` as :func:`correlate`
     would: groups=1 through one patch matrix per block (not a 1x1 layer's product of the
     input as it lies, not the compiled row blocks of large layers)."""
-    return geom.groups == 1 and not pointwise(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
+    return geom.groups == 1 and not pointwise.applies(geom) and not _takes_row_blocks(x, geom, itemsize, budget)
 
 
 def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray,

@@ -51,8 +51,11 @@ def correlate(x, weights: np.ndarray, geom: ConvGeometry, out: np.ndarray, budge
     for n0 in range(0, geom.n, images):
         n1 = min(n0 + images, geom.n)
         if first:
-            part = source[n0:n1, :, ::sh, ::sw].astype(out.dtype, copy=False)
-            np.matmul(matrix, part.reshape(n1 - n0, geom.c, pixels), out=target[n0:n1].reshape(n1 - n0, geom.k, pixels))
+            part = source[n0:n1, :, ::sh, ::sw].astype(out.dtype, copy=False).reshape(n1 - n0, geom.c, pixels)
+            results = target[n0:n1].reshape(n1 - n0, geom.k, pixels)
+            for image in range(n1 - n0):  # one 2-D product per image
+                np.matmul(matrix, part[image], out=results[image])
+            del part  # before the next chunk's copy exists
         else:
             part = source[n0:n1, ::sh, ::sw].astype(out.dtype, copy=False)
             np.matmul(part.reshape(-1, geom.c), matrix, out=target[n0:n1].reshape(-1, geom.k))

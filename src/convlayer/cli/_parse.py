@@ -16,7 +16,7 @@ def ints(name: str, text: str, count: "tuple[int, ...]") -> tuple[int, ...]:
 
 
 def _forms(name: str) -> list[str]:
-    return {"input": ["HxW", "HxWxC", "NxHxWxC"], "kernel": ["F", "FhxFw"],
+    return {"input": ["HxW", "HxWxC", "NxHxWxC"], "kernel": ["F", "FhxFw"], "kernel-size": ["F", "FhxFw"],
             "padding": ["a word", "P", "P_h,P_w", "top,bottom,left,right"]}.get(
         name, ["an integer" if name in ("filters", "groups") else "S or S_hxS_w"])
 

@@ -16,10 +16,11 @@ import numpy as np
 from .. import kernels, shapes
 from .._files import atomic_write
 from ..functional import conv2d, relu
+from . import _common
 
 EXAMPLE = """examples:
   convlayer demo
-  convlayer demo --photo coffee -o coffee-layer.png"""
+  convlayer demo --photo sample:coffee -o coffee-layer.png --overwrite"""
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")  # RGB photos shipped inside scikit-image
 BIAS = (1.0, 0.0)  # the tutorial's: edge gets 1, blur 0
@@ -28,9 +29,19 @@ BIAS = (1.0, 0.0)  # the tutorial's: edge gets 1, blur 0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="convlayer-demo.png", metavar="FILE",
                         help="where to write the figure; .png, .pdf, .svg or .jpg "
-                             "(default convlayer-demo.png; an existing file is replaced)")
-    parser.add_argument("--photo", default="astronaut", choices=PHOTOS,
-                        help="which scikit-image sample photo to filter (default astronaut)")
+                             "(default convlayer-demo.png)")
+    parser.add_argument("--photo", default="astronaut", type=_photo, metavar="NAME",
+                        help=f"which sample photo to filter: {', '.join(PHOTOS)}, or sample:NAME as "
+                             f"other commands write it (default astronaut)")
+    _common.add_overwrite(parser)
+
+
+def _photo(text: str) -> str:
+    """'coffee' or 'sample:coffee' -> 'coffee'; argparse reports anything else."""
+    name = text[len("sample:"):] if text.lower().startswith("sample:") else text
+    if name.lower() not in PHOTOS:
+        raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from {', '.join(PHOTOS)})")
+    return name.lower()
 
 
 def apply_layer(image: np.ndarray) -> np.ndarray:
@@ -40,12 +51,13 @@ def apply_layer(image: np.ndarray) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from skimage import data
+    from .. import images
 
-    image = getattr(data, args.photo)()
+    output = Path(args.output)
+    _common.check_replace("demo", [output], args.overwrite)
+    image = images.read_sample(args.photo)
     maps = apply_layer(image)
     figure = _draw(image, maps, args.photo)
-    output = Path(args.output)
     fmt = output.suffix.lstrip(".").lower() or "png"
     path = atomic_write(output, lambda temporary: figure.savefig(temporary, format=fmt, dpi=110))
     print(f"wrote {path.resolve()}")

@@ -17,17 +17,17 @@ from .. import kernels, shapes
 from .._args import as_pair
 from .._files import atomic_write
 from ..explain.pixel import check_at
-from . import _parse
+from . import _common, _parse
 
 EXAMPLE = """examples:
-  convlayer explain --input 7x7 --kernel 3x3 --strides 2 --padding same -o stride.png
-  convlayer explain --input 6x6 --kernel 3 --strides 2 --animate -o slide.gif
-  convlayer explain --input 5x5 --kernel 3 --channels 3 --filters 2 --strides 2 -o channels.png
-  convlayer explain --input 7x7 --kernel 3 --dilation 2 -o dilation.png
-  convlayer explain --input 6x6 --kernel 3 --sharing tiled --banks 2x2 -o tiled.png
-  convlayer explain photo.jpg -k edge --at 120,200 --bias 1 -o pixel.png
-  convlayer explain --transpose --input 3x3 --kernel 3 --strides 2 -o transposed.png
-  convlayer explain --transpose --input 4x4 --kernel 3 --strides 2 --padding 1 --output-padding 1 -o up.png
+  convlayer explain --input 7x7 --kernel-size 3x3 --strides 2 --padding same -o stride.png
+  convlayer explain --input 6x6 --kernel-size 3 --strides 2 --animate -o slide.gif
+  convlayer explain --input 5x5 --kernel-size 3 --channels 3 --filters 2 --strides 2 -o channels.png
+  convlayer explain --input 7x7 --kernel-size 3 --dilation 2 -o dilation.png
+  convlayer explain --input 6x6 --kernel-size 3 --sharing tiled --banks 2x2 -o tiled.png
+  convlayer explain sample:astronaut -k edge --at 120,200 --bias 1 -o pixel.png
+  convlayer explain --transpose --input 3x3 --kernel-size 3 --strides 2 -o transposed.png
+  convlayer explain --transpose --input 4x4 --kernel-size 3 --strides 2 --padding 1 --output-padding 1 -o up.png
   convlayer explain resnet18.onnx [--input 1x3x224x224]
 
 without IMAGE: the padded input (zeros on each side counted), the kernel at a few output
@@ -49,11 +49,13 @@ FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", metavar="IMAGE",
-                        help="an image (PNG, JPEG, TIFF, ...) whose real values to show at --at")
+                        help="an image (PNG, JPEG, TIFF, ...) whose real values to show at --at, or "
+                             "sample:NAME, a photo shipped with scikit-image (sample:astronaut)")
     parser.add_argument("--input", metavar="HxW", help="input height and width, e.g. 7x7 (without IMAGE)")
-    parser.add_argument("-k", "--kernel", metavar="FhxFw|NAME",
-                        help="kernel size, e.g. 3x3 or 3 (default 3x3); with IMAGE a named filter: "
-                             f"{', '.join(kernels.names())} (default edge)")
+    parser.add_argument("--kernel-size", metavar="FhxFw", help="kernel size, e.g. 3x3 or 3 (default 3x3)")
+    parser.add_argument("-k", "--kernel", metavar="NAME",
+                        help=f"a named filter: {', '.join(kernels.names())} (with IMAGE, default edge; "
+                             "without, its size is drawn)")
     parser.add_argument("--strides", default="1", metavar="S", help="e.g. 2 or 2x1 (default 1)")
     parser.add_argument("--padding", default="same", metavar="P",
                         help="same, same_lower, valid, full, P, 'P_h,P_w' or 'top,bottom,left,right' "
@@ -73,19 +75,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", default="64", metavar="N",
                         help="with --animate, at most N frames: larger outputs skip positions (default 64)")
     parser.add_argument("--at", metavar="ROW,COL", help="with IMAGE: the output pixel (default the centre)")
-    parser.add_argument("--bias", type=float, metavar="B", help="with IMAGE: the bias (default 0)")
+    parser.add_argument("--bias", nargs="+", type=float, metavar="B",
+                        help="with IMAGE: the bias, one value per filter as in filter (here one; default 0)")
     parser.add_argument("--mode", choices=("rgb", "gray"),
                         help="with IMAGE: rgb (3 channels) or gray (luminance) (default rgb)")
     parser.add_argument("-o", "--output", metavar="FILE",
                         help="where to write: .png, .pdf, .svg or .jpg, or .gif with --animate "
-                             "(default convlayer-explain.png or .gif; an existing file is replaced)")
+                             "(default convlayer-explain.png or .gif)")
+    _common.add_overwrite(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.image is not None and args.image.lower().endswith(".onnx"):
         return _explain_model(args)
+    _kernel_words(args)
     _check_combinations(args)
     output = _output_path(args)
+    _common.check_replace("explain", [output], args.overwrite)
     if args.image is not None:
         return _explain_image(args, output)
     if args.transpose:
@@ -125,6 +131,25 @@ def _explain_model(args) -> int:
     return 0
 
 
+def _kernel_words(args) -> None:
+    """-k/--kernel names a filter, --kernel-size gives a size; -k 3x3 (a size) is the old spelling."""
+    word = args.kernel.strip().lower() if args.kernel is not None else None
+    if word is None or word in kernels.names():
+        args.kernel = word
+        return
+    try:
+        _parse.ints("kernel-size", word, (1, 2))
+    except ValueError:
+        raise ValueError(f"-k/--kernel must name a filter ({', '.join(kernels.names())}) or, deprecated, "
+                         f"give a size F or FhxFw (use --kernel-size); got {args.kernel!r}") from None
+    if args.image is not None:
+        raise ValueError(f"-k {args.kernel}: with IMAGE give a named filter: {', '.join(kernels.names())}")
+    if args.kernel_size is not None:
+        raise ValueError(f"give the size once: --kernel-size {args.kernel_size} or -k {args.kernel}")
+    _common.deprecated_spelling("explain", f"-k/--kernel {args.kernel} (a size)", f"--kernel-size {args.kernel}")
+    args.kernel_size, args.kernel = args.kernel, None
+
+
 def _check_combinations(args) -> None:
     """Options that belong to one kind of picture are refused with the other."""
     if args.image is None and not args.transpose:
@@ -141,7 +166,8 @@ def _check_combinations(args) -> None:
         if args.input is not None:
             raise ValueError("give IMAGE or --input, not both: the image's size is its own")
         for option, value in (("--channels", args.channels), ("--filters", args.filters),
-                              ("--sharing", args.sharing), ("--banks", args.banks)):
+                              ("--sharing", args.sharing), ("--banks", args.banks),
+                              ("--kernel-size", args.kernel_size)):
             if value is not None:
                 raise ValueError(f"{option} draws a layer's geometry; it does not go with IMAGE")
         if args.animate:
@@ -188,11 +214,14 @@ def _layer(args) -> dict:
         if args.channels is not None and channels != input_hw[2]:
             raise ValueError(f"--input {args.input} has {input_hw[2]} channels but --channels is {channels}")
         input_hw, channels = input_hw[:2], input_hw[2]
-    kernel = args.kernel or "3x3"
-    if kernel.strip().lower() in kernels.names():
-        kernel_hw = kernels.get(kernel.strip()).shape
+    if args.kernel is not None and args.kernel_size is not None:
+        raise ValueError(f"give -k {args.kernel} or --kernel-size {args.kernel_size}, not both")
+    if args.kernel is not None:  # its size: the drawing shows geometry, not values
+        kernel_hw = kernels.get(args.kernel).shape
+        print(f"convlayer explain: note: -k {args.kernel} is a {kernel_hw[0]}x{kernel_hw[1]} filter; without "
+              f"an IMAGE the drawing shows its geometry, not its values", file=sys.stderr)
     else:
-        kernel_hw = _parse.ints("kernel", kernel, (1, 2))
+        kernel_hw = _parse.ints("kernel-size", args.kernel_size or "3x3", (1, 2))
         kernel_hw = kernel_hw * 2 if len(kernel_hw) == 1 else kernel_hw
     options = {"strides": _parse.pair("strides", args.strides), "padding": _parse.padding(args.padding),
                "dilation": _parse.pair("dilation", args.dilation)}
@@ -207,11 +236,15 @@ def _layer(args) -> dict:
 
 
 def _explain_transpose(args, output: Path) -> int:
-    """The transposed convolution of --input, --kernel, --strides, --padding and the rest."""
+    """The transposed convolution of --input, --kernel-size (or a named filter's size),
+    --strides, --padding and the rest."""
     from ..explain import transpose
 
     input_hw = _ints("--input", args.input, (2,), "HxW, e.g. 3x3", minimum=1)
-    kernel_hw = _parse.ints("kernel", args.kernel or "3x3", (1, 2))
+    if args.kernel is not None:  # a named filter: the drawing shows its size
+        kernel_hw = kernels.get(args.kernel).shape
+    else:
+        kernel_hw = _parse.ints("kernel-size", args.kernel_size or "3x3", (1, 2))
     kernel_hw = kernel_hw * 2 if len(kernel_hw) == 1 else kernel_hw
     extra = None if args.output_padding is None else _parse.pair("output-padding", args.output_padding)
     size = None if args.output_shape is None else _parse.ints("output-shape", args.output_shape, (2,))
@@ -246,20 +279,19 @@ def _explain_image(args, output: Path) -> int:
     from .. import explain, images
     from ..explain import plot
 
-    name = (args.kernel or "edge").strip().lower()
-    if name not in kernels.names():
-        raise ValueError(f"-k {args.kernel}: with IMAGE give a named filter: {', '.join(kernels.names())}")
+    name = args.kernel or "edge"
+    bias = _one_bias(args.bias)
     options = {"strides": _parse.pair("strides", args.strides), "padding": _parse.padding(args.padding),
                "dilation": _parse.pair("dilation", args.dilation)}
     at = None
     if args.at is not None:
         at = _ints("--at", args.at, (2,), "ROW,COL of an output pixel, e.g. 10,20", minimum=0)
     stored, notes = images.read(args.image)
-    pixels, more = images.prepare(stored, args.mode or "rgb")
+    pixels, more = images.prepare(stored, args.mode or "rgb", repeat_gray=False)  # as filter does
     kernel = kernels.stack([name], pixels.shape[2])[..., 0]  # (3, 3, C): one filter over the channels
     geom = shapes.conv_geometry(pixels.shape, kernel.shape, **options)
     at = (geom.out_h // 2, geom.out_w // 2) if at is None else check_at(at, (geom.out_h, geom.out_w), "--at")
-    step = explain.pixel_arithmetic(pixels, kernel, args.bias or 0.0, at=at, **options)
+    step = explain.pixel_arithmetic(pixels, kernel, bias, at=at, **options)
     channel_names = ["R", "G", "B"] if pixels.shape[2] == 3 else ["gray"]
     figure = explain.pixel_figure(step, plot.for_display(pixels), name=name, channel_names=channel_names)
     _save(figure, output)
@@ -268,6 +300,15 @@ def _explain_image(args, output: Path) -> int:
     print(explain.sum_line(step))
     print(f"wrote {output.resolve()}")
     return 0
+
+
+def _one_bias(values) -> float:
+    """--bias takes one value per filter, as in ``convlayer filter``; here there is one filter."""
+    if values is None:
+        return 0.0
+    if len(values) != 1:
+        raise ValueError(f"--bias needs one value per output channel (1); got {len(values)}: {values}")
+    return values[0]
 
 
 def _save(figure, output: Path) -> None:

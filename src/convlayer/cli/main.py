@@ -35,10 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convlayer",
         description="2D convolutional layers on NumPy: exact, fast and explained.",
         epilog="examples:\n  convlayer demo\n"
-               "  convlayer filter photo.jpg -k edge -k blur --figure -o out/\n"
-               "  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2\n"
+               "  convlayer filter sample:coffee -k blur -k sharpen --per-channel --figure -o out/\n"
+               "  convlayer shape --input 224x224x3 --kernel-size 7x7 --filters 64 --strides 2\n"
                "  convlayer train --epochs 30\n"
-               "  convlayer explain --input 6x6 --kernel 3x3 --strides 2 -o stride.png\n"
+               "  convlayer explain --input 6x6 --kernel-size 3x3 --strides 2 -o stride.png\n"
                "  convlayer bench\n"
                "  convlayer bench --suite networks --models resnet50 --batch 8\n\n"
                "'convlayer COMMAND --help' explains each command.",

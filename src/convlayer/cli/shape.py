@@ -14,19 +14,20 @@ from ..explain import formulas
 from . import _parse
 
 EXAMPLE = """examples:
-  convlayer shape --input 224x224x3 --kernel 7x7 --filters 64 --strides 2 --padding same
-  convlayer shape --input 8x8x1 --kernel 3 --filters 16 --sharing --banks 2x2
-  convlayer shape --input 8x32x32x16 --kernel 3 --filters 32 --padding valid --dilation 2
-  convlayer shape --input 6x6 --kernel 3 --strides 2 --padding 0,1,0,1
-  convlayer shape --transpose --input 16x16x256 --kernel 4 --filters 128 --strides 2 --padding 1
-  convlayer shape --transpose --input 64x64x64 --kernel 3 --filters 32 --strides 2 --padding 1 --output-padding 1"""
+  convlayer shape --input 224x224x3 --kernel-size 7x7 --filters 64 --strides 2 --padding same
+  convlayer shape --input 8x8x1 --kernel-size 3 --filters 16 --sharing --banks 2x2
+  convlayer shape --input 8x32x32x16 --kernel-size 3 --filters 32 --padding valid --dilation 2
+  convlayer shape --input 6x6 --kernel-size 3 --strides 2 --padding 0,1,0,1
+  convlayer shape --transpose --input 16x16x256 --kernel-size 4 --filters 128 --strides 2 --padding 1
+  convlayer shape --transpose --input 64x64x64 --kernel-size 3 --filters 32 --strides 2 --padding 1 --output-padding 1"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, metavar="[NxH]xWxC",
                         help="input shape, channels last: HxW, HxWxC or NxHxWxC")
-    parser.add_argument("--kernel", required=True, metavar="FhxFw",
-                        help="kernel height and width, e.g. 3x3 or 3")
+    # --kernel is the contract's spelling (SPEC.md: shape --kernel 7x7): an alias, not deprecated
+    parser.add_argument("--kernel-size", "--kernel", dest="kernel_size", metavar="FhxFw",
+                        help="kernel height and width, e.g. 3x3 or 3 (required; --kernel works too)")
     parser.add_argument("--filters", default="1", metavar="K", help="output channels (default 1)")
     parser.add_argument("--strides", default="1", metavar="S", help="stride, e.g. 2 or 2x1 (default 1)")
     parser.add_argument("--padding", default="same", metavar="P",
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     dims = _parse.ints("input", args.input, (2, 3, 4))
     input_shape = dims + (1,) if len(dims) == 2 else dims  # HxW is one channel
     c = input_shape[-1]
-    kernel = _parse.ints("kernel", args.kernel, (1, 2))
+    if args.kernel_size is None:
+        raise ValueError("--kernel-size is required, e.g. --kernel-size 3x3")
+    kernel = _parse.ints("kernel-size", args.kernel_size, (1, 2))
     fh, fw = kernel * 2 if len(kernel) == 1 else kernel
     (k,), (groups,) = _parse.ints("filters", args.filters, (1,)), _parse.ints("groups", args.groups, (1,))
     strides, dilation = _parse.pair("strides", args.strides), _parse.pair("dilation", args.dilation)

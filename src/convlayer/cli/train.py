@@ -14,14 +14,17 @@ from pathlib import Path
 import numpy as np
 
 from .._files import atomic_write
+from . import _common
 
 EXAMPLE = """examples:
   convlayer train
-  convlayer train --epochs 10 --lr 0.001 --seed 3 --out runs/digits
+  convlayer train --epochs 10 --lr 0.001 --seed 3 -o runs/digits
 
-writes, in OUT: filters.png (the learned first-layer filters), curves.png (loss and
+writes, in OUTDIR: filters.png (the learned first-layer filters), curves.png (loss and
 accuracy per epoch), confusion.png (test predictions by class) and weights.npz
-(load it with Sequential.load); existing files of those names are replaced."""
+(load it with Sequential.load); --overwrite replaces existing files of those names."""
+
+OUTPUTS = ("filters.png", "curves.png", "confusion.png", "weights.npz")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=2e-3, help="Adam's learning rate (default 0.002)")
     parser.add_argument("--batch-size", type=int, default=32, help="examples per update (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="split, weights and shuffling (default 0)")
-    parser.add_argument("--out", default="convlayer-train", metavar="OUT",
+    parser.add_argument("-o", "--output", default="convlayer-train", metavar="OUTDIR",
                         help="folder for the figures and weights (default convlayer-train)")
+    _common.add_deprecated(parser, "--out", "-o/--output", "output")
+    _common.add_overwrite(parser)
 
 
 def digits_model(seed: int):
@@ -53,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {getattr(args, name)}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be a positive number; got {args.lr}")
-    out = Path(args.out)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"-o {out}: exists and is not a folder")
+    _common.check_replace("train", [out / name for name in OUTPUTS], args.overwrite)
     out.mkdir(parents=True, exist_ok=True)
     split = data.digits(seed=args.seed)
     model = digits_model(args.seed)

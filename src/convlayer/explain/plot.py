@@ -94,6 +94,36 @@ def layer_figure(
     return figure
 
 
+def images_figure(pictures: Sequence[np.ndarray], titles: Sequence[str], *, suptitle: str = "", axes=None):
+    """Images side by side in their own colours, e.g. a photo and its blurred copy.
+
+    Parameters
+    ----------
+    pictures : sequence of ndarray, shape (h, w), (h, w, 1) or (h, w, 3)
+        Any dtype; shown as :func:`for_display` makes them (integers over their type's range).
+    titles : sequence of str
+        One per picture.
+    axes : sequence of Axes, optional
+        One per picture.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if axes is None:  # panels shaped like the pictures, not square: no bands of white
+        from matplotlib.figure import Figure
+
+        h, w = pictures[0].shape[:2]
+        figure = Figure(figsize=(4.2 * len(pictures), 4.2 * h / max(w, 1) + 0.9), layout="constrained")
+        axes = list(np.atleast_1d(figure.subplots(1, len(pictures))))
+    figure = axes[0].figure
+    for ax, picture, title in zip(axes, pictures, titles):
+        _show_image(ax, for_display(picture), title)
+    if suptitle:
+        figure.suptitle(suptitle)
+    return figure
+
+
 def for_display(pixels: np.ndarray) -> np.ndarray:
     """An image as imshow wants it: uint8 as is, other dtypes scaled to [0, 1].
 
