@@ -53,7 +53,7 @@ def test_summary_text_and_cli(tmp_path, capsys):
     assert main(["explain", str(path), "--input", "1x3x16x16"]) == 2
     assert "input 'x' must have shape (1, 3, 8, 8); got (1, 3, 16, 16)" in capsys.readouterr().err
     assert main(["explain", str(path), "--input", "3x16"]) == 2
-    assert "--input must be NxCxHxW for a model" in capsys.readouterr().err
+    assert "--input must be the model's input shape, e.g. 1x3x224x224" in capsys.readouterr().err
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")  # the TorchScript exporter's
