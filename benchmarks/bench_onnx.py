@@ -3,8 +3,11 @@ ReferenceEvaluator: the table of the README's "Models from files" section.
 
 Each model is built with random weights (nothing is downloaded), exported by
 torch.onnx.export (TorchScript exporter, opset 17, batch axis free) and timed by
-convlayer.bench.models.run_model at batch 1 and 8 on 224x224 in one process: rotating runs,
-median call, onnxruntime and PyTorch on 2 threads.
+convlayer.bench.models.run_model at batch 1 and 8 on 224x224: rotating runs, fastest call,
+onnxruntime and PyTorch on 2 threads, every contender of a model in one process. Each model
+gets a fresh process: in one process for all three, whichever model came second ran 5-10x
+slower for every contender (PyTorch included), an effect of the earlier models' runs that
+a fresh process does not carry.
 
     python benchmarks/bench_onnx.py [--models resnet18,mobilenet_v2,efficientnet_b0] [--reps-time 1]
 """
@@ -46,6 +49,14 @@ def main() -> None:
     parser.add_argument("--reps-time", type=float, default=1.0)
     args = parser.parse_args()
     batches = tuple(int(b) for b in args.batch.split(","))
+    names = args.models.split(",")
+    if len(names) > 1:
+        import subprocess
+
+        for name in names:
+            subprocess.run([sys.executable, __file__, "--models", name, "--batch", args.batch,
+                            "--reps-time", str(args.reps_time)], check=True)
+        return
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models.split(","):
             path = export(name, Path(folder))
