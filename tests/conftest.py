@@ -48,6 +48,12 @@ def _terms(layer) -> int:
         return fh * fw + 1
     if isinstance(layer, nn.LPPool2D):  # float64 throughout, rounded once
         return 1
+    if isinstance(layer, nn.BatchNorm2D):  # x * scale + shift, scale and shift rounded once
+        return 3
+    if isinstance(layer, nn.Add):
+        return 1
+    if isinstance(layer, nn.Concat):
+        return 0
     if isinstance(layer, (nn.ReLU, nn.MaxPool2D, nn.Flatten, nn.Dropout, nn.AdaptiveMaxPool2D, nn.GlobalMaxPool2D,
                           nn.MaxUnpool2D)):
         return 0  # picks, copies or (at inference) the identity: no rounding
@@ -122,3 +128,158 @@ else:
                                           print_blob=True)
     _hypothesis_settings.register_profile("fuzz", max_examples=2000, deadline=None, print_blob=True)
     _hypothesis_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# ----------------------------------------------------------------------------- ONNX models
+
+
+@pytest.fixture(scope="session")
+def torchvision():
+    """torchvision beside the CPU torch, without its compiled operators' meta registrations
+    (``import torchvision`` registers them and fails on a CPU build; building a model never
+    calls them: see benchmarks/record_networks.py)."""
+    import sys
+    import types
+
+    pytest.importorskip("torch")
+    name = "torchvision._meta_registrations"
+    sys.modules.setdefault(name, types.ModuleType(name))
+    return pytest.importorskip("torchvision")
+
+
+def _onnx_terms(node, shapes) -> int:
+    """How many rounded terms each output of one ONNX node sums (see :func:`_onnx_bound`)."""
+    op, x = node.op, shapes[0] if shapes else ()
+    if op in ("Conv", "ConvTranspose"):
+        fh, fw, per_group, _ = node.attrs["_kernel"].shape
+        channels = per_group if op == "Conv" else x[-1] // node.attrs.get("group", 1)
+        return fh * fw * channels + 2  # the taps, the bias, a folded batch norm's rounding
+    if op in ("Gemm", "MatMul"):
+        return x[0 if node.attrs.get("transA", 0) else -1] + 2
+    if op == "AveragePool":
+        return int(np.prod(node.attrs["kernel_shape"])) + 1
+    if op == "GlobalAveragePool":
+        return x[1] * x[2] + 1  # channels-last inside
+    if op == "ReduceMean":
+        return int(np.prod(x)) + 1
+    if op == "Softmax":  # exp of x - max (relative error <= 1/e + 2 ulp), the sum, a division
+        return x[node.attrs.get("axis", -1)] + 5
+    return {"BatchNormalization": 3, "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Sigmoid": 4, "HardSigmoid": 2,
+            "HardSwish": 4, "LeakyRelu": 1, "Resize": 4}.get(op, 0)
+
+
+_ABS_OPS = {  # |.| networks that dominate the op and its error (first order)
+    "Sigmoid": lambda x: 0.5 + x / 4,  # sigma(x) <= 1/2 + |x|/4, and it is 1/4-Lipschitz
+    "HardSigmoid": lambda x: 0.5 + x / 4,
+    "HardSwish": lambda x: x * (0.5 + x / 6),
+    "LeakyRelu": lambda x: x,
+    "Clip": lambda x: x,
+}
+
+
+def _wide(graph, transform):
+    """A copy of a prepared graph with ``transform`` applied to its float weights."""
+    import copy
+
+    graph = copy.deepcopy(graph)
+    for name, value in graph.constants.items():
+        if np.issubdtype(value.dtype, np.floating):
+            graph.constants[name] = transform(value).astype(np.float64)
+    for node in graph.nodes:
+        if node.op == "Conv" and node.inputs[1] in graph.constants:  # the float64 (folded) weights
+            node.attrs["_kernel"] = np.transpose(graph.constants[node.inputs[1]], (2, 3, 1, 0))
+            if "_bias" in node.attrs:
+                node.attrs["_bias"] = graph.constants[node.inputs[2]]
+        for key in ("_kernel", "_weights"):
+            if key in node.attrs:
+                node.attrs[key] = transform(node.attrs[key]).astype(np.float64)
+    return graph
+
+
+def _rounded(value):
+    array, flag = value
+    if array is not None and np.issubdtype(np.asarray(array).dtype, np.floating):
+        array = np.asarray(array).astype(np.float32)
+    return array, flag
+
+
+def _onnx_check(model, x):
+    """Check every node of a loaded ONNX model against its float32 error bound; return the
+    float64 run's outputs.
+
+    The graph runs in float64 (the exact chain). At each node, the float32 node runs on its
+    inputs rounded to float32, and must equal the float64 node on those same rounded inputs
+    within 2 * n * 2**-24 times the node run in float64 on |inputs| and |weights| (n: the
+    terms each output sums, see :func:`_onnx_terms`; a batch norm as its |scale| and
+    |shift|, Sub as Add, a sigmoid as 1/2 + |x|/4, which dominates it and its slope). This
+    is Higham's componentwise bound for one op, as :func:`_exact_forward` applies it to a
+    whole Sequential; across a deep random network that product of |weights| grows
+    without bound, so it is applied node by node, and the chain is checked in float64.
+    """
+    from convlayer.onnx.model import _run_node
+
+    exact, absolute = _wide(model.graph, lambda v: v), _wide(model.graph, np.abs)
+    values = {name: (value, False) for name, value in exact.constants.items()}
+    values[exact.inputs[0].name] = (np.asarray(x, np.float64), False)
+    for node, node64, node_abs in zip(model.graph.nodes, exact.nodes, absolute.nodes):
+        inputs = [values[name] if name else (None, False) for name in node.inputs]
+        rounded = [_rounded(value) for value in inputs]
+        got, flag = _run_node(node, rounded)
+        want, _ = _run_node(node64, [(None if a is None else np.asarray(a).astype(np.float64)
+                                      if np.issubdtype(np.asarray(a).dtype, np.floating) else a, f)
+                                     for a, f in rounded])
+        bound = _node_bound(node, node_abs, absolute, model.graph.constants, rounded)
+        for name, g, w, b in zip(node.outputs, got, want, bound):
+            error = np.abs(np.asarray(g, np.float64) - w)
+            assert np.all(error <= b), (node.name, node.op, float(np.max(error - b)))
+        results, flag = _run_node(node64, inputs)
+        for name, result in zip(node.outputs, results):
+            values[name] = (result, flag)
+    outs = {}
+    for tensor in exact.outputs:
+        out, flag = values[tensor.name]
+        outs[tensor.name] = np.transpose(out, (0, 3, 1, 2)) if flag else out
+    return outs
+
+
+def _node_bound(node, node_abs, absolute, original, rounded):
+    """2 n u times the node on |inputs| and |weights| (see :func:`_onnx_check`)."""
+    from convlayer.onnx.model import _run_node
+
+    terms = _onnx_terms(node, [np.shape(a) for a, _ in rounded if a is not None])
+    if terms == 0:
+        return [0.0] * len(node.outputs)
+    _absolute(node_abs, absolute, original)
+    wide = [(None if a is None else np.abs(a).astype(np.float64) if np.issubdtype(np.asarray(a).dtype, np.floating)
+             else a, f) for a, f in rounded]
+    if node_abs.op == "BatchNormalization":
+        wide[1:5] = [(absolute.constants[name], False) for name in node_abs.inputs[1:5]]
+    if node_abs.op == "Softmax":  # positive, and the error is relative to itself
+        wide[0] = (np.asarray(rounded[0][0], np.float64), rounded[0][1])
+    if node_abs.op in _ABS_OPS:
+        results = [_ABS_OPS[node_abs.op](wide[0][0])]
+    else:
+        results, _ = _run_node(node_abs, wide)
+    return [2 * terms * U32 * r for r in results]
+
+
+def _absolute(node, graph, original) -> None:
+    """Make one prepared node compute on |weights|: the |.| network of :func:`_onnx_check`."""
+    from convlayer import normalization
+
+    if node.op == "Sub":
+        node.op = "Add"
+    if node.op == "BatchNormalization" and not node.inputs[1].endswith("/abs/g"):
+        consts, eps = graph.constants, node.attrs.get("epsilon", 1e-5)
+        gamma, beta, mean, variance = (original[n] for n in node.inputs[1:5])
+        scale, shift = normalization.affine(mean, variance, gamma, beta, eps)
+        tag = node.name + "/abs"
+        consts[tag + "/g"], consts[tag + "/b"] = np.abs(scale), np.abs(shift)
+        consts[tag + "/m"], consts[tag + "/v"] = np.zeros_like(scale), np.full_like(scale, 1 - eps)
+        node.inputs = [node.inputs[0], tag + "/g", tag + "/b", tag + "/m", tag + "/v"]
+
+
+@pytest.fixture
+def onnx_check():
+    """``outputs64 = onnx_check(model, x)``: see :func:`_onnx_check`."""
+    return _onnx_check

@@ -19,6 +19,7 @@ EXTRAS = {
     "matplotlib": _IMAGES, "skimage": _IMAGES, "PIL": _IMAGES, "tqdm": _IMAGES, "tifffile": _IMAGES,
     "sklearn": ("train", ("scikit-learn", "scipy")),
     "dask": _DASK, "distributed": _DASK, "zarr": _DASK, "numcodecs": _DASK,
+    "onnx": ("onnx", ("onnx", "protobuf")), "onnxruntime": ("bench", ("onnxruntime",)),
     "numba": _FAST, "llvmlite": _FAST, "threadpoolctl": _FAST,
 }
 

@@ -11,6 +11,7 @@ EXAMPLE = """examples:
   convlayer bench --json results.json
   convlayer bench --suite networks --models resnet50,mobilenet_v2 --batch 8
   convlayer bench --suite networks --only g32 --no-backward --reps-time 0.05
+  convlayer bench resnet18.onnx --batch 1,8 --torchvision resnet18
 
 --suite shapes (the default): ten shapes. Peers, each when installed: PyTorch (2 threads),
 JAX (on the CPU: JAX_PLATFORMS=cpu is set unless already set) and SciPy (single-channel shapes).
@@ -18,11 +19,19 @@ JAX (on the CPU: JAX_PLATFORMS=cpu is set unless already set) and SciPy (single-
 torchvision needed), channels-last and channels_first against PyTorch NCHW and channels_last,
 batch 1 and 8, per-layer ratios, per-model totals. Every layer of every model: long; narrow it
 with --models, --batch, --only and --reps-time.
+MODEL.onnx: the whole model on convlayer.onnx against onnxruntime (2 threads), the onnx
+ReferenceEvaluator (one run) and PyTorch eager (2 threads, with --torchvision NAME).
 Compare ratios, not milliseconds. For the OpenBLAS kernel OpenBLAS would pick by itself:
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE convlayer bench"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", metavar="MODEL.onnx",
+                        help="time a whole ONNX model on convlayer against onnxruntime, the onnx "
+                             "ReferenceEvaluator and (with --torchvision) PyTorch, each when installed")
+    parser.add_argument("--torchvision", metavar="NAME",
+                        help="with MODEL.onnx: also time torchvision's NAME (random weights) in PyTorch")
+    parser.add_argument("--no-reference", action="store_true", help="with MODEL.onnx: skip the ReferenceEvaluator")
     parser.add_argument("--suite", choices=("shapes", "networks"), default="shapes",
                         help="shapes: ten shapes against every peer (default); networks: the layers of "
                              "torchvision's models against PyTorch")
@@ -41,6 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import bench
 
+    if args.model is not None:
+        return _run_model(args)
     if args.suite == "networks":
         return _run_networks(args)
     if args.models is not None or args.batch is not None:
@@ -67,6 +78,24 @@ def _run_networks(args: argparse.Namespace) -> int:
     results = bench.run_networks(models, _batches(args.batch), args.only, args.reps_time,
                                  backward=not args.no_backward)
     _write(bench, results, args.json)
+    return 0
+
+
+def _run_model(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ..bench import models
+
+    if not Path(args.model).is_file():
+        raise ValueError(f"MODEL.onnx must be an ONNX file; no file {args.model!r}")
+    _check_reps_time(args.reps_time)
+    rows = models.run_model(args.model, _batches(args.batch), torchvision=args.torchvision,
+                            reference=not args.no_reference, reps_time=args.reps_time)
+    print(models.table(Path(args.model).name, rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+        print(f"wrote {args.json}")
     return 0
 
 

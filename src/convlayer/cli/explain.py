@@ -28,6 +28,8 @@ EXAMPLE = """examples:
   convlayer explain sample:astronaut -k edge --at 120,200 --bias 1 -o pixel.png
   convlayer explain --transpose --input 3x3 --kernel-size 3 --strides 2 -o transposed.png
   convlayer explain --transpose --input 4x4 --kernel-size 3 --strides 2 --padding 1 --output-padding 1 -o up.png
+  convlayer explain model.onnx
+  convlayer explain model.onnx --input 8x32x32x3
 
 without IMAGE: the padded input (zeros on each side counted), the kernel at a few output
 positions, the output grid and the output-size formula with your numbers; --animate
@@ -37,6 +39,9 @@ colours each output pixel by the kernel bank it uses; --transpose draws the tran
 convolution: the input, the same input stuffed with zeros and padded (the kernel slides over
 it at stride 1), and the output with each pixel's stamp and the number of stamps overlapping
 on every output pixel (the checkerboard when the kernel is not a multiple of the stride).
+with MODEL.onnx (--input: its input shape in its own layout, if it declares none): per layer the op, output shape, kernel, strides, dilation, groups, the
+padding on each side and its rule, parameters, multiply-adds, receptive field and jump, with
+asymmetric padding flagged (needs convlayer[onnx]).
 with IMAGE: for output pixel --at ROW,COL, the input patch, the kernel, their products and
 the sum plus bias: the same value convlayer.conv2d computes there."""
 
@@ -82,6 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.image is not None and args.image.lower().endswith(".onnx"):
+        return _explain_model(args)
     _kernel_words(args)
     _check_combinations(args)
     output = _output_path(args)
@@ -111,6 +118,17 @@ def run(args: argparse.Namespace) -> int:
     _save(figure, output)
     print("\n".join(text))
     print(f"wrote {output.resolve()}")
+    return 0
+
+
+def _explain_model(args) -> int:
+    """Print the per-layer table of an ONNX model (``--input``: its input shape, as it declares it)."""
+    import convlayer.onnx
+
+    shape = None
+    if args.input is not None:
+        shape = _ints("--input", args.input, (4,), "the model's input shape, e.g. 1x3x224x224", minimum=1)
+    print(convlayer.onnx.load(args.image).summary(shape, show=False))
     return 0
 
 

@@ -20,16 +20,25 @@ from .. import functional as F
 from .._args import as_int
 from . import init
 from .init import as_generator
+from .symbolic import Symbol
 
 
 class Layer:
-    """Base class: no parameters, identity shape."""
+    """Base class: no parameters, identity shape.
+
+    Calling a layer on a symbolic tensor (``layer(nn.Input((32, 32, 3)))``) connects it in a
+    graph model (:class:`convlayer.nn.Model`); ``forward`` computes.
+    """
 
     params: dict
     grads: dict
+    takes_list = False  # True for layers that join several inputs (Add, Concat)
 
     def __init__(self):
-        self.params, self.grads = {}, {}
+        self.params, self.grads, self.buffers = {}, {}, {}
+
+    def __call__(self, inputs):
+        return Symbol.connect(self, inputs)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -118,21 +127,42 @@ class ReLU(Layer):
 
 
 class Flatten(Layer):
-    """``(n, h, w, c)`` to ``(n, h * w * c)``, in C order."""
+    """``(n, h, w, c)`` to ``(n, h * w * c)``, in C order.
 
-    def __init__(self):
+    ``data_format="channels_first"`` flattens in PyTorch's order, channel by channel
+    (``(n, c * h * w)`` of the ``(n, c, h, w)`` transpose), so the weights of a PyTorch
+    ``Linear`` after ``flatten`` port to :class:`Dense` as they are (``weight.T``), without a
+    reshape trick.
+
+    >>> x = np.arange(8).reshape(1, 2, 2, 2)                # (n, h, w, c)
+    >>> Flatten().forward(x).tolist(), Flatten("channels_first").forward(x).tolist()
+    ([[0, 1, 2, 3, 4, 5, 6, 7]], [[0, 2, 4, 6, 1, 3, 5, 7]])
+    """
+
+    def __init__(self, data_format="channels_last"):
         super().__init__()
-        self._shape = None
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"data_format must be 'channels_last' or 'channels_first'; got {data_format!r}")
+        self.data_format, self._shape = data_format, None
+
+    def _ordered(self, x):
+        return np.moveaxis(x, -1, 1) if self.data_format == "channels_first" and x.ndim > 2 else x
 
     def forward(self, x, training=False):
         self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return np.ascontiguousarray(self._ordered(x)).reshape(x.shape[0], -1)
 
     def backward(self, grad):
+        if self.data_format == "channels_first" and len(self._shape) > 2:
+            n, *spatial, c = self._shape
+            return np.moveaxis(grad.reshape((n, c, *spatial)), 1, -1)
         return grad.reshape(self._shape)
 
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
+
+    def _arguments(self):
+        return {0: self.data_format} if self.data_format != "channels_last" else {}
 
 
 class Dropout(Layer):

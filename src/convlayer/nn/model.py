@@ -238,16 +238,32 @@ class Sequential:
         return records
 
     def save(self, path) -> Path:
-        """Write every parameter to an ``.npz`` file, keyed ``'{index}.{Layer}.{name}'``."""
-        arrays = {_key(index, layer, name): param for (index, name), param, _ in self.parameters()
-                  for layer in [self.layers[index]]}
+        """Write every parameter (and buffer, such as a batch norm's running statistics) to an
+        ``.npz`` file, keyed ``'{index}.{Layer}.{name}'``."""
+        arrays = self._stored()
         return atomic_write(path, lambda temporary: _savez(temporary, arrays))
+
+    def to_onnx(self, path, *, input_shape=None, opset: int = 17) -> Path:
+        """Write the model as an ONNX file that onnxruntime (or :func:`convlayer.onnx.load`)
+        runs with the same outputs: input ``(n, h, w, c)`` named 'input', output 'output'.
+
+        Needs the ``onnx`` package (``pip install 'convlayer[onnx]'``). See
+        :func:`convlayer.onnx.export.to_onnx` for the layers it writes.
+        """
+        from ..onnx.export import to_onnx
+
+        return to_onnx(self, path, input_shape=input_shape, opset=opset)
+
+    def _stored(self) -> dict:
+        """Every parameter and buffer by its key in a saved file."""
+        return {_key(index, layer, name): array for index, layer in enumerate(self.layers)
+                for name, array in {**layer.params, **getattr(layer, "buffers", {})}.items()}
 
     def load(self, path) -> "Sequential":
         """Read parameters saved by :meth:`save` into this model (names and shapes must match)."""
         with np.load(path, allow_pickle=False) as stored:
             saved = {key: stored[key] for key in stored.files}
-        expected = {_key(index, self.layers[index], name): param for (index, name), param, _ in self.parameters()}
+        expected = self._stored()
         if set(saved) != set(expected):
             missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
             raise ValueError(f"{path} does not fit this model: missing {missing}, unexpected {extra}")

@@ -1,0 +1,139 @@
+"""The image ops on convlayer's own functions, channels-last: Conv, ConvTranspose,
+BatchNormalization, the pools and Pad.
+
+Each handler takes the node and its input arrays (input 0 as ``(n, h, w, c)``) and returns
+its outputs channels-last. Kernels arrive in ONNX's layout ``(k, c / groups, fh, fw)``,
+or already channels-last in ``node.attrs['_kernel']`` when :mod:`.prepare` made them so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import functional as F
+from .. import normalization
+from .. import pooling
+from ..transposed import conv_transpose2d
+from .layout import axis_last
+from ._table import AUTO_PAD, AXIS, SPATIAL, any_value, one_of, op, pads4, pair
+
+
+def padding(attrs: dict):
+    """ONNX's ``auto_pad`` and ``pads`` (top, left, bottom, right) as convlayer's padding."""
+    auto = attrs.get("auto_pad", "NOTSET")
+    if auto != "NOTSET":
+        return {"SAME_UPPER": "same", "SAME_LOWER": "same_lower", "VALID": "valid"}[auto]
+    top, left, bottom, right = attrs.get("pads", (0, 0, 0, 0))
+    return (top, bottom), (left, right)
+
+
+def _window(attrs: dict) -> dict:
+    return dict(strides=tuple(attrs.get("strides", (1, 1))), padding=padding(attrs),
+                dilation=tuple(attrs.get("dilations", (1, 1))))
+
+
+def conv_kernel(weight: np.ndarray) -> np.ndarray:
+    """ONNX's ``(k, c / groups, fh, fw)`` kernel as convlayer's ``(fh, fw, c / groups, k)``."""
+    return np.ascontiguousarray(np.asarray(weight).transpose(2, 3, 1, 0))
+
+
+def transpose_kernel(weight: np.ndarray) -> np.ndarray:
+    """ONNX's transposed kernel ``(c, k / groups, fh, fw)`` as ``(fh, fw, k / groups, c)``."""
+    return np.ascontiguousarray(np.asarray(weight).transpose(2, 3, 1, 0))
+
+
+_CONV = dict(auto_pad=AUTO_PAD, pads=pads4(), strides=pair(), dilations=pair(), kernel_shape=pair(),
+             group=any_value)
+
+
+@op("Conv", SPATIAL, **_CONV)
+def conv(node, x, weight, bias=None):
+    kernel = node.attrs.get("_kernel")
+    kernel = conv_kernel(weight) if kernel is None else kernel
+    bias = node.attrs.get("_bias", bias)
+    return F.conv2d(x, kernel, bias, groups=node.attrs.get("group", 1), **_window(node.attrs))
+
+
+@op("ConvTranspose", SPATIAL, output_padding=pair(), output_shape=pair(), **_CONV)
+def conv_transpose(node, x, weight, bias=None):
+    attrs = node.attrs
+    kernel = attrs.get("_kernel")
+    kernel = transpose_kernel(weight) if kernel is None else kernel
+    window = _window(attrs)
+    extra = tuple(attrs.get("output_padding", (0, 0)))
+    if "output_shape" in attrs or attrs.get("auto_pad", "NOTSET") in ("SAME_UPPER", "SAME_LOWER"):
+        window["padding"] = _transpose_pads(attrs, x.shape[1:3], kernel.shape[:2], window, extra)
+    return conv_transpose2d(x, kernel, bias, output_padding=extra, groups=attrs.get("group", 1), **window)
+
+
+def _transpose_pads(attrs, size, kernel, window, extra):
+    """ONNX's pads for a given output_shape or SAME: the total, split as the spec says."""
+    pads = []
+    for axis in range(2):
+        s, d = window["strides"][axis], window["dilation"][axis]
+        out = attrs["output_shape"][axis] if "output_shape" in attrs else size[axis] * s
+        total = s * (size[axis] - 1) + extra[axis] + (kernel[axis] - 1) * d + 1 - out
+        if total < 0:
+            raise ValueError(f"ConvTranspose output_shape {list(attrs['output_shape'])} is larger than the "
+                             f"kernel reaches from input size {tuple(size)}")
+        small, large = total // 2, total - total // 2
+        pads.append((small, large) if attrs.get("auto_pad") == "SAME_UPPER" else (large, small))
+    return tuple(pads)
+
+
+@op("BatchNormalization", SPATIAL, epsilon=any_value, momentum=any_value, training_mode=one_of(0),
+    spatial=one_of(1))
+def batch_norm(node, x, scale, shift, mean, variance):
+    return normalization.batch_norm(x, mean, variance, scale, shift, epsilon=node.attrs.get("epsilon", 1e-5))
+
+
+_POOL = dict(auto_pad=AUTO_PAD, pads=pads4(), strides=pair(), dilations=pair(), kernel_shape=pair(),
+             ceil_mode=one_of(0, 1))
+
+
+@op("MaxPool", SPATIAL, storage_order=one_of(0), **_POOL)
+def max_pool(node, x):
+    return pooling.max_pool2d(x, tuple(node.attrs["kernel_shape"]), ceil_mode=bool(node.attrs.get("ceil_mode", 0)),
+                              **_window(node.attrs))
+
+
+@op("AveragePool", SPATIAL, count_include_pad=one_of(0, 1), **_POOL)
+def avg_pool(node, x):
+    attrs = node.attrs
+    return pooling.avg_pool2d(x, tuple(attrs["kernel_shape"]), ceil_mode=bool(attrs.get("ceil_mode", 0)),
+                              count_include_pad=bool(attrs.get("count_include_pad", 0)), **_window(attrs))
+
+
+@op("GlobalAveragePool", SPATIAL)
+def global_avg_pool(node, x):
+    return pooling.global_avg_pool2d(x, keepdims=True)
+
+
+@op("GlobalMaxPool", SPATIAL)
+def global_max_pool(node, x):
+    return pooling.global_max_pool2d(x, keepdims=True)
+
+
+_PAD_MODES = {"constant": "constant", "reflect": "reflect", "edge": "edge", "wrap": "wrap"}
+
+
+@op("Pad", AXIS, mode=one_of(*_PAD_MODES), pads=any_value, value=any_value)
+def pad(node, channels_last, x, pads=None, value=None, axes=None):
+    """np.pad with ONNX's begins and ends per axis, moved to NHWC's axes when x lies so."""
+    pads = np.asarray(node.attrs["pads"] if pads is None else pads, np.int64).tolist()
+    rank, count = x.ndim, len(pads) // 2
+    axes = list(range(count)) if axes is None else [int(a) % rank for a in np.asarray(axes).tolist()]
+    widths = [(0, 0)] * rank
+    for axis, before, after in zip(axes, pads[:count], pads[count:]):
+        if before < 0 or after < 0:
+            raise ValueError(f"negative pads {pads} (cropping) are not supported")
+        widths[axis_last(axis) if channels_last else axis] = (before, after)
+    return _pad(node, x, widths, value), channels_last
+
+
+def _pad(node, x, widths, value):
+    mode = node.attrs.get("mode", "constant")
+    if mode != "constant":
+        return np.pad(x, widths, mode=_PAD_MODES[mode])
+    fill = node.attrs.get("value", 0.0) if value is None else np.asarray(value).item()
+    return np.pad(x, widths, mode="constant", constant_values=fill)

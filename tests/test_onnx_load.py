@@ -1,0 +1,204 @@
+"""convlayer.onnx on graphs written with onnx.helper: each op against NumPy written from
+ONNX's definition, every refusal as one line, the inputs each form of ``load`` takes."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+import convlayer.onnx  # noqa: E402
+
+
+def graph_model(nodes, inputs, outputs, constants=(), opset=17):
+    """A ModelProto: ``inputs``/``outputs`` are (name, shape) of float32 tensors."""
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v), n) for n, v in constants])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def one_node(op, attrs=None, shape=(1, 2, 4, 4), extra=(), outputs=("y",), opset=17, **kw):
+    inputs = ["x"] + [name for name, _ in extra]
+    node = helper.make_node(op, inputs, list(outputs), name="n1", **(attrs or {}))
+    return graph_model([node], [("x", shape)], [(o, None) for o in outputs], extra, opset)
+
+
+REFUSED = [
+    (one_node("Einsum", {"equation": "ij->ji"}), r"node 'n1' \(Einsum\): the operator Einsum is not supported; "
+                                                  r"supported: .*Conv"),
+    (one_node("Resize", {"mode": "cubic"}), r"node 'n1' \(Resize\): mode 'cubic' is not supported; supported: "
+                                            r"'nearest', 'linear'"),
+    (one_node("Resize", {"coordinate_transformation_mode": "tf_crop_and_resize"}),
+     r"node 'n1' \(Resize\): coordinate_transformation_mode 'tf_crop_and_resize' is not supported"),
+    (one_node("Resize", {"antialias": 1}), r"node 'n1' \(Resize\): antialias 1 is not supported"),
+    (one_node("MaxPool", {"kernel_shape": [2, 2], "storage_order": 1}),
+     r"node 'n1' \(MaxPool\): storage_order 1 is not supported; supported: 0"),
+    (one_node("MaxPool", {"kernel_shape": [2, 2]}, outputs=("y", "indices")),
+     r"node 'n1' \(MaxPool\): output 1 \('indices'\) is not supported \(only the first 1\)"),
+    (one_node("MaxPool", {"kernel_shape": [2, 2, 2]}, shape=(1, 1, 4, 4, 4)),
+     r"node 'n1' \(MaxPool\): kernel_shape \[2, 2, 2\] is not 2-D"),
+    (one_node("AveragePool", {"kernel_shape": [2, 2], "pads": [0, 0, -1, 0]}),
+     r"node 'n1' \(AveragePool\): pads \[0, 0, -1, 0\] has negative pads"),
+    (one_node("MaxPool", {}), r"node 'n1' \(MaxPool\): kernel_shape is missing"),
+    (one_node("Conv", extra=[("w", np.zeros((2, 2, 3), np.float32))], shape=(1, 2, 8)),
+     r"node 'n1' \(Conv\): a kernel of rank 3 is not supported \(only 2-D convolutions: rank 4\)"),
+    (one_node("Conv", {"foo": 1}, extra=[("w", np.zeros((2, 2, 3, 3), np.float32))]),
+     r"node 'n1' \(Conv\): the attribute 'foo' is not supported; supported: auto_pad, dilations"),
+    (one_node("BatchNormalization", {"training_mode": 1},
+              extra=[(n, np.ones(2, np.float32)) for n in "sbmv"]),
+     r"node 'n1' \(BatchNormalization\): training_mode 1 is not supported; supported: 0"),
+    (one_node("Pad", {"mode": "symmetric"}, extra=[("p", np.zeros(8, np.int64))]),
+     r"node 'n1' \(Pad\): mode 'symmetric' is not supported"),
+    (one_node("Pad", extra=[("p", np.array([0, 0, -1, 0, 0, 0, 0, 0], np.int64))]),
+     r"node 'n1' \(Pad\): negative pads \[0, 0, -1, 0, 0, 0, 0, 0\] \(cropping\) are not supported"),
+    (one_node("Dropout", extra=[("r", np.array(0.5, np.float32)), ("t", np.array(True))]),
+     r"node 'n1' \(Dropout\): training_mode=True is not supported \(inference only\)"),
+    (one_node("Gemm", {"transA": 2}, shape=(2, 2), extra=[("b", np.ones((2, 2), np.float32))]),
+     r"node 'n1' \(Gemm\): transA 2 is not supported"),
+]
+
+
+@pytest.mark.parametrize("model, message", REFUSED, ids=[m.graph.node[0].op_type + str(i) for i, (m, _) in
+                                                           enumerate(REFUSED)])
+def test_refused_at_load_time_in_one_line(model, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        convlayer.onnx.load(model)
+    assert "\n" not in str(caught.value)
+
+
+def test_custom_domains_are_refused():
+    node = helper.make_node("Relu", ["x"], ["y"], name="n1", domain="com.microsoft")
+    model = graph_model([node], [("x", (1, 2))], [("y", None)])
+    model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    with pytest.raises(ValueError, match=r"node 'n1' \(Relu\): operators of domain 'com.microsoft' are not supported"):
+        convlayer.onnx.load(model)
+
+
+def test_resize_of_other_axes_is_refused():
+    scales = [("roi", np.zeros(0, np.float32)), ("scales", np.array([1, 2, 2, 2], np.float32))]
+    with pytest.raises(ValueError, match=r"node 'n1' \(Resize\): scales \[1.0, 2.0, 2.0, 2.0\] resize more than "
+                                         r"the two image axes of a 4-D tensor \(only those are supported\)"):
+        convlayer.onnx.load(one_node("Resize", {"mode": "nearest"}, extra=scales))
+    sizes = [("roi", np.zeros(0, np.float32)), ("scales", np.zeros(0, np.float32)),
+             ("sizes", np.array([1, 4, 8, 8], np.int64))]
+    model = convlayer.onnx.load(one_node("Resize", {"mode": "nearest"}, extra=sizes))  # known only when run
+    with pytest.raises(ValueError, match=r"node 'n1' \(Resize\): only the two image axes of a 4-D tensor can be "
+                                         r"resized; got input shape \(1, 2, 4, 4\) to \(1, 4, 8, 8\)"):
+        model(np.zeros((1, 2, 4, 4), np.float32))
+
+
+def test_sources_and_inputs(tmp_path):
+    model = one_node("Relu")
+    path = tmp_path / "relu.onnx"
+    onnx.save(model, str(path))
+    x = np.array([[[[-1.0, 2.0]]]], np.float32).repeat(2, 1).repeat(4, 2).repeat(2, 3)
+    for source in (model, model.SerializeToString(), path, str(path)):
+        loaded = convlayer.onnx.load(source)
+        np.testing.assert_array_equal(loaded(x), np.maximum(x, 0))
+        assert loaded.run({"x": x})["y"].shape == x.shape
+    with pytest.raises(ValueError, match=r"input 'x' must have shape \(1, 2, 4, 4\); got \(1, 2, 4\)"):
+        loaded(x[..., 0])
+    with pytest.raises(ValueError, match=r"inputs must be \['x'\]; got \['z'\]"):
+        loaded.run({"z": x})
+    with pytest.raises(ValueError, match="no file"):
+        convlayer.onnx.load(tmp_path / "missing.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00\x01not a model")
+    with pytest.raises(ValueError, match="is not an ONNX model"):
+        convlayer.onnx.load(tmp_path / "junk.onnx")
+    with pytest.raises(TypeError, match="model must be a path, bytes or an onnx.ModelProto; got int"):
+        convlayer.onnx.load(3)
+
+
+def test_import_convlayer_does_not_import_onnx():
+    code = "import sys, convlayer, convlayer.nn; print('onnx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2, 3, 5, 6)).astype(np.float32)
+
+
+def run(op, attrs=None, extra=(), x=X, opset=17):
+    return convlayer.onnx.load(one_node(op, attrs, x.shape, extra, opset=opset))(x)
+
+
+def test_older_opsets_take_attributes():
+    np.testing.assert_array_equal(run("Clip", {"min": 0.0, "max": 0.5}, opset=6), np.clip(X, 0, 0.5))
+    np.testing.assert_array_equal(run("Unsqueeze", {"axes": [0]}, opset=11), X[None])
+    e = np.exp(X.reshape(2, -1) - X.reshape(2, -1).max(1, keepdims=True))
+    np.testing.assert_allclose(run("Softmax", {"axis": 1}, opset=11), (e / e.sum(1, keepdims=True)).reshape(X.shape),
+                               rtol=1e-6)
+    scales = np.array([1, 1, 2, 3], np.float32)
+    want = X.repeat(2, 2).repeat(3, 3)
+    np.testing.assert_array_equal(run("Resize", {"mode": "nearest"}, [("s", scales)], opset=10), want)
+
+
+@pytest.mark.parametrize("mode, nearest, want", [
+    ("asymmetric", "floor", [0, 0, 1, 1, 2, 2]),
+    ("half_pixel", "round_prefer_floor", [0, 0, 1, 1, 2, 2]),
+    ("align_corners", "round_prefer_ceil", [0, 0, 1, 1, 2, 2]),
+    ("tf_half_pixel_for_nn", "floor", [0, 0, 1, 1, 2, 2]),
+    ("asymmetric", "ceil", [0, 1, 1, 2, 2, 2]),
+])
+def test_resize_nearest_coordinates(mode, nearest, want):
+    x = np.arange(3, dtype=np.float32).reshape(1, 1, 1, 3)
+    extra = [("roi", np.zeros(0, np.float32)), ("scales", np.array([1, 1, 1, 2], np.float32))]
+    got = run("Resize", {"mode": "nearest", "coordinate_transformation_mode": mode, "nearest_mode": nearest},
+              extra, x=x)
+    assert got.ravel().tolist() == want
+
+
+def test_resize_linear_by_sizes_against_hand_values():
+    x = np.array([0.0, 3.0], np.float32).reshape(1, 1, 1, 2)
+    extra = [("roi", np.zeros(0, np.float32)), ("scales", np.zeros(0, np.float32)),
+             ("sizes", np.array([1, 1, 1, 4], np.int64))]
+    half = run("Resize", {"mode": "linear"}, extra, x=x)
+    assert half.ravel().tolist() == [0.0, 0.75, 2.25, 3.0]  # (i + 0.5) / 2 - 0.5, clamped
+    corners = run("Resize", {"mode": "linear", "coordinate_transformation_mode": "align_corners"}, extra, x=x)
+    np.testing.assert_allclose(corners.ravel(), [0.0, 1.0, 2.0, 3.0], rtol=1e-6)
+
+
+def test_shape_slice_gather_cast_constant_of_shape_on_a_channels_last_value():
+    """A Conv makes x channels-last inside; Shape still sees NCHW, Slice cuts channels."""
+    w = np.zeros((4, 3, 1, 1), np.float32)
+    w[[0, 1, 2, 3], [0, 1, 2, 0]] = 1.0
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Shape", ["c"], ["s"], name="shape"),
+        helper.make_node("Gather", ["s", "one"], ["channels"], name="gather", axis=0),
+        helper.make_node("Cast", ["channels"], ["cf"], name="cast", to=TensorProto.FLOAT),
+        helper.make_node("Slice", ["c", "start", "stop", "axis"], ["part"], name="slice"),
+        helper.make_node("ConstantOfShape", ["s"], ["ones"], name="ones",
+                         value=numpy_helper.from_array(np.ones(1, np.float32))),
+        helper.make_node("Mul", ["part", "cf"], ["scaled"], name="mul"),
+        helper.make_node("Add", ["scaled", "ones"], ["y"], name="add"),
+    ]
+    constants = [("w", w), ("one", np.array(1, np.int64)), ("start", np.array([0], np.int64)),
+                 ("stop", np.array([2**63 - 1], np.int64)), ("axis", np.array([1], np.int64))]
+    model = graph_model(nodes, [("x", (2, 3, 5, 6))], [("y", None)], constants)
+    got = convlayer.onnx.load(model)(X)
+    want = np.concatenate([X, X[:, :1]], 1) * 4 + 1
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_in_place_ops_leave_values_that_are_still_read_alone():
+    """Relu may write over its input only when no later node reads it: here Identity passes
+    the Conv's output on, and Add still reads it."""
+    w = np.ones((2, 3, 1, 1), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Identity", ["c"], ["i"], name="identity"),
+             helper.make_node("Relu", ["i"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["r"], ["s"], name="sigmoid"),
+             helper.make_node("Add", ["s", "c"], ["y"], name="add")]
+    model = graph_model(nodes, [("x", (2, 3, 5, 6))], [("y", None)], [("w", w)])
+    c = np.repeat(X.sum(1, keepdims=True), 2, 1)
+    x = X.copy()
+    got = convlayer.onnx.load(model)(x)
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-np.maximum(c, 0))) + c, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(x, X)  # the caller's array is never written
