@@ -99,7 +99,7 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
     addition, and col2im's addition onto the strided view costs three times that."""
     plan = choose_transpose.input_gradient(grad_out, kernel, geom, algorithm, grad_x.itemsize, budget)
     if plan.stuffed:
-        _stuffed_correlation(grad_out, kernel, plan, geom.strides, grad_x, budget)
+        _stuffed_correlation(grad_out, kernel, plan.transposed, plan.route.name, geom.strides, grad_x, budget)
         return
     if plan.transposed is not None:
         correlate(grad_out, backward.transposed_kernel(kernel, geom.groups), plan.transposed, "constant", grad_x,
@@ -118,19 +118,19 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
         grad_x[n0:n1] = grad_part
 
 
-def _stuffed_correlation(grad_out, kernel, plan, strides, grad_x, budget: int) -> None:
-    """Fill grad_x with the stride-1 correlation of grad_out stuffed with zeros, a chunk of
-    images at a time (the stuffed copies within :data:`.choose_transpose.STUFFED_SHARE` of the budget)."""
-    geometry, (sh, sw) = plan.transposed, strides
+def _stuffed_correlation(grad_out, kernel, geometry: ConvGeometry, name: str, strides, grad_x, budget: int) -> None:
+    """Fill grad_x with the stride-1 correlation ``geometry`` of grad_out stuffed with zeros
+    (:func:`.backward.stuff`) by algorithm ``name``, a chunk of images at a time (the stuffed
+    copies within :data:`.choose_transpose.STUFFED_SHARE` of the budget): x's gradient of a
+    strided convolution, and the strided transposed convolution."""
     image = geometry.h * geometry.w * geometry.c * grad_x.itemsize
     per_chunk = max(1, min(geometry.n, int(budget * choose_transpose.STUFFED_SHARE) // max(image, 1)))
     rotated = backward.transposed_kernel(kernel, geometry.groups)
     for n0 in range(0, geometry.n, per_chunk):
         n1 = min(n0 + per_chunk, geometry.n)
-        stuffed = np.zeros((n1 - n0, geometry.h, geometry.w, geometry.c), grad_x.dtype)
-        stuffed[:, ::sh, ::sw] = grad_out[n0:n1]
+        stuffed = backward.stuff(grad_out[n0:n1], strides, grad_x.dtype)
         correlate(stuffed, rotated, geometry._replace(n=n1 - n0), "constant", grad_x[n0:n1],
-                  max(budget - stuffed.nbytes, 1), plan.route.name)
+                  max(budget - stuffed.nbytes, 1), name)
         del stuffed  # before the next chunk's exists
 
 
@@ -177,19 +177,16 @@ def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, a
 
 def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
     plan = choose.backward(x, kernel, geom, pad_mode, grad_out, algorithm)
-    stuffed_image = plan.transposed.h * plan.transposed.w * geom.k * grad_x.itemsize if plan.stuffed else 0
     if plan.transposed is None:
         return ALGORITHMS[plan.input.name].correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
-    if stuffed_image > budget // 2:
+    stuffed_image = plan.transposed.h * plan.transposed.w * geom.k * grad_x.itemsize
+    if plan.stuffed and stuffed_image > budget * choose_transpose.STUFFED_SHARE:
         return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
-    if grad_out.size:  # the transposed kernel is freed before the kernel's gradient runs
-        transposed = backward.transposed_kernel(kernel, geom.groups)
-        images = max(1, (budget // 2) // stuffed_image) if plan.stuffed else geom.n
-        for n0 in range(0, geom.n, images):  # stuffed grad_out a chunk of images at a time
-            n1 = min(n0 + images, geom.n)
-            source = backward.stuff(grad_out[n0:n1], geom.strides, grad_x.dtype) if plan.stuffed else grad_out
-            ALGORITHMS[plan.input.name].correlate(source, transposed, plan.transposed._replace(n=n1 - n0),
-                                                  "constant", grad_x[n0:n1], budget - source.nbytes * plan.stuffed)
+    if grad_out.size and plan.stuffed:  # the rotated kernel is freed before the kernel's gradient runs
+        _stuffed_correlation(grad_out, kernel, plan.transposed, plan.input.name, geom.strides, grad_x, budget)
+    elif grad_out.size:
+        ALGORITHMS[plan.input.name].correlate(grad_out, backward.transposed_kernel(kernel, geom.groups),
+                                              plan.transposed, "constant", grad_x, budget)
     return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
 
 
