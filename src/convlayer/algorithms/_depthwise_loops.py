@@ -176,10 +176,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
         scratch = np.empty(ow * c, out.dtype)
         task = first
         while task < last:
-            img, i0 = task // oh, task % oh
-            i1 = min(oh, i0 + band_rows, i0 + last - task)
-            p0 = i0 * sh
-            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
+            img, i0, i1 = _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows)
             for i in range(i0, i1):
                 window = band[(i - i0) * sh : (i - i0) * sh + fh]
                 flat, in_place = _row_of(out, img, i, scratch)
@@ -211,10 +208,16 @@ def _store_planes(row, target):
 
 
 @numba.njit(**OPTIONS)
-def _fill_band(x, img, rows, cols, left, band, p0, p1):
-    """band[p - p0] = padded row p of image img, for p in p0 .. p1 - 1 (:func:`fill_last`)."""
-    for p in range(p0, p1):
-        fill_last(x, img, rows[p], cols, left, band[p - p0])
+def _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows):
+    """``(img, i0, i1)``: the band of output rows ``i0 .. i1 - 1`` of image ``img`` that starts
+    at task ``task`` (at most ``band_rows``, within the image and before ``last``), its padded
+    input rows filled into ``band`` from its first row on (:func:`fill_last`)."""
+    img, i0 = task // oh, task % oh
+    i1 = min(oh, i0 + band_rows, i0 + last - task)
+    fh = band.shape[0] - (band_rows - 1) * sh
+    for p in range(i0 * sh, (i1 - 1) * sh + fh):
+        fill_last(x, img, rows[p], cols, left, band[p - i0 * sh])
+    return img, i0, i1
 
 
 @functools.lru_cache(maxsize=None)
@@ -235,10 +238,7 @@ def depthwise_gradient_fixed(fh: int, fw: int):
         band = np.empty(((band_rows - 1) * sh + fh, width, c), total.dtype)
         task = first
         while task < last:
-            img, i0 = task // oh, task % oh
-            i1 = min(oh, i0 + band_rows, i0 + last - task)
-            p0 = i0 * sh
-            _fill_band(x, img, rows, cols, left, band, p0, (i1 - 1) * sh + fh)
+            img, i0, i1 = _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows)
             for i in range(i0, i1):
                 window = band[(i - i0) * sh : (i - i0) * sh + fh]
                 row = grad_out[img, i]
