@@ -7,7 +7,7 @@ import pytest
 
 import convlayer
 from convlayer import reference
-from convlayer.algorithms import choose, spread
+from convlayer.algorithms import ranges, spread
 
 MiB = 2**20
 
@@ -44,9 +44,9 @@ def test_fft_in_range_is_a_test_of_magnitudes_not_of_a_sum(value, dtype):
     kernel = np.full((9, 9, 1, 1), 0.1, dtype)
     geom = convlayer._validate.conv_args(x, kernel, None, strides=1, padding="same", dilation=1, groups=1,
                                          flip=False, pad_mode="constant", data_format="channels_last").geom
-    assert choose.finite(x)  # the old test: the sum cancels
-    assert not choose.fft_in_range(x, kernel, geom, kernel_gradient=False)
-    assert choose.fft_in_range(x / value, kernel, geom, kernel_gradient=False)
+    assert ranges.finite(x)  # the old test: the sum cancels
+    assert not ranges.fft_in_range(x, kernel, geom, kernel_gradient=False)
+    assert ranges.fft_in_range(x / value, kernel, geom, kernel_gradient=False)
 
 
 # 2. work memory followed the dilated span, not the taps.

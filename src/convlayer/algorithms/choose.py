@@ -36,6 +36,7 @@ import numpy as np
 from ..shapes import ConvGeometry
 from . import buffers, compiled, grouped
 from .backward import transposed_geometry
+from .ranges import fft_in_range, finite, winograd_values
 
 ALGORITHMS = ("im2col", "shift", "depthwise", "fft", "winograd", "grouped")
 CHOICES = ("auto",) + ALGORITHMS
@@ -44,8 +45,6 @@ CHOICES = ("auto",) + ALGORITHMS
 FFT_MIN_TAPS = 49  # below 7x7, direct summation won at every size measured
 FFT_MAX_CHANNELS = 64  # c * k: FFT mixes channels with one tiny complex product per frequency
 FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in direct multiply-adds
-WINOGRAD_HEADROOM = 16  # |x| and |kernel| at most finfo.max / 16: the transforms add 4 inputs
-FFT_HEADROOM = 16  # transform lengths round up to fast sizes (< 2x per axis: < 4x the pixels)
 # Winograd against im2col, one thread each (time ratio), on real networks' 3x3 layers: it won
 # from 64 channels on images of 14x14 and more (1x64x56x56 0.71, 1x256x14x14 0.88, 8x128x27x27
 # 0.68) and lost with fewer channels (1x16x55x55 -> 64 1.22, 1x32x27x27 -> 128 1.06, 8x48x13x13
@@ -306,7 +305,7 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
         return Choice(name, "not FFT: the input is not finite or so large that its transforms could "
                             "overflow (FFT would spread NaN/inf over the image)")
     if _winograd_shape(geom):
-        if _winograd_values(x, kernel, terms=9 * c):
+        if winograd_values(x, kernel, terms=9 * c):
             return Choice("winograd", f"3x3, stride 1, {c} -> {k} channels: 16 c k multiply-adds per 2x2 tile, "
                                       f"not 36 c k")
         return Choice("im2col", "not Winograd: the input is not finite or so large that its sums could "
@@ -326,48 +325,16 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
     Winograd's transforms add up to 4 values of each factor and their products' sums are
     combined again, so a sum that would merely be large (or overflow to inf) directly can
     come out NaN (inf - inf): ``a`` and ``b`` must be finite, each within
-    ``finfo.max / WINOGRAD_HEADROOM``, and ``max|a| max|b| terms`` within
+    ``finfo.max / ranges.WINOGRAD_HEADROOM``, and ``max|a| max|b| terms`` within
     ``finfo.max / WINOGRAD_HEADROOM**2`` of the result dtype (two cheap passes per array,
     max and min, no copy).
     """
-    return _winograd_shape(geom) and _winograd_values(a, b, terms)
+    return _winograd_shape(geom) and winograd_values(a, b, terms)
 
 
 def _winograd_shape(geom: ConvGeometry) -> bool:
     return (_winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
             and min(geom.out_h, geom.out_w) >= WINOGRAD_MIN_SIZE)
-
-
-def _winograd_values(a: np.ndarray, b: np.ndarray, terms: int) -> bool:
-    return _in_range(a, b, WINOGRAD_HEADROOM, terms * WINOGRAD_HEADROOM**2)
-
-
-def fft_in_range(a: np.ndarray, b: np.ndarray, geom: ConvGeometry, kernel_gradient: bool) -> bool:
-    """Whether FFT's intermediates stay finite for the factors ``a`` and ``b``: x and the
-    kernel (forward), or x and grad_out (the kernel's gradient).
-
-    A transform over ``P`` padded pixels sums ``P`` values: ``|fft(a)| <= P max|a|``. The
-    spectra's products are summed over the channels (forward: ``c`` channels of a kernel
-    of ``fh * fw`` taps) or the images (kernel gradient: ``n`` images of grad_out, up to
-    ``P`` pixels each), and the inverse transform sums ``P`` of those before it scales by
-    ``1 / P``. Both factors must be finite and those sums, with :data:`FFT_HEADROOM`,
-    within the dtype's range. A test on magnitudes, not on a sum of the values: alternating
-    signs cancel in a sum (``finite`` passes ``[1e36, -1e36, ...]``) but not in a transform.
-    """
-    pixels = (geom.h + sum(geom.pads[0])) * (geom.w + sum(geom.pads[1]))
-    if kernel_gradient:
-        product = geom.n * pixels**3
-    else:
-        product = geom.c * geom.fh * geom.fw * pixels**2
-    return _in_range(a, b, pixels * FFT_HEADROOM, product * FFT_HEADROOM)
-
-
-def _in_range(a: np.ndarray, b: np.ndarray, single: float, product: float) -> bool:
-    """``max|a|`` and ``max|b|`` times ``single``, and ``max|a| max|b| product``, are within
-    the largest value of the result dtype (False for NaN or inf)."""
-    limit = float(np.finfo(np.result_type(a.dtype, b.dtype, np.float32)).max)
-    size_a, size_b = magnitude(a), magnitude(b)
-    return max(size_a, size_b) * single <= limit and size_a * size_b * product <= limit
 
 
 def prefers_grouped(x: np.ndarray, geom: ConvGeometry, itemsize: int) -> bool:
@@ -413,34 +380,6 @@ def _fft_work(geom: ConvGeometry) -> "float | None":
         return None
     pixels = (geom.h + sum(geom.pads[0])) * (geom.w + sum(geom.pads[1]))
     return FFT_COST_PER_LOG * (c + k) * math.log2(max(pixels, 2)) + c * k
-
-
-def finite(array: np.ndarray) -> bool:
-    """One cheap pass: does ``array`` hold only finite numbers (always true for integers)?
-
-    A NaN or an infinity makes the sum NaN or infinite, and a sum needs no work memory
-    (``np.isfinite(array).all()`` would make a boolean copy of the input). A sum that
-    overflows says "not finite" too: then only a faster route is not taken.
-    """
-    if array.dtype.kind != "f":
-        return True
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow just says "not finite"
-        return bool(np.isfinite(np.sum(array, dtype=np.result_type(array.dtype, np.float32))))
-
-
-def magnitude(array: np.ndarray) -> float:
-    """The largest ``|value|`` of ``array`` (two cheap passes, max and min, no copy); NaN
-    when it holds a NaN, 0 when it is empty.
-
-    A sum of finite values can cancel (``finite`` would pass ``[2e38, -2e38]``) while
-    Winograd's input transform, which subtracts neighbours, overflows on them.
-    """
-    if array.size == 0:
-        return 0.0
-    high, low = float(array.max()), float(array.min())
-    if high != high or low != low:  # NaN
-        return math.nan
-    return max(abs(high), abs(low))
 
 
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray, algorithm="auto") -> Choice:

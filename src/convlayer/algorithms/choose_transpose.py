@@ -14,7 +14,8 @@ import numpy as np
 
 from ..shapes import ConvGeometry, span
 from .backward import transposed_geometry
-from .choose import Choice, check_name, finite, forward, unsupported
+from .choose import Choice, check_name, forward, unsupported
+from .ranges import finite
 
 # Of the budget, the share the zero-stuffed grad_out of a chunk of images may take.
 STUFFED_SHARE = 0.5
