@@ -256,12 +256,13 @@ def _strided_layer(rng):
 
 def _backward_in_one_pass(monkeypatch, grad, x, kernel, options):
     """conv2d_backward by grouped's pass; fails if im2col's ran instead."""
-    from convlayer.algorithms import im2col
+    from convlayer.algorithms import dispatch, im2col_backward
 
     def refused(*args, **kwargs):
         raise AssertionError("im2col's backward pass ran, not grouped's")
 
-    monkeypatch.setattr(im2col, "correlate_backward", refused)
+    monkeypatch.setattr(im2col_backward, "correlate_backward", refused)  # grouped's fallback
+    monkeypatch.setattr(dispatch.ALGORITHMS["im2col"], "correlate_backward", refused)  # dispatch's route
     return convlayer.conv2d_backward(grad, x, kernel, **options)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _validate
-from .algorithms import buffers, im2col
+from .algorithms import buffers, im2col, im2col_backward
 from . import shapes
 from .algorithms.banks import BankIndex
 from .functional import ArrayLike, Conv2DGrads
@@ -213,7 +213,7 @@ def _banked_backward(sharing: str, grad_out, x, kernel, strides, padding) -> Con
                                                  sharing=sharing)
     index = _bank_index(args, sharing)
     grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
-    grad_kernel = im2col.correlate_backward(args.x, args.kernel, args.geom, "constant", grad_nhwc,
+    grad_kernel = im2col_backward.correlate_backward(args.x, args.kernel, args.geom, "constant", grad_nhwc,
                                             grad_x_nhwc, buffers.get_memory_budget(), index)
     b_h, b_w, k = args.kernel.shape[0], args.kernel.shape[1], args.kernel.shape[-1]
     grad_bias = np.zeros((b_h, b_w, k), args.dtype)

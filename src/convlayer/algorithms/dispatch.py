@@ -17,13 +17,19 @@ layers, which im2col multiplies in either layout.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import (backward, choose, choose_transpose, depthwise, fft, grouped, im2col, layout, pointwise, shift,
-               spread, winograd)
+from . import (backward, choose, choose_transpose, depthwise, fft, grouped, im2col, im2col_backward, layout,
+               pointwise, shift, spread, winograd)
 
-ALGORITHMS = {"im2col": im2col, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd,
+# name -> what computes it: a module (or, for im2col, whose gradients are a module of their
+# own, a namespace) with correlate, correlate_backward and kernel_gradient.
+_IM2COL = SimpleNamespace(correlate=im2col.correlate, correlate_backward=im2col_backward.correlate_backward,
+                          kernel_gradient=im2col_backward.kernel_gradient)
+ALGORITHMS = {"im2col": _IM2COL, "shift": shift, "depthwise": depthwise, "fft": fft, "winograd": winograd,
               "grouped": grouped}
 
 
@@ -110,11 +116,11 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
         image = geom.h * geom.w * geom.c * grad_x.itemsize + geom.out_h * geom.out_w * geom.k * grad_out.itemsize
         chunks = layout.chunks(geom.n, image, budget)
     if chunks is None:
-        im2col.input_gradient(kernel, geom, grad_out, grad_x, budget)
+        im2col_backward.input_gradient(kernel, geom, grad_out, grad_x, budget)
         return
     for n0, n1, left in chunks:
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
-        im2col.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
+        im2col_backward.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
         grad_x[n0:n1] = grad_part
 
 
@@ -139,7 +145,7 @@ def correlate_with_kernel_gradient(x, kernel, geom: ConvGeometry, out, grad_out,
     """Fill ``out`` with the correlation of x and kernel (zero padding) and return the kernel's
     gradient of ``sum(grad_out * correlate(x, kernel))``: the transposed convolution's
     backward pass. ``algorithm`` is used where it applies, auto's choice elsewhere; where
-    both are im2col's patch matrices (:func:`.im2col.shares_patches`, C-contiguous arrays),
+    both are im2col's patch matrices (:func:`.im2col_backward.shares_patches`, C-contiguous arrays),
     one serves both (1x64x64x64 -> 32, 3x3, stride 2: 3.8 to 3.4 ms on one core)."""
     name = choose.check_name(algorithm)
     if name != "auto" and choose.unsupported(name, geom) is not None:
@@ -147,8 +153,8 @@ def correlate_with_kernel_gradient(x, kernel, geom: ConvGeometry, out, grad_out,
     both = (choose.forward(x, kernel, geom, name).name, choose.kernel_gradient(x, geom, grad_out, name).name)
     plain = not layout.strided(x, out, grad_out) and not spread.wanted(geom, out.itemsize, budget)
     if (both == ("im2col", "im2col") and plain and geom.n * geom.out_h * geom.out_w
-            and im2col.shares_patches(x, geom, out.itemsize, budget)):
-        return im2col.correlate_with_kernel_gradient(x, kernel, geom, out, grad_out, budget)
+            and im2col_backward.shares_patches(x, geom, out.itemsize, budget)):
+        return im2col_backward.correlate_with_kernel_gradient(x, kernel, geom, out, grad_out, budget)
     correlate(x, kernel, geom, "constant", out, budget, name)
     return kernel_gradient(x, geom, grad_out, out.dtype, budget, name)
 
@@ -181,7 +187,7 @@ def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, bu
         return ALGORITHMS[plan.input.name].correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
     stuffed_image = plan.transposed.h * plan.transposed.w * geom.k * grad_x.itemsize
     if plan.stuffed and stuffed_image > budget * choose_transpose.STUFFED_SHARE:
-        return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
+        return im2col_backward.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
     if grad_out.size and plan.stuffed:  # the rotated kernel is freed before the kernel's gradient runs
         _stuffed_correlation(grad_out, kernel, plan.transposed, plan.input.name, geom.strides, grad_x, budget)
     elif grad_out.size:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import compiled, im2col, parallel, slab
+from . import compiled, im2col, im2col_backward, parallel, slab
 
 # Patch bytes per block and thread: a group's product of 256-512 rows ran at 50-60 GFLOP/s
 # on one core (float32, 9 x 8 -> 8 channels), 2048 rows at 30 (its patches past the L2 cache).
@@ -126,7 +126,7 @@ def correlate_backward(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, pa
                        grad_out: np.ndarray, grad_x: np.ndarray, budget: int) -> np.ndarray:
     """Add x's gradient into ``grad_x``; return the kernel's, (fh, fw, c // groups, k).
 
-    Arguments as for :func:`.im2col.correlate_backward`, in one pass over :func:`correlate`'s
+    Arguments as for :func:`.im2col_backward.correlate_backward`, in one pass over :func:`correlate`'s
     row blocks: per block the kernel's gradient as in :func:`kernel_gradient`, then the
     patches' gradient, ``grad_out @ weights^T`` batched over the groups (into the patches'
     buffer), added back onto the padded rows they were read from and those onto x's gradient
@@ -153,8 +153,8 @@ def _gradients(x, weights_t, geom: ConvGeometry, pad_mode: str, grad_out, grad_x
     if (grad_out.size == 0 or geom.c == 0 or not compiled.usable(*arrays)
             or not runs_compiled(x, geom, dtype.itemsize, budget, extra=extra)):
         if grad_x is None:
-            return im2col.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
-        return im2col.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
+            return im2col_backward.kernel_gradient(x, geom, pad_mode, grad_out, dtype, budget)
+        return im2col_backward.correlate_backward(x, kernel, geom, pad_mode, grad_out, grad_x, budget)
     threads = parallel.thread_count()
     per_block = max(1, min(BLOCK_BYTES, budget // threads - extra) // _row_bytes(geom, dtype.itemsize))
     buffers = [_thread_buffers(geom, pad_mode, per_block, dtype, weights_t is not None) for _ in range(threads)]

@@ -17,11 +17,7 @@ With Numba, large groups=1 layers run in *row blocks* instead (:func:`correlate_
 each thread fills a few output rows' patches with a compiled loop and multiplies them at
 once, while they are in its core's cache.
 
-The backward pass (:func:`correlate_backward`) walks the same blocks with the same slab and
-patch matrix. The kernel's gradient is ``patches^T @ grad_out`` per group, summed over the
-blocks; the patch matrix's gradient, ``grad_out @ weights^T``, is added back onto the slab
-("col2im", one strided addition per kernel tap) and the slab's gradient is added onto the
-input pixels each padded pixel was copied from (:func:`.slab.fold_gradient`).
+The gradients are in :mod:`.im2col_backward`.
 """
 
 from __future__ import annotations
@@ -80,16 +76,16 @@ def correlate(
     if geom.c == 0:  # no input channels: every sum is empty
         out[...] = 0
         return out
-    weights = _weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
+    weights = weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
         return out
     if banks is None and takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     slabs = WORK_SLABS - 1 + slab.gathered_slabs(pad_mode)
-    cost = _block_cost(geom, out.dtype.itemsize, slabs=slabs, banks=banks is not None)
+    cost = block_cost(geom, out.dtype.itemsize, slabs=slabs, banks=banks is not None)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    items = _block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1
+    items = block_cost(geom, out.dtype.itemsize)(*size) // out.dtype.itemsize + 1
     with work_buffer(items, out.dtype) as work:
         for block in blocks(geom.n, geom.out_h, geom.out_w, size):
             _correlate_block(x, weights, geom, row_map, col_map, block, work, out, banks)
@@ -150,7 +146,7 @@ def correlate_rows(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, ou
     return out
 
 
-def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
+def weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     """Reshape (fh, fw, cg, k) into one (fh * fw * cg, k // groups) matrix per group.
 
     A kernel that lies filters first in memory (PyTorch's (k, c, fh, fw), seen through
@@ -166,7 +162,7 @@ def _weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
 
 
-def _block_cost(geom: ConvGeometry, itemsize: int, slabs: int = WORK_SLABS, banks: bool = False,
+def block_cost(geom: ConvGeometry, itemsize: int, slabs: int = WORK_SLABS, banks: bool = False,
                 backward: bool = False):
     """Work bytes of a block of (images, rows, cols) output pixels: ``slabs`` slabs, the
     patches and the product (and, with ``banks``, the per-pixel kernels)."""
@@ -184,7 +180,7 @@ def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out
     """Compute one block of the output in place."""
     rows, cols = slab.indices(row_map, col_map, geom, block)
     padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, out.dtype)
-    patches = _patch_matrix(padded, geom, block, work[used:])
+    patches = patch_matrix(padded, geom, block, work[used:])
     target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
     pixels = patches.shape[1]
     if banks is not None:
@@ -205,7 +201,7 @@ def _correlate_block(x, weights, geom, row_map, col_map, block: Block, work, out
     by_group[...] = product.reshape(geom.groups, nb, rb, cb, -1).transpose(1, 2, 3, 0, 4)
 
 
-def _patch_matrix(padded, geom: ConvGeometry, block: Block, work) -> np.ndarray:
+def patch_matrix(padded, geom: ConvGeometry, block: Block, work) -> np.ndarray:
     """The (groups, pixels, fh * fw * c/groups) patch matrix of a block."""
     nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
     g, cg = geom.groups, geom.c // geom.groups
@@ -224,204 +220,3 @@ def _patch_matrix(padded, geom: ConvGeometry, block: Block, work) -> np.ndarray:
     matrix = work[: g * pixels * length].reshape(g, nb, rb, cb, geom.fh, geom.fw, cg)
     np.copyto(matrix, windows.transpose(5, 0, 1, 2, 3, 4, 6))
     return matrix.reshape(g, pixels, length)
-
-
-def correlate_backward(
-    x: np.ndarray,
-    kernel: np.ndarray,
-    geom: ConvGeometry,
-    pad_mode: str,
-    grad_out: np.ndarray,
-    grad_x: np.ndarray,
-    budget: int,
-    banks: "banked.BankIndex | None" = None,
-) -> np.ndarray:
-    """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.
-
-    ``grad_out`` is (n, out_h, out_w, k) of any real dtype, ``grad_x`` (n, h, w, c) in the
-    result dtype (zeros, or gradient to add to). Returns the kernel's gradient, shaped like
-    the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``).
-    """
-    if banks is None:
-        weights = _weight_matrix(kernel, geom.groups)
-    else:
-        weights = banked.weight_banks(kernel)
-    return _backward_pass(x, weights, kernel.shape, geom, pad_mode, grad_out, grad_x, grad_x.dtype, budget, banks)
-
-
-def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
-                    budget: int) -> np.ndarray:
-    """The kernel's gradient alone, (fh, fw, c // groups, k): ``patches^T @ grad_out`` per group."""
-    shape = (geom.fh, geom.fw, geom.c // geom.groups, geom.k)
-    return _backward_pass(x, None, shape, geom, pad_mode, grad_out, None, np.dtype(dtype), budget, None)
-
-
-def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, dtype, budget: int,
-                   banks) -> np.ndarray:
-    """:func:`correlate_backward`, with the kernel as its weight matrices (``None``: the
-    kernel's gradient only, ``grad_x`` untouched); returns the kernel's gradient, ``shape``."""
-    if banks is None:
-        grad_weights = np.zeros((geom.groups, geom.fh * geom.fw * geom.c // geom.groups, geom.k // geom.groups),
-                                dtype)
-    else:
-        grad_weights = np.zeros(weights.shape, dtype)
-    if grad_out.size == 0 or x.size == 0:  # no output, or every window holds only zeros
-        return _unpack_gradient(grad_weights, shape, banks)
-    if banks is None and pointwise.gradients(x, None if weights is None else weights[0], geom, grad_out, grad_x,
-                                             grad_weights[0], budget):
-        return _unpack_gradient(grad_weights, shape, banks)
-    row_map, col_map = slab.index_maps(geom, pad_mode)
-    # Work holds a slab and its gradient, then the temporaries of gathering the slab and of
-    # folding its gradient back, one after the other.
-    temporaries = max(slab.GATHER_TEMPORARIES, slab.FOLD_TEMPORARIES)
-    cost = _block_cost(geom, dtype.itemsize, WORK_SLABS + temporaries, banks=banks is not None, backward=True)
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    with work_buffer(_block_cost(geom, dtype.itemsize)(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-            rows, cols = slab.indices(row_map, col_map, geom, block)
-            padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
-            patches = _patch_matrix(padded, geom, block, work[used:])
-            # The patch matrix is used up: its gradient takes its place (never x's memory).
-            grad_patches = work[used : used + patches.size].reshape(patches.shape)
-            if banks is None:
-                grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
-                grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
-                if weights is None:
-                    continue
-                np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
-            else:
-                grad_target = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-                banked.gradients(patches[0], grad_target.astype(dtype, copy=False), weights, banks, block,
-                                 grad_weights, grad_patches[0])
-            start = used + patches.size + _pixels(block) * geom.k
-            grad_slab = work[start : start + padded.size].reshape(padded.shape)
-            _col2im(grad_patches, geom, block, grad_slab)
-            slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
-    return _unpack_gradient(grad_weights, shape, banks)
-
-
-def _pixels(block: Block) -> int:
-    return (block.n1 - block.n0) * (block.r1 - block.r0) * (block.c1 - block.c0)
-
-
-def _unpack_gradient(grad_weights, shape, banks) -> np.ndarray:
-    """The kernel's gradient, ``shape``, from the gradient of its weight matrices."""
-    if banks is None:
-        return _kernel_from_matrix(grad_weights, shape)
-    return banked.kernel_from_banks(grad_weights, shape)
-
-
-def _kernel_from_matrix(grad_weights: np.ndarray, shape) -> np.ndarray:
-    """Undo :func:`_weight_matrix`: (groups, fh * fw * cg, k // groups) to (fh, fw, cg, k)."""
-    fh, fw, cg, k = shape
-    groups = grad_weights.shape[0]
-    per_group = grad_weights.reshape(groups, fh, fw, cg, k // groups)
-    return per_group.transpose(1, 2, 3, 0, 4).reshape(fh, fw, cg, k)
-
-
-def _grad_matrix(grad_out, geom: ConvGeometry, block: Block, work) -> np.ndarray:
-    """A block of grad_out as one contiguous (pixels, k // groups) matrix per group."""
-    nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
-    g, kg = geom.groups, geom.k // geom.groups
-    source = grad_out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-    matrix = work[: nb * rb * cb * geom.k].reshape(g, nb, rb, cb, kg)
-    np.copyto(matrix, source.reshape(nb, rb, cb, g, kg).transpose(3, 0, 1, 2, 4))
-    return matrix.reshape(g, nb * rb * cb, kg)
-
-
-def _col2im(grad_patches, geom: ConvGeometry, block: Block, grad_slab) -> None:
-    """Fill grad_slab with the sum of every patch's gradient at the pixels it was read from.
-
-    One strided addition per kernel tap: tap (a, b) of every window reads the slab pixels
-    ``(a * dh + i * sh, b * dw + j * sw)``.
-    """
-    nb, rb, cb = block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0
-    (sh, sw), (dh, dw) = geom.strides, geom.dilation
-    g, cg = geom.groups, geom.c // geom.groups
-    if g == 1 and compiled.enabled() and compiled.usable(grad_slab):
-        # NumPy adds a tap at a time over runs of c values (3 on a stem layer: 137 of the
-        # 7x7 stride-2 stem's 180 ms backward pass); the compiled loop adds fw * c at a time.
-        compiled.run_loop("col2im", nb * grad_slab.shape[1], grad_patches[0], geom.fh, geom.fw, sh, sw, dh, dw,
-                          rb, cb, grad_slab)
-        return
-    taps = grad_patches.reshape(g, nb, rb, cb, geom.fh, geom.fw, cg)
-    grad_slab[...] = 0
-    by_group = grad_slab.reshape(nb, grad_slab.shape[1], grad_slab.shape[2], g, cg)
-    for a in range(geom.fh):
-        for b in range(geom.fw):
-            rows = slice(a * dh, a * dh + (rb - 1) * sh + 1, sh)
-            cols = slice(b * dw, b * dw + (cb - 1) * sw + 1, sw)
-            by_group[:, rows, cols] += taps[:, :, :, :, a, b].transpose(1, 2, 3, 0, 4)
-
-
-def input_gradient(kernel: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray, grad_x: np.ndarray,
-                   budget: int) -> None:
-    """x's gradient alone, added into ``grad_x`` (n, h, w, c): the transposed convolution.
-
-    The backward pass without x: per block, ``grad_out @ weights^T`` (one GEMM per group)
-    gives each window's patch gradient, added back onto the slab it was read from (col2im)
-    and folded onto ``grad_x``. No patch matrix of x is built, and the kernel's gradient is
-    not computed. Zero padding only.
-    """
-    if grad_out.size == 0 or grad_x.size == 0:
-        return
-    weights_t = _weight_matrix(kernel, geom.groups).transpose(0, 2, 1)
-    dtype = grad_x.dtype
-    row_map, col_map = slab.index_maps(geom, "constant")
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, _block_cost(geom, dtype.itemsize), budget)
-    with work_buffer(_block_cost(geom, dtype.itemsize)(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-            grad_block = _grad_matrix(grad_out, geom, block, work)
-            used = grad_block.size
-            taps = geom.fh * geom.fw * geom.c // geom.groups
-            grad_patches = work[used : used + grad_block.shape[0] * grad_block.shape[1] * taps]
-            grad_patches = grad_patches.reshape(grad_block.shape[0], grad_block.shape[1], taps)
-            np.matmul(grad_block, weights_t, out=grad_patches)
-            used += grad_patches.size
-            slab_shape = slab.shape(geom, block.n1 - block.n0, block.r1 - block.r0, block.c1 - block.c0)
-            grad_slab = work[used : used + math.prod(slab_shape)].reshape(slab_shape)
-            _col2im(grad_patches, geom, block, grad_slab)
-            rows, cols = slab.indices(row_map, col_map, geom, block)
-            slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
-
-
-def shares_patches(x: np.ndarray, geom: ConvGeometry, itemsize: int, budget: int) -> bool:
-    """Whether :func:`correlate_with_kernel_gradient` computes ``geom`` as :func:`correlate`
-    would: groups=1 through one patch matrix per block (not a 1x1 layer's product of the
-    input as it lies, not the compiled row blocks of large layers)."""
-    return geom.groups == 1 and not pointwise.applies(geom) and not takes_row_blocks(x, geom, itemsize, budget)
-
-
-def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray,
-                                   grad_out: np.ndarray, budget: int) -> np.ndarray:
-    """Fill ``out`` with the correlation of x and kernel, and return the kernel's gradient of
-    ``sum(grad_out * correlate(x, kernel))``, (fh, fw, c, k), both from one patch matrix per
-    block: ``patches @ weights`` and ``patches^T @ grad_out``. groups=1, zero padding.
-
-    The transposed convolution's backward pass is exactly this pair (its x's gradient is the
-    forward correlation of its grad_out, its kernel's gradient that correlation's kernel
-    gradient with its x as grad_out), so the patches of its grad_out are built once.
-    """
-    assert geom.groups == 1, "one weight matrix"
-    dtype = out.dtype
-    weights = _weight_matrix(kernel, 1)[0]
-    grad_weights = np.zeros(weights.shape, dtype)
-    row_map, col_map = slab.index_maps(geom, "constant")
-
-    def cost(images: int, rows: int, cols: int) -> int:  # im2col's block and the grad_out block beside it
-        return _block_cost(geom, dtype.itemsize)(images, rows, cols) + images * rows * cols * geom.k * dtype.itemsize
-
-    size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
-    with work_buffer(cost(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
-            rows, cols = slab.indices(row_map, col_map, geom, block)
-            padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
-            patches = _patch_matrix(padded, geom, block, work[used:])[0]
-            used += patches.size
-            target = out[block.n0 : block.n1, block.r0 : block.r1, block.c0 : block.c1]
-            product = work[used : used + patches.shape[0] * geom.k].reshape(patches.shape[0], geom.k)
-            np.matmul(patches, weights, out=product)
-            target[...] = product.reshape(target.shape)
-            grad_block = _grad_matrix(grad_out, geom, block, work[used:])[0]  # the product is written out
-            grad_weights += patches.T @ grad_block
-    return grad_weights.reshape(geom.fh, geom.fw, geom.c, geom.k)
