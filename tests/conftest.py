@@ -164,13 +164,14 @@ def _onnx_terms(node, shapes) -> int:
         return int(np.prod(x)) + 1
     if op == "Softmax":  # exp of x - max (relative error <= 1/e + 2 ulp), the sum, a division
         return x[node.attrs.get("axis", -1)] + 5
-    return {"BatchNormalization": 3, "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Sigmoid": 4, "HardSigmoid": 2,
+    return {"BatchNormalization": 3, "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Sigmoid": 4, "Swish": 4, "HardSigmoid": 2,
             "HardSwish": 4, "LeakyRelu": 1, "Resize": 4}.get(op, 0)
 
 
 _ABS_OPS = {  # |.| networks that dominate the op and its error (first order)
     "Sigmoid": lambda x: 0.5 + x / 4,  # sigma(x) <= 1/2 + |x|/4, and it is 1/4-Lipschitz
     "HardSigmoid": lambda x: 0.5 + x / 4,
+    "Swish": lambda x: x * (0.5 + x / 4),  # x sigma(x), its rounding relative to that
     "HardSwish": lambda x: x * (0.5 + x / 6),
     "LeakyRelu": lambda x: x,
     "Clip": lambda x: x,

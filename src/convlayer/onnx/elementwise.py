@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
+from ..algorithms import parallel
 from ._table import BROADCAST, SAME, any_value, one_of, op
 
 # In-place forms, for an input no one else reads (the runner decides, see .model): the same
@@ -31,26 +32,33 @@ def relu_into(node, x):
 
 @op("LeakyRelu", SAME, alpha=any_value)
 def leaky_relu(node, x):
+    return leaky_relu_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
+
+
+@inplace("LeakyRelu")
+def leaky_relu_into(node, x):
     alpha = x.dtype.type(node.attrs.get("alpha", 0.01))
-    return np.where(x >= 0, x, x * alpha)
+
+    def step(part, scratch):
+        np.multiply(part, alpha, out=scratch)
+        np.copyto(part, scratch, where=part < 0)
+    return _by_chunks(x, step)
 
 
 @op("Clip", SAME, min=any_value, max=any_value)
 def clip(node, x, low=None, high=None):
-    low = node.attrs.get("min") if low is None else low
-    high = node.attrs.get("max") if high is None else high
     return clip_into(node, x.copy(), low, high)
 
 
 @inplace("Clip")
 def clip_into(node, x, low=None, high=None):
+    """One pass of :func:`numpy.clip` (a NaN stays NaN, as in ``max(min(x, high), low)``)."""
     low = node.attrs.get("min") if low is None else low
     high = node.attrs.get("max") if high is None else high
-    if low is not None:
-        np.maximum(x, np.asarray(low, x.dtype), out=x)
-    if high is not None:
-        np.minimum(x, np.asarray(high, x.dtype), out=x)
-    return x
+    if low is None and high is None:
+        return x
+    return np.clip(x, None if low is None else np.asarray(low, x.dtype),
+                   None if high is None else np.asarray(high, x.dtype), out=x)
 
 
 @op("Sigmoid", SAME)
@@ -61,22 +69,96 @@ def sigmoid(node, x):
 @inplace("Sigmoid")
 def sigmoid_into(node, x):
     """``1 / (1 + exp(-x))`` written over x; exp(-x) = inf for x < -88 gives 0, as it should."""
-    with np.errstate(over="ignore"):
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-        x += x.dtype.type(1)
-        return np.reciprocal(x, out=x)
+    def step(part, scratch):
+        np.negative(part, out=part)
+        np.exp(part, out=part)
+        part += part.dtype.type(1)
+        np.reciprocal(part, out=part)
+    return _by_chunks(x, step)
+
+
+@op("Swish", SAME, alpha=any_value)
+def swish(node, x):
+    """``x * sigmoid(alpha * x)`` (ONNX's Swish; load makes one of Sigmoid then Mul, SiLU)."""
+    return swish_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
+
+
+@inplace("Swish")
+def swish_into(node, x):
+    """``x / (1 + exp(-alpha x))`` written over x, one cache-sized chunk at a time."""
+    alpha = x.dtype.type(-node.attrs.get("alpha", 1.0))
+
+    def step(part, scratch):
+        np.multiply(part, alpha, out=scratch)
+        np.exp(scratch, out=scratch)
+        scratch += scratch.dtype.type(1)
+        np.divide(part, scratch, out=part)
+    return _by_chunks(x, step)
 
 
 @op("HardSigmoid", SAME, alpha=any_value, beta=any_value)
 def hard_sigmoid(node, x):
+    return hard_sigmoid_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
+
+
+@inplace("HardSigmoid")
+def hard_sigmoid_into(node, x):
     alpha, beta = (x.dtype.type(node.attrs.get(k, d)) for k, d in (("alpha", 0.2), ("beta", 0.5)))
-    return np.clip(x * alpha + beta, 0, 1)
+
+    def step(part, scratch):
+        part *= alpha
+        part += beta
+        np.clip(part, 0, 1, out=part)
+    return _by_chunks(x, step)
 
 
 @op("HardSwish", SAME)
 def hard_swish(node, x):
-    return x * np.clip(x / x.dtype.type(6) + x.dtype.type(0.5), 0, 1)
+    return hard_swish_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
+
+
+@inplace("HardSwish")
+def hard_swish_into(node, x):
+    """``x * clip(x / 6 + 1/2, 0, 1)`` written over x."""
+    six, half = x.dtype.type(6), x.dtype.type(0.5)
+
+    def step(part, scratch):
+        np.divide(part, six, out=scratch)
+        scratch += half
+        np.clip(scratch, 0, 1, out=scratch)
+        part *= scratch
+    return _by_chunks(x, step)
+
+
+# Items an activation works on at a time: its passes (exp, add, divide, ...) then run over a
+# chunk that stays in the core's cache, so the array crosses memory once, not once a pass.
+# Swish on 8x112x112x32 float32: 3.0 ms in chunks of 2**15 against 9.4 ms pass by pass.
+CHUNK = 2**15
+
+
+def _by_chunks(x, step):
+    """Run ``step(part, scratch)`` over x (in place) chunk by chunk, on every core for a large x.
+
+    ``scratch`` is a free array of ``part``'s size and dtype. A non-contiguous x is done in
+    one piece.
+    """
+    if not x.flags.c_contiguous:
+        step(x, np.empty_like(x))
+        return x
+    flat = x.reshape(-1)
+    starts = range(0, flat.size, CHUNK)
+
+    def worker(part_starts):
+        scratch = np.empty(min(CHUNK, flat.size), x.dtype)
+        for start in part_starts:
+            part = flat[start : start + CHUNK]
+            step(part, scratch[: part.size])
+    with np.errstate(over="ignore"):
+        parallel.run_parts(worker, starts, parallel.threads_for(flat.size * PASSES))
+    return x
+
+
+PASSES = 4  # an activation's passes over its items, as parallel.threads_for counts work
 
 
 @op("Identity", SAME)

@@ -8,7 +8,10 @@
 3. :func:`fold_batch_norms`: a BatchNormalization right after a Conv (its only reader)
    becomes the Conv's kernel and bias: ``kernel * scale`` and ``(bias - mean) * scale +
    beta`` per output channel, computed in float64 and rounded once.
-4. Kernels are laid out channels-last once, not on every call.
+4. :func:`fuse_swish`: ``Mul(x, Sigmoid(x))`` (SiLU, EfficientNet's activation) becomes one
+   Swish node when the Mul alone reads the Sigmoid: one pass over x instead of two ops and
+   an array between them.
+5. Kernels are laid out channels-last once, not on every call.
 """
 
 from __future__ import annotations
@@ -102,6 +105,25 @@ def fold_batch_norms(graph: Graph) -> None:
     graph.nodes = kept
 
 
+def fuse_swish(graph: Graph) -> None:
+    """Make each ``Mul(x, Sigmoid(x))`` (either order) whose Sigmoid output only that Mul
+    reads one ``Swish`` node (alpha 1) named after the Mul."""
+    producer = {out: node for node in graph.nodes for out in node.outputs}
+    count = readers(graph)
+    fused = set()
+    for index, node in enumerate(graph.nodes):
+        if node.op != "Mul" or len(node.inputs) != 2:
+            continue
+        for position in (0, 1):
+            gate = producer.get(node.inputs[position])
+            x = node.inputs[1 - position]
+            if gate is not None and gate.op == "Sigmoid" and gate.inputs[0] == x and count.get(gate.outputs[0]) == 1:
+                graph.nodes[index] = Node(node.name, "Swish", [x], list(node.outputs), {"alpha": 1.0, "_fused": gate.name})
+                fused.add(id(gate))
+                break
+    graph.nodes = [node for node in graph.nodes if id(node) not in fused]
+
+
 def fold_constants(graph: Graph) -> None:
     """Run now every node whose inputs are all constants; its outputs become constants."""
     kept = []
@@ -142,6 +164,7 @@ def prepare(graph: Graph) -> Graph:
         node.attrs["_opset"] = graph.opset
     fold_constants(graph)
     fold_batch_norms(graph)
+    fuse_swish(graph)
     lay_out_kernels(graph)
     return graph
 
@@ -160,5 +183,5 @@ def last_uses(graph: Graph) -> list:
     return freed
 
 
-__all__ = ["Node", "check", "fold_batch_norms", "fold_constants", "lay_out_kernels", "last_uses", "prepare",
+__all__ = ["Node", "check", "fold_batch_norms", "fold_constants", "fuse_swish", "lay_out_kernels", "last_uses", "prepare",
            "readers"]
