@@ -74,7 +74,8 @@ def main(argv: "list[str] | None" = None) -> int:
         return _stdout_gone()
     except (ValueError, TypeError, OSError) as error:
         return _fail(f"convlayer {args.command}: error: {error}")
-    except ImportError as error:  # not installed (what to install) or broken (what was found)
+    except ImportError as error:  # not installed (what to install) or broken (what was found); as it is,
+        # when convlayer._optional.require described it already
         return _fail(f"convlayer {args.command}: error: {_optional.describe(error)}")
     except KeyboardInterrupt:  # outputs are written whole or not at all: nothing to clean up
         print(f"convlayer {args.command}: interrupted", file=sys.stderr)
