@@ -215,7 +215,8 @@ def test_help_has_examples(capsys):
 def test_import_convlayer_imports_only_numpy():
     code = ("import sys, convlayer; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'scipy', 'matplotlib', 'skimage', 'PIL', 'torch', 'dask', 'tqdm', 'sklearn'}))")
+            "{'scipy', 'matplotlib', 'skimage', 'PIL', 'torch', 'dask', 'tqdm', 'sklearn', 'numba', "
+            "'llvmlite', 'threadpoolctl', 'argparse'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
