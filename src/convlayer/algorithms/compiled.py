@@ -17,10 +17,10 @@ Each algorithm's wrapper around its loops lives beside its NumPy code.
 Numba is a dependency of convlayer (so ``pip install convlayer`` gives these speeds), yet
 the NumPy code stays for where it cannot be imported (no wheel for the platform, or a NumPy
 newer than the installed Numba supports): :func:`enabled` is then false. Numba is imported
-the first time a convolution asks :func:`enabled`, not at ``import convlayer``. Each loop is compiled on first use for its argument
-types and the machine code is cached on disk (``cache=True``: in ``__pycache__`` beside
-:mod:`._loops`, or ``NUMBA_CACHE_DIR``), so a compile happens once per installation and
-dtype: :func:`compile_seconds` reports the time it took in this process (each compiling
+the first time a convolution asks :func:`enabled`, not at ``import convlayer``. Each loop
+is compiled on first use for its argument types and the machine code is cached on disk
+(``cache=True``: in ``__pycache__`` beside :mod:`._loops`, or ``NUMBA_CACHE_DIR``), so a
+compile happens once per installation and dtype: :func:`compile_seconds` reports the time it took in this process (each compiling
 call counted whole, its one run included).
 """
 
