@@ -20,8 +20,8 @@ newer than the installed Numba supports): :func:`enabled` is then false. Numba i
 the first time a convolution asks :func:`enabled`, not at ``import convlayer``. Each loop
 is compiled on first use for its argument types and the machine code is cached on disk
 (``cache=True``: in ``__pycache__`` beside :mod:`._loops`, or ``NUMBA_CACHE_DIR``), so a
-compile happens once per installation and dtype: :func:`compile_seconds` reports the time it took in this process (each compiling
-call counted whole, its one run included).
+compile happens once per installation and dtype: :func:`compile_seconds` reports the time
+it took in this process (each compiling call counted whole, its one run included).
 """
 
 from __future__ import annotations
