@@ -5,8 +5,8 @@ may use a file an earlier one wrote, as a reader would run them): every ```pytho
 with ``exec`` and every ``convlayer ...`` (or ``python -m convlayer ...``) line of the
 ```sh blocks through :func:`convlayer.cli.main.main`, which must succeed without a warning.
 A block of output that starts with ``$ convlayer ...`` is a transcript: the command's
-output must equal the lines below it. The Training section's snippet has its own test
-(tests/test_train.py). A block the README marks ``<!-- illustrative -->`` on the line
+output must equal the lines below it. The Training section's snippet is left to the tests
+of training (it trains for seconds and its numbers have their own check). A block the README marks ``<!-- illustrative -->`` on the line
 above it is not run; there is none now, and :func:`test_illustrative_blocks_are_few`
 keeps it so.
 """
@@ -23,7 +23,7 @@ from convlayer.cli.main import main
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
-NOT_RUN_HERE = ("## Training a CNN",)  # its snippet is run by tests/test_train.py
+NOT_RUN_HERE = ("## Training a CNN",)  # its snippet is run by the training tests
 ILLUSTRATIVE = "<!-- illustrative -->"
 # What an untagged block may be besides a transcript: text that is not a command.
 NOT_COMMANDS = {"### Explaining a model": "#  layer", "## Errors": "ValueError: ", "## Layout of the code": "src/"}
