@@ -9,11 +9,19 @@ PY := $(VENV)/bin/python
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# The sample photo ships inside scikit-image: nothing is downloaded at run time.
+# The sample photo ships inside scikit-image: nothing is downloaded at run time. The images
+# and train extras are what the README's walkthrough uses (figures, photos, the digits set);
+# Numba, for its speeds, is a dependency. `convlayer` lands in .venv/bin: the last lines say
+# how to put it on PATH.
 demo: $(PY)
-	$(PY) -m pip install --quiet -e '.[images]'
+	$(PY) -m pip install --quiet -e '.[images,train]'
 	$(PY) -m pip check
 	$(VENV)/bin/convlayer demo --overwrite
+	@echo
+	@echo "convlayer is installed in $(VENV). To run it as 'convlayer', put $(VENV)/bin on PATH:"
+	@echo "    source $(VENV)/bin/activate"
+	@echo "    convlayer --help"
+	@echo "(or, without activating: $(VENV)/bin/convlayer --help)"
 
 # The test extra pins torch==2.13.0 (the reference oracle) and brings SciPy.
 test: $(PY)

@@ -182,3 +182,19 @@ def test_a_run_lasts_at_least_run_seconds(monkeypatch):
     # warm-up, one untimed call, then a run of calls of at least 1 ms each until 0.1 s have
     # passed: more than RUN of them (3 ms), at most 100
     assert 2 + bench.RUN < len(calls) <= 2 + 101
+
+
+@pytest.mark.parametrize("numba, expected", [
+    (True, "1667x conv2d's 1.528 ms (target: at least 1,000x on the demo shape)"),
+    (False, "1667x conv2d's 1.528 ms (Numba does not import here: NumPy loops, not held to the 1,000x target)"),
+])
+def test_the_demo_target_is_stated_only_with_the_compiled_loops(numba, expected):
+    """Without Numba the loops are NumPy's: no ratio is printed against a target they miss."""
+    environment = {"numpy": "2", "cpus": 2, "env": {}} | ({"numba": "0.68"} if numba else {})
+    results = {"environment": environment, "backward": False, "forward_geomean": 1.0, "compile_seconds": 1.0,
+               "reference": dict(shape="1x512x512x3->2 3x3", demo=True, loops_ms=2547.0, convlayer_ms=1.528,
+                                 speedup=1667.0)}
+    line = [text for text in bench.suite._summary(results).splitlines() if "plain loops" in text][0]
+    assert line.endswith(expected)
+    results["reference"]["demo"] = False  # another shape: no target either way
+    assert bench.suite._summary(results).splitlines()[-2 if numba else -1].endswith("1.528 ms")

@@ -98,10 +98,111 @@ def test_demo_layer_values():
     np.testing.assert_allclose(maps[..., 1], blur, rtol=1e-5)
 
 
-def test_demo_unwritable_output_is_one_line(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path / "missing-folder" / "x.png")]) == 2
+@pytest.mark.parametrize("command", [["demo"], ["explain", "--input", "5x5"]])
+def test_output_in_a_missing_folder_names_the_users_path(tmp_path, capsys, command):
+    target = tmp_path / "missing-folder" / "x.png"
+    assert main(command + ["-o", str(target)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("convlayer demo: error:") and len(err.strip().splitlines()) == 1
+    assert err.startswith(f"convlayer {command[0]}: error:") and len(err.strip().splitlines()) == 1
+    assert f"-o {target}: the folder {target.parent} does not exist" in err
+    assert ".tmp" not in err  # not the temporary name the file would have been written under
+
+
+def test_atomic_write_into_a_missing_folder_names_the_destination(tmp_path):
+    from convlayer._files import atomic_write
+
+    target = tmp_path / "missing" / "out.txt"
+    with pytest.raises(FileNotFoundError, match="does not exist") as caught:
+        atomic_write(target, lambda name: None)
+    assert str(caught.value) == f"cannot write {target}: the folder {target.parent} does not exist"
+
+
+def test_version(capsys):
+    import convlayer
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out == f"convlayer {convlayer.__version__}\n" == "convlayer 0.1.0\n"
+
+
+def test_python_dash_m_convlayer_runs_the_command_line():
+    out = subprocess.run([sys.executable, "-m", "convlayer", "shape", "--input", "4x4", "--kernel-size", "3"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "output      4 x 4 x 1" in out.stdout
+    version = subprocess.run([sys.executable, "-m", "convlayer", "--version"], capture_output=True, text=True)
+    assert version.stdout == "convlayer 0.1.0\n"
+
+
+def test_a_closed_pipe_on_stdout_ends_quietly():
+    """`convlayer shape ... | head -1`: the reader goes away; no 'Broken pipe', no traceback."""
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes
+    try:
+        out = subprocess.run([sys.executable, "-m", "convlayer", "shape", "--input", "224x224x3",
+                              "--kernel-size", "7", "--sharing"], stdout=write, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert out.stderr == ""
+    assert out.returncode == 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+
+
+def test_banks_without_sharing_is_an_error_naming_both(capsys):
+    assert _run(["shape", "--input", "8x8x1", "--kernel-size", "3", "--banks", "2x2"]) == 2
+    err = capsys.readouterr().err
+    assert "--banks 2x2 goes with --sharing" in err and len(err.strip().splitlines()) == 1
+    assert _run(["explain", "--input", "8x8", "--banks", "2x2"]) == 2
+    err = capsys.readouterr().err
+    assert "--banks goes with --sharing tiled or regions; got no --sharing" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["shape", "--input", "4x4x1", "--kernel-size", "3", "--sharing", "--banks", "8x8"],
+    ["explain", "--input", "4x4", "--sharing", "tiled", "--banks", "8x8"],
+    ["explain", "--input", "4x4", "--sharing", "regions", "--banks", "8x8"],
+])
+def test_more_banks_than_output_pixels_is_an_error(tmp_path, capsys, argv):
+    """64 banks on a 4x4 output grid: the message names --banks, what came and the most allowed."""
+    assert _run(argv + (["-o", str(tmp_path / "x.png")] if argv[0] == "explain" else [])) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("error: --banks 8x8: 8x8 banks on a 4x4 output grid; at most 4x4 "
+                        "(one bank per output pixel)")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_shape_of_a_channels_first_input(capsys):
+    """PyTorch's 3x224x224 with --data-format channels_first: C=3, the numbers of Conv2d(3, 64, 7, 2, 3)."""
+    import torch
+    assert main(["shape", "--input", "3x224x224", "--data-format", "channels_first", "--kernel-size", "7",
+                 "--filters", "64", "--strides", "2", "--padding", "3"]) == 0
+    captured = capsys.readouterr()
+    expected = torch.nn.Conv2d(3, 64, 7, 2, 3)(torch.zeros(1, 3, 224, 224)).shape[1:]
+    assert f"output      {' x '.join(map(str, expected))}\n" in captured.out  # 64 x 112 x 112
+    assert "input       3 x 224 x 224" in captured.out
+    assert "kernel      64 x 3 x 7 x 7  (K x C x Fh x Fw)" in captured.out
+    assert "(7 * 7 * 3 + 1) * 64 = 9,472" in captured.out
+    assert captured.err == ""
+
+
+def test_shape_warns_when_the_input_looks_channels_first(capsys):
+    assert main(["shape", "--input", "3x224x224", "--kernel-size", "3"]) == 0
+    err = capsys.readouterr().err
+    assert err == ("convlayer shape: warning: --input 3x224x224 is read channels-last, as H=3, W=224, C=224; "
+                   "for PyTorch's CxHxW give --data-format channels_first\n")
+    assert main(["shape", "--input", "3x224x224", "--kernel-size", "3", "--data-format", "channels_last"]) == 0
+    assert capsys.readouterr().err == ""  # said explicitly: no warning
+    assert main(["shape", "--input", "224x224x3", "--kernel-size", "3"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_shape_usage_names_the_forms_it_parses(capsys):
+    with pytest.raises(SystemExit):
+        main(["shape", "--help"])
+    text = capsys.readouterr().out
+    assert "[NxH]xWxC" not in text
+    assert "HxW, HxWxC or NxHxWxC" in " ".join(text.split())
 
 
 def test_help_has_examples(capsys):
@@ -114,7 +215,8 @@ def test_help_has_examples(capsys):
 def test_import_convlayer_imports_only_numpy():
     code = ("import sys, convlayer; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'scipy', 'matplotlib', 'skimage', 'PIL', 'torch', 'dask', 'tqdm', 'sklearn'}))")
+            "{'scipy', 'matplotlib', 'skimage', 'PIL', 'torch', 'dask', 'tqdm', 'sklearn', 'numba', "
+            "'llvmlite', 'threadpoolctl', 'argparse'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -146,3 +146,23 @@ def test_a_remembered_geometry_does_not_excuse_an_argument_of_another_type():
     # a list (not hashable) is checked afresh, and gives the tuple's result
     np.testing.assert_array_equal(convlayer.conv2d(x, kernel, strides=[1, 1], padding=[[1, 1], [1, 1]]),
                                   convlayer.conv2d(x, kernel, strides=(1, 1), padding=((1, 1), (1, 1))))
+
+
+def test_a_pytorch_layout_read_channels_last_is_told_about_data_format():
+    """x (N, 3, H, W) with a PyTorch kernel (K, 3, Fh, Fw) and no data_format: the hint says which."""
+    import torch
+
+    x, weight = np.ones((2, 3, 32, 32), np.float32), np.ones((8, 3, 5, 5), np.float32)
+    with pytest.raises(ValueError, match=r"^kernel has 5 input channels but x has 32 \(kernel shape \(8, 3, 5, 5\), "
+                                         r"x shape \(2, 3, 32, 32\)\); x and kernel fit PyTorch's layout, .*: "
+                                         r"pass data_format='channels_first'$"):
+        conv2d(x, weight, padding="valid")
+    # and the hint is right: with it, the call is PyTorch's
+    expected = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(weight)).numpy()
+    np.testing.assert_allclose(conv2d(x, weight, padding="valid", data_format="channels_first"), expected,
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match=r"; x and kernel fit the channels-last layout, .*: "
+                                         r"pass data_format='channels_last' \(the default\)$"):
+        conv2d(np.ones((2, 32, 32, 4)), np.ones((3, 3, 4, 6)), data_format="channels_first")
+    with pytest.raises(ValueError, match=r"\(kernel shape \(3, 3, 4, 8\), x shape \(32, 32, 3\)\)$"):
+        conv2d(np.ones((32, 32, 3)), np.ones((3, 3, 4, 8)))  # fits neither layout: no hint

@@ -320,7 +320,7 @@ def test_cli_prints_the_formulas(tmp_path, capsys):
     (["--input", "6x6x3", "--channels", "2"], "has 3 channels but --channels is 2"),
     (["--input", "6x6", "--sharing", "tiled"], "--sharing tiled needs --banks RxC"),
     (["--input", "6x6", "--banks", "2x2"], "--banks goes with --sharing tiled or regions; got no --sharing"),
-    (["--input", "6x6", "--sharing", "regions", "--banks", "7x7"], "more regions than it has"),
+    (["--input", "6x6", "--sharing", "regions", "--banks", "7x7"], "--banks 7x7: 7x7 banks on a 6x6 output grid; at most 6x6"),
     (["--input", "6x6", "--sharing", "odd"], "invalid choice: 'odd'"),
     (["--input", "6x6", "--animate"], "--animate writes a GIF; name it FILE.gif"),
     (["--input", "6x6", "--animate", "--sharing", "shared", "-o", "OUT/x.gif"], "--animate draws one window"),

@@ -26,6 +26,9 @@ def atomic_write(path: "str | os.PathLike", write: Callable[[str], None]) -> Pat
         except FileExistsError:  # another writer's file (a 2^-64 chance): not ours to remove
             temporary = None
             raise
+        except FileNotFoundError:  # name the folder the caller gave, not the temporary file
+            temporary = None
+            raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist") from None
         os.close(descriptor)
         write(str(temporary))
         os.replace(temporary, path)

@@ -8,10 +8,13 @@ functions that need them.
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 
-# top-level module -> (the extra that installs it, the distributions of that extra to report)
+# top-level module -> (the extra that installs it, the distributions of that extra to report).
+# Numba and threadpoolctl are dependencies of convlayer; 'fast' is kept as an alias that
+# installs them again, so its hint is still a command that works.
 _IMAGES = ("images", ("matplotlib", "scikit-image", "pillow", "tifffile", "tqdm"))
 _DASK = ("dask", ("dask", "distributed", "zarr", "numcodecs", "tifffile"))
 _FAST = ("fast", ("numba", "llvmlite", "threadpoolctl"))
@@ -24,12 +27,32 @@ EXTRAS = {
 }
 
 
+class MissingDependency(ModuleNotFoundError):
+    """An optional package that is not installed, or installed but broken; ``str()`` is the one
+    line to show (what needed it, and what to install or what was found)."""
+
+
+def require(module: str, purpose: str):
+    """Import and return ``module``, or raise :class:`MissingDependency` with one line that says
+    what needed it and what to do, instead of a bare ``No module named ...``.
+
+    >>> require("numpy.linalg", "the example").__name__
+    'numpy.linalg'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as error:
+        raise MissingDependency(f"{purpose} {describe(error)}", name=error.name) from None
+
+
 def describe(error: ImportError) -> str:
     """One line on why an optional dependency could not be imported.
 
     >>> print(describe(ModuleNotFoundError("No module named 'no_such_package'", name="no_such_package")))
     needs the package 'no_such_package'
     """
+    if isinstance(error, MissingDependency):  # described already, with what needed it
+        return str(error)
     top = (error.name or "").split(".")[0]
     extra, distributions = EXTRAS.get(top, (None, ()))
     if not top:

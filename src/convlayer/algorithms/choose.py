@@ -135,7 +135,7 @@ def _winograd_unsupported(geom: ConvGeometry) -> "str | None":
         return f"it needs groups=1 (got groups={geom.groups})"
     if not compiled.blocked_gemm_ready():
         return ("its transforms are compiled loops run beside one-thread BLAS products: it needs "
-                "Numba and threadpoolctl (pip install convlayer[fast])")
+                "Numba and threadpoolctl (dependencies of convlayer; here one does not import)")
     return None
 
 

@@ -14,12 +14,14 @@ the memory test (:func:`fits`) and the runners: :func:`run_loop` shares a loop's
 the threads, :func:`run_blocks` runs blocks around BLAS products with BLAS on one thread.
 Each algorithm's wrapper around its loops lives beside its NumPy code.
 
-Numba is optional (``pip install convlayer[fast]``); it is imported the first time a loop
-runs, not at ``import convlayer``. Each loop is compiled on first use for its argument
-types and the machine code is cached on disk (``cache=True``: in ``__pycache__`` beside
-:mod:`._loops`, or ``NUMBA_CACHE_DIR``), so a compile happens once per installation and
-dtype: :func:`compile_seconds` reports the time it took in this process (each compiling
-call counted whole, its one run included).
+Numba is a dependency of convlayer (so ``pip install convlayer`` gives these speeds), yet
+the NumPy code stays for where it cannot be imported (no wheel for the platform, or a NumPy
+newer than the installed Numba supports): :func:`enabled` is then false. Numba is imported
+the first time a convolution asks :func:`enabled`, not at ``import convlayer``. Each loop
+is compiled on first use for its argument types and the machine code is cached on disk
+(``cache=True``: in ``__pycache__`` beside :mod:`._loops`, or ``NUMBA_CACHE_DIR``), so a
+compile happens once per installation and dtype: :func:`compile_seconds` reports the time
+it took in this process (each compiling call counted whole, its one run included).
 """
 
 from __future__ import annotations
@@ -49,8 +51,20 @@ _blas_lock = threading.Lock()
 def enabled() -> bool:
     """Whether the compiled loops are used: Numba can be imported and they are not switched off."""
     if _state["enabled"] is None:
-        _state["enabled"] = importlib.util.find_spec("numba") is not None
+        _state["enabled"] = _numba_imports()
     return _state["enabled"]
+
+
+def _numba_imports() -> bool:
+    """Whether Numba is installed and imports: an installed Numba that does not (it refuses
+    a NumPy newer than it supports with an ImportError) leaves the NumPy paths, not an error."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        import numba  # noqa: F401
+    except Exception:  # ImportError, or whatever a broken install raises on import
+        return False
+    return True
 
 
 def usable(*arrays: np.ndarray) -> bool:
@@ -83,7 +97,8 @@ def set_enabled(flag: bool) -> None:
     """Switch the compiled loops on (when Numba is installed) or off (NumPy paths throughout)."""
     _state["enabled"] = None if flag else False
     if flag and not enabled():
-        raise ImportError("the compiled loops need Numba: pip install numba (or convlayer[fast])")
+        raise ImportError("the compiled loops need Numba, which is not installed or does not import here: "
+                          "pip install numba (a dependency of convlayer)")
 
 
 @contextmanager

@@ -11,7 +11,7 @@ additions only; they run in compiled loops (:mod:`._gemm_loops`, Numba). Each th
 a block of tile rows at a time through the whole pipeline, input transform, the 16 products
 on one BLAS thread (threadpoolctl), output transform, so the block's ``V`` (16 c numbers per
 tile) and ``M`` (16 k) stay in its core's cache: this algorithm needs Numba and threadpoolctl
-(``convlayer[fast]``). The blocks live in the kept work buffer (:mod:`.buffers`), within the
+(dependencies of convlayer). The blocks live in the kept work buffer (:mod:`.buffers`), within the
 budget; an image so wide that one row of tiles per thread passes the budget goes to im2col,
 which can split rows, and so does a big-endian or float16 input.
 

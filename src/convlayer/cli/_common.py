@@ -61,3 +61,14 @@ def check_replace(command: str, targets: "list[Path]", overwrite: bool) -> None:
         if target.exists():
             warn(command, f"replacing {target}; from convlayer {NEXT_RELEASE} an existing output is kept "
                           f"unless --overwrite is given")
+
+
+def check_output_file(output: Path) -> Path:
+    """``-o FILE`` as the user gave it, refused in their words before any work starts: a folder
+    that does not exist, or a folder where a file is meant (not the temporary name that
+    :func:`convlayer._files.atomic_write` would have failed on)."""
+    if not output.parent.is_dir():
+        raise ValueError(f"-o {output}: the folder {output.parent} does not exist")
+    if output.is_dir():
+        raise ValueError(f"-o {output}: is a folder; give a file name")
+    return output

@@ -35,3 +35,17 @@ def pair(name: str, text: str) -> "int | tuple[int, int]":
     """'2' -> 2; '2x1' or '2,1' -> (2, 1)."""
     values = ints(name, text, (1, 2))
     return values[0] if len(values) == 1 else values
+
+
+def check_banks(text: str, banks: "tuple[int, int]", grid: "tuple[int, int]") -> None:
+    """--banks RxC must not ask for more banks than the output grid has rows and columns: a
+    tile period or a region grid beyond it would leave banks that no output pixel uses."""
+    if banks[0] > grid[0] or banks[1] > grid[1]:
+        raise ValueError(f"--banks {text}: {banks[0]}x{banks[1]} banks on a {grid[0]}x{grid[1]} output grid; "
+                         f"at most {grid[0]}x{grid[1]} (one bank per output pixel)")
+
+
+def looks_channels_first(dims: "tuple[int, ...]") -> bool:
+    """A channels-last ``HxWxC`` or ``NxHxWxC`` that reads better as ``CxHxW``: a height of at
+    most 4 (as RGB, RGBA or gray channels) before a last axis of 16 or more."""
+    return len(dims) in (3, 4) and dims[-3] <= 4 and dims[-1] >= 16

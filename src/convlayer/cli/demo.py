@@ -53,7 +53,7 @@ def apply_layer(image: np.ndarray) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from .. import images
 
-    output = Path(args.output)
+    output = _common.check_output_file(Path(args.output))
     _common.check_replace("demo", [output], args.overwrite)
     image = images.read_sample(args.photo)
     maps = apply_layer(image)

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", metavar="IMAGE",
                         help="an image (PNG, JPEG, TIFF, ...) whose real values to show at --at, or "
                              "sample:NAME, a photo shipped with scikit-image (sample:astronaut)")
-    parser.add_argument("--input", metavar="HxW", help="input height and width, e.g. 7x7 (without IMAGE)")
+    parser.add_argument("--input", metavar="HxW[xC]",
+                        help="input height and width, e.g. 7x7, or HxWxC (without IMAGE)")
     parser.add_argument("--kernel-size", metavar="FhxFw", help="kernel size, e.g. 3x3 or 3 (default 3x3)")
     parser.add_argument("-k", "--kernel", metavar="NAME",
                         help=f"a named filter: {', '.join(kernels.names())} (with IMAGE, default edge; "
@@ -198,11 +199,7 @@ def _output_path(args) -> Path:
     if not args.animate and suffix not in FIGURE_SUFFIXES:
         hint = " (a GIF needs --animate)" if suffix == ".gif" else ""
         raise ValueError(f"-o {output}: the file must end in {', '.join(FIGURE_SUFFIXES)}{hint}")
-    if not output.parent.is_dir():
-        raise ValueError(f"-o {output}: the folder {output.parent} does not exist")
-    if output.is_dir():
-        raise ValueError(f"-o {output}: is a folder; give a file name")
-    return output
+    return _common.check_output_file(output)
 
 
 def _layer(args) -> dict:
@@ -230,6 +227,9 @@ def _layer(args) -> dict:
     if args.banks is not None:
         banks = as_pair("banks", _ints("--banks", args.banks, (1, 2), "R or RxC, e.g. 2x2", minimum=1))
     filters = _count("--filters", args.filters)
+    if banks is not None:
+        geom = shapes.conv_geometry(input_hw + (1,), kernel_hw + (1, 1), **options)
+        _parse.check_banks(args.banks, banks, (geom.out_h, geom.out_w))
     notes = explain.annotations(input_hw, kernel_hw, channels=channels, filters=filters,
                                 sharing=args.sharing or "shared", banks=banks, **options)
     return {"input_hw": input_hw, "kernel_hw": kernel_hw, "options": options, "channels": channels,

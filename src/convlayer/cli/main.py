@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
-from .. import _optional
+from .. import __version__, _optional
 
 COMMANDS = {
     "demo": "Run the tutorial's two-filter layer on a sample photo and draw what it sees.",
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                "'convlayer COMMAND --help' explains each command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"convlayer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     for name, summary in COMMANDS.items():
@@ -58,17 +60,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: "list[str] | None" = None) -> int:
-    """Run ``convlayer`` with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run ``convlayer`` with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    When the reader of stdout goes away (``convlayer shape ... | head -1``), the command
+    stops quietly with exit code 141, as a program killed by SIGPIPE does in a shell.
+    """
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args) or 0
+        code = args.run(args) or 0
+        sys.stdout.flush()  # inside the try: a closed pipe is found here, not at exit
+        return code
+    except BrokenPipeError:  # before OSError, which it is
+        return _stdout_gone()
     except (ValueError, TypeError, OSError) as error:
         return _fail(f"convlayer {args.command}: error: {error}")
-    except ImportError as error:  # not installed (what to install) or broken (what was found)
+    except ImportError as error:  # not installed (what to install) or broken (what was found); as it is,
+        # when convlayer._optional.require described it already
         return _fail(f"convlayer {args.command}: error: {_optional.describe(error)}")
     except KeyboardInterrupt:  # outputs are written whole or not at all: nothing to clean up
         print(f"convlayer {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_gone() -> int:
+    """stdout's reader has gone: point stdout at devnull so that Python's final flush of
+    what is left in the buffer is silent, as the Python documentation's note on SIGPIPE
+    does (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (captured in a test): nothing to flush
+        pass
+    return 141  # 128 + SIGPIPE: what a shell reports for `yes | head -1`
 
 
 def _fail(message: str) -> int:

@@ -8,6 +8,7 @@ them out.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import shapes
 from ..explain import formulas
@@ -18,13 +19,19 @@ EXAMPLE = """examples:
   convlayer shape --input 8x8x1 --kernel-size 3 --filters 16 --sharing --banks 2x2
   convlayer shape --input 8x32x32x16 --kernel-size 3 --filters 32 --padding valid --dilation 2
   convlayer shape --input 6x6 --kernel-size 3 --strides 2 --padding 0,1,0,1
+  convlayer shape --input 3x224x224 --data-format channels_first --kernel-size 7 --filters 64 --strides 2 --padding 3
   convlayer shape --transpose --input 16x16x256 --kernel-size 4 --filters 128 --strides 2 --padding 1
   convlayer shape --transpose --input 64x64x64 --kernel-size 3 --filters 32 --strides 2 --padding 1 --output-padding 1"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--input", required=True, metavar="[NxH]xWxC",
-                        help="input shape, channels last: HxW, HxWxC or NxHxWxC")
+    parser.add_argument("--input", required=True, metavar="SHAPE",
+                        help="input shape: HxW, HxWxC or NxHxWxC (channels last, the default), or "
+                             "CxHxW or NxCxHxW with --data-format channels_first")
+    parser.add_argument("--data-format", choices=("channels_last", "channels_first"),
+                        help="how --input is laid out: channels_last (HxWxC, TensorFlow's) or "
+                             "channels_first (CxHxW, PyTorch's) (default channels_last, with a warning "
+                             "when the shape looks channels-first)")
     # --kernel is the contract's spelling (SPEC.md: shape --kernel 7x7): an alias, not deprecated
     parser.add_argument("--kernel-size", "--kernel", dest="kernel_size", metavar="FhxFw",
                         help="kernel height and width, e.g. 3x3 or 3 (required; --kernel works too)")
@@ -39,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sharing", action="store_true",
                         help="also compare the parameter counts of shared, tiled, region-shared and "
                              "unshared (locally-connected) weights")
-    parser.add_argument("--banks", default="2x2", metavar="RxC",
-                        help="tiles or regions for --sharing (default 2x2)")
+    parser.add_argument("--banks", metavar="RxC",
+                        help="with --sharing: the tiles or regions, at most the output grid (default 2x2)")
     parser.add_argument("--transpose", action="store_true",
                         help="the transposed convolution (conv_transpose2d, Conv2DTranspose): --filters "
                              "is its output channels, --padding crops")
@@ -51,7 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.banks is not None and not args.sharing:
+        raise ValueError(f"--banks {args.banks} goes with --sharing (the parameter counts it compares); "
+                         f"add --sharing or leave out --banks")
     dims = _parse.ints("input", args.input, (2, 3, 4))
+    channels_first = args.data_format == "channels_first"
+    if args.data_format is None and _parse.looks_channels_first(dims):
+        print(f"convlayer shape: warning: --input {args.input} is read channels-last, as H={dims[-3]}, "
+              f"W={dims[-2]}, C={dims[-1]}; for PyTorch's CxHxW give --data-format channels_first",
+              file=sys.stderr)
+    if channels_first and len(dims) > 2:  # CxHxW or NxCxHxW, read as channels-last from here on
+        dims = dims[:-3] + dims[-2:] + dims[-3:-2]
     input_shape = dims + (1,) if len(dims) == 2 else dims  # HxW is one channel
     c = input_shape[-1]
     if args.kernel_size is None:
@@ -66,26 +83,37 @@ def run(args: argparse.Namespace) -> int:
         return 0
     kernel_shape = (fh, fw, c // max(groups, 1), k)
     geom = shapes.conv_geometry(input_shape, kernel_shape, strides, padding, dilation, groups=groups)
-    print(report(geom, padding, bias=not args.no_bias))
+    banks = None
     if args.sharing:
-        banks = _parse.ints("banks", args.banks, (1, 2))
+        banks = _parse.ints("banks", args.banks or "2x2", (1, 2))
+        banks = banks * (3 - len(banks))
+        _parse.check_banks(args.banks or "2x2", banks, (geom.out_h, geom.out_w))
+    print(report(geom, padding, bias=not args.no_bias, channels_first=channels_first))
+    if banks is not None:
         print()
-        print(sharing_report(geom, banks * (3 - len(banks)), bias=not args.no_bias))
+        print(sharing_report(geom, banks, bias=not args.no_bias))
     return 0
 
 
-def report(geom: shapes.ConvGeometry, padding, *, bias: bool = True) -> str:
-    """The text ``convlayer shape`` prints for a resolved geometry."""
+def report(geom: shapes.ConvGeometry, padding, *, bias: bool = True, channels_first: bool = False) -> str:
+    """The text ``convlayer shape`` prints for a resolved geometry (with ``channels_first``,
+    the input, kernel and output in PyTorch's layouts)."""
     batch = f"{geom.n} x " if geom.batched else ""
     word = padding if isinstance(padding, str) else "explicit"
+    per_group = "/groups" if geom.groups > 1 else ""
+    if channels_first:
+        shown = (f"{geom.c} x {geom.h} x {geom.w}", f"{geom.k} x {geom.c // geom.groups} x {geom.fh} x {geom.fw}  "
+                 f"(K x C{per_group} x Fh x Fw)", f"{geom.k} x {geom.out_h} x {geom.out_w}")
+    else:
+        shown = (f"{geom.h} x {geom.w} x {geom.c}", f"{geom.fh} x {geom.fw} x {geom.c // geom.groups} x {geom.k}  "
+                 f"(Fh x Fw x C{per_group} x K)", f"{geom.out_h} x {geom.out_w} x {geom.k}")
     lines = [
-        f"input       {batch}{geom.h} x {geom.w} x {geom.c}",
-        f"kernel      {geom.fh} x {geom.fw} x {geom.c // geom.groups} x {geom.k}  "
-        f"(Fh x Fw x C{'/groups' if geom.groups > 1 else ''} x K), strides "
+        f"input       {batch}{shown[0]}",
+        f"kernel      {shown[1]}, strides "
         f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}"
         + (f", dilation {geom.dilation[0]} x {geom.dilation[1]}" if geom.dilation != (1, 1) else "")
         + (f", groups {geom.groups}" if geom.groups > 1 else ""),
-        f"output      {batch}{geom.out_h} x {geom.out_w} x {geom.k}",
+        f"output      {batch}{shown[2]}",
         "",
     ]
     for axis in (0, 1):

@@ -279,7 +279,7 @@ def _split_shapes(input_shape, kernel_shape, channels_first):
     return nhwc, tuple(kernel_shape), batched
 
 
-def _check_channels(x_shape, kernel_shape, nhwc, hwio, groups):
+def _check_channels(x_shape, kernel_shape, nhwc, hwio, groups, channels_first=False):
     c, (fh, fw, c_in, k) = nhwc[3], hwio
     if fh < 1 or fw < 1:
         raise ValueError(
@@ -296,7 +296,22 @@ def _check_channels(x_shape, kernel_shape, nhwc, hwio, groups):
         raise ValueError(
             f"kernel has {c_in} input channels{per_group} but x has {c} "
             f"(kernel shape {tuple(kernel_shape)}, x shape {tuple(x_shape)})"
+            + _layout_hint(x_shape, kernel_shape, groups, channels_first)
         )
+
+
+def _layout_hint(x_shape, kernel_shape, groups, channels_first) -> str:
+    """What to pass when the shapes would fit the other layout: a PyTorch port's
+    (N, C, H, W) x and (K, C/groups, Fh, Fw) kernel read channels-last, or the reverse."""
+    if len(kernel_shape) != 4 or len(x_shape) not in (3, 4):
+        return ""
+    if not channels_first and kernel_shape[1] * groups == x_shape[-3]:
+        return ("; x and kernel fit PyTorch's layout, (N, C, H, W) and (C_out, C_in/groups, Fh, Fw): "
+                "pass data_format='channels_first'")
+    if channels_first and kernel_shape[2] * groups == x_shape[-1]:
+        return ("; x and kernel fit the channels-last layout, (N, H, W, C) and (Fh, Fw, C_in/groups, C_out): "
+                "pass data_format='channels_last' (the default)")
+    return ""
 
 
 def conv_geometry(
@@ -320,7 +335,7 @@ def conv_geometry(
     groups = as_int("groups", groups, minimum=1)
     form = padding_2d(padding)
     nhwc, hwio, batched = _split_shapes(x_shape, k_shape, channels_first)
-    _check_channels(x_shape, k_shape, nhwc, hwio, groups)
+    _check_channels(x_shape, k_shape, nhwc, hwio, groups, channels_first)
     n, h, w, c = nhwc
     fh, fw, _, k = hwio
     span_h, span_w = span(fh, dilation_[0]), span(fw, dilation_[1])
