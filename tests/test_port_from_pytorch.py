@@ -60,3 +60,13 @@ def test_a_port_with_the_wrong_flatten_order_fails_the_check(example, trained):
     model.layers[5].params["weights"] = np.ascontiguousarray(torch_model[5].weight.detach().numpy().T)  # unpermuted
     exact, bound = example.float32_bound(torch_model, np.ascontiguousarray(np.moveaxis(x, -1, 1)))
     assert not np.all(np.abs(model.predict(x) - exact) <= bound)
+
+
+def test_every_code_block_of_the_porting_page_runs():
+    """docs/porting.md's Python blocks, in order, in one namespace: each asserts what it shows."""
+    page = (EXAMPLE.parent.parent / "docs" / "porting.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    assert len(blocks) >= 5
+    namespace = {}
+    for number, block in enumerate(blocks, 1):
+        exec(compile(block, f"docs/porting.md, block {number}", "exec"), namespace)
