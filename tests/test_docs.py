@@ -131,3 +131,17 @@ def test_the_porting_page_shows_the_tested_example(site):
     example = (ROOT / "examples" / "port_from_pytorch.py").read_text()
     first_def = re.search(r"^def .*$", example, re.M).group(0)
     assert " ".join(first_def.split()) in text  # included, not copied
+
+
+def test_links_between_pages_resolve(site):
+    """Every relative link of the site reaches a file, and every #fragment an id on its page."""
+    broken = []
+    for page in site.rglob("*.html"):
+        for href in re.findall(r'href="([^"]+)"', page.read_text()):
+            if "://" in href or href.startswith("mailto:"):
+                continue
+            target, _, fragment = href.partition("#")
+            file = page.parent / target.split("?")[0] if target else page
+            if not file.exists() or (fragment and file.suffix == ".html" and f'id="{fragment}"' not in file.read_text()):
+                broken.append(f"{page.relative_to(site)}: {href}")
+    assert not broken, broken
