@@ -85,7 +85,7 @@ def test_numpydoc_sections_are_rendered(site):
 
 def test_every_readme_section_is_a_page_section(site):
     """Every README section but 'Documentation' (how to build this) is in the site, once."""
-    sections = [line[3:] for line in README.splitlines() if line.startswith("## ")]
+    sections = [line[3:].replace("`", "") for line in README.splitlines() if line.startswith("## ")]
     built = []
     for page in site.glob("*.html"):
         if page.name != "performance.html":  # docs/performance.md, a page of its own
