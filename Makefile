@@ -28,6 +28,14 @@ fuzz: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_properties.py
 
+# The documentation site in docs/_build/html: the README's sections, the API reference, the
+# executed tutorial notebook. Warnings are errors, as in `make test` (tests/test_docs.py).
+docs: $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	$(PY) -m pip check
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "convlayer docs: open docs/_build/html/index.html"
+
 # The speed suite against PyTorch and JAX (docs/performance.md); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -42,11 +50,3 @@ clean:
 gallery: $(PY)
 	$(PY) -m pip install --quiet -e '.[images]'
 	$(PY) docs/make_gallery.py
-
-# The documentation site in docs/_build/html: the README's sections, the API reference, the
-# executed tutorial notebook. Warnings are errors, as in `make test` (tests/test_docs.py).
-docs: $(PY)
-	$(PY) -m pip install --quiet -e '.[docs]'
-	$(PY) -m pip check
-	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
-	@echo "convlayer docs: open docs/_build/html/index.html"
