@@ -14,7 +14,9 @@ import re
 import sys
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parent.parent / "src"
+DOCS = Path(__file__).resolve().parent
+REPOSITORY = DOCS.parent
+SRC = REPOSITORY / "src"
 # Document (and run the tutorial on) the convlayer beside these pages, not another one that
 # happens to be installed; the notebook's kernel is a child process and inherits PYTHONPATH.
 sys.path.insert(0, str(SRC))
@@ -30,16 +32,12 @@ release = version = convlayer.__version__
 extensions = [
     "myst_nb",  # Markdown pages (it brings myst-parser) and the executed tutorial notebook
     "sphinx.ext.autodoc",
-    "sphinx.ext.mathjax",
     "numpydoc",  # the docstrings are NumPy style
 ]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
-suppress_warnings = []
 
-# MyST: `#section` anchors for headings down to ### (the README links to them), and
-# $...$ maths in the notebook.
+# MyST: `#section` anchors for headings down to ### (the README links to performance.md's).
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath"]
 
 # The tutorial runs on every build, in a temporary folder, and a failing cell (an assert
 # that catches the library computing something wrong) fails the build.
@@ -63,18 +61,44 @@ html_theme_options = {"page_width": "1240px", "sidebar_width": "230px"}
 html_title = f"convlayer {release}"
 html_static_path = []
 
+_LINK = re.compile(r"(?<!!)\[([^\]\n]*)\]\(([^)\s#]+)(#[^)\s]*)?\)")  # [label](target#fragment), not images
 
-def _links_out_of_the_site(app, docname, source):
-    """Point performance.md's links to Markdown files outside docs/ at what the site has.
 
-    The page is written for reading on its own beside the README: ``../README.md`` is the
-    site's front page here, and other Markdown files outside ``docs/`` (benchmarks/README.md)
-    are not pages of the site, so they are linked as files (MyST's ``path:``).
+def _site_links(text: str, folder: Path) -> str:
+    """Point the links of a Markdown file in ``folder`` that leave docs/ at what the site has.
+
+    The README and docs/performance.md are written to be read in the repository, beside the
+    files they link to. In the site, the README is the front page (a link to it goes there),
+    another file of the repository becomes a download link (MyST's ``path:``, relative to
+    docs/) and a folder plain text. Links to pages in docs/ and images stay as they are
+    (the include directive's relative-docs and relative-images options handle those).
     """
-    if docname == "performance":
-        text = source[0].replace("](../README.md)", "](index.md)")
-        source[0] = re.sub(r"\]\((\.\./[^)#\s]+\.md)\)", r"](path:\1)", text)
+
+    def rewrite(match):
+        label, target, fragment = match.groups()
+        if ":" in target:  # https://..., mailto:, path:, project:
+            return match.group(0)
+        file = (folder / target).resolve()
+        if file == REPOSITORY / "README.md":
+            return f"[{label}](index.md)"  # its sections' anchors live on other pages now
+        if file == DOCS or DOCS in file.parents or not file.exists():
+            return match.group(0)  # a page of the site, or a broken link for Sphinx to report
+        if file.is_dir():
+            return label
+        return f"[{label}](path:{os.path.relpath(file, DOCS)})"
+
+    return _LINK.sub(rewrite, text)
+
+
+def _include_read(app, relative_path, parent_docname, content):
+    content[0] = _site_links(content[0], (DOCS / relative_path).resolve().parent)
+
+
+def _source_read(app, docname, source):
+    if app.env.doc2path(docname).suffix == ".md":
+        source[0] = _site_links(source[0], (DOCS / docname).parent)
 
 
 def setup(app):
-    app.connect("source-read", _links_out_of_the_site)
+    app.connect("include-read", _include_read)
+    app.connect("source-read", _source_read)

@@ -147,3 +147,19 @@ def test_links_between_pages_resolve(site):
             if not file.exists() or (fragment and file.suffix == ".html" and f'id="{fragment}"' not in file.read_text()):
                 broken.append(f"{page.relative_to(site)}: {href}")
     assert not broken, broken
+
+
+def test_links_that_leave_docs_become_downloads_pages_or_text(monkeypatch):
+    """docs/conf.py's rewrite of the README's links to files of the repository (no build needed)."""
+    monkeypatch.syspath_prepend(str(ROOT / "src"))  # conf.py adds src to both: undone after the test
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    import runpy
+
+    site_links = runpy.run_path(str(DOCS / "conf.py"))["_site_links"]
+    readme = ("[ex](examples/port_from_pytorch.py) [b](benchmarks/) [p](docs/porting.md#layouts) "
+              "[r](README.md#errors) [w](https://example.org/a.md) ![i](docs/gallery/valid.png) [m](missing.py)")
+    assert site_links(readme, ROOT) == (
+        "[ex](path:../examples/port_from_pytorch.py) b [p](docs/porting.md#layouts) [r](index.md) "
+        "[w](https://example.org/a.md) ![i](docs/gallery/valid.png) [m](missing.py)")
+    performance = "[README](../README.md) and [the benchmarks](../benchmarks/README.md)"
+    assert site_links(performance, DOCS) == "[README](index.md) and [the benchmarks](path:../benchmarks/README.md)"
