@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean docs
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ fuzz: $(PY)
 	$(PY) -m pip install --quiet -e '.[test]'
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/test_properties.py
 
+# The documentation site in docs/_build/html: the README's sections, the API reference, the
+# executed tutorial notebook. Warnings are errors, as in `make test` (tests/test_docs.py).
+docs: $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	$(PY) -m pip check
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	@echo "convlayer docs: open docs/_build/html/index.html"
+
 # The speed suite against PyTorch and JAX (docs/performance.md); about 1.5 minutes.
 bench: $(PY)
 	$(PY) -m pip install --quiet -e '.[bench]'
@@ -43,7 +51,7 @@ bench: $(PY)
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/convlayer bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info convlayer-demo.png
+	rm -rf $(VENV) build src/*.egg-info convlayer-demo.png docs/_build
 
 # The README's pictures: docs/make_gallery.py runs `convlayer explain` once per picture.
 .PHONY: gallery
