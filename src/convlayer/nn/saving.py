@@ -54,17 +54,29 @@ def read(text: str, path) -> tuple:
     try:
         description = json.loads(text)
         if description.get("format") != FORMAT:
-            raise ValueError(f"format {description.get('format')!r}; expected {FORMAT!r}")
-        built = []
-        for entry in description["layers"]:
-            built.append(_layer(entry, built))
+            raise ValueError(f"{path}: the stored architecture has format {description.get('format')!r}; this "
+                             f"convlayer reads {FORMAT!r}")
         shape = description["input_shape"]
         inputs = [entry["inputs"] for entry in description["layers"]] if description["class"] == "Model" else None
-        return description["class"], None if shape is None else tuple(shape), built, inputs
+        entries = description["layers"]
     except (KeyError, IndexError, TypeError, AttributeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path}: its stored architecture cannot be read ({error!r})") from None
+    return description["class"], None if shape is None else tuple(shape), layer_list(entries, path), inputs
+
+
+def layer_list(entries: list, source: str) -> list:
+    """Layers from a list of ``{"class": ..., "config": {...}}`` entries, as :func:`architecture`
+    writes them (``convlayer train --model`` reads this form); errors name ``source``."""
+    built = []
+    try:
+        for entry in entries:
+            built.append(_layer(entry, built))
+    except (KeyError, IndexError, TypeError, AttributeError) as error:
+        raise ValueError(f"{source}: layer {len(built)} cannot be built ({type(error).__name__}: {error}); each "
+                         f"entry is {{\"class\": \"Conv2D\", \"config\": {{...}}}}") from None
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{source}: layer {len(built)}: {error}") from None
+    return built
 
 
 def _layer(entry: dict, built: list) -> Layer:
