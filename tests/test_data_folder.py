@@ -126,3 +126,21 @@ def test_a_small_class_keeps_one_for_training(tmp_path):
     folder = data.image_folder(root, size=2, validation_split=0.9)
     assert np.bincount(folder.y_train, minlength=3).tolist() == [1, 1, 1]
     assert np.bincount(folder.y_val, minlength=3).tolist() == [1, 0, 4]
+
+
+def test_sample_image_folder(tmp_path):
+    root = data.sample_image_folder(tmp_path / "photos", per_class=3, seed=0)
+    assert sorted(p.name for p in root.iterdir()) == ["astronaut", "chelsea", "coffee", "rocket"]
+    assert sorted(p.name for p in (root / "coffee").iterdir()) == ["00.jpg", "01.png", "02.jpg"]
+    again = data.sample_image_folder(tmp_path / "again", per_class=3, seed=0)
+    for file in root.rglob("*.*"):
+        assert file.read_bytes() == (again / file.relative_to(root)).read_bytes()
+    stamp = (root / "rocket" / "01.png").stat().st_mtime_ns
+    assert data.sample_image_folder(root, per_class=3) == root  # already there: left as it is
+    assert (root / "rocket" / "01.png").stat().st_mtime_ns == stamp
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "holiday.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match="exists and holds other files"):
+        data.sample_image_folder(tmp_path / "mine")
+    with Image.open(root / "coffee" / "00.jpg") as image:
+        assert image.size[0] == image.size[1] and 400 // 3 <= image.size[0] < 400 * 2 // 3

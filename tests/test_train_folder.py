@@ -1,8 +1,9 @@
 """``convlayer train --data DIR`` on a folder made from shipped photos (issue 20, item 11).
 
-The folder: four classes, random square crops (a third to two thirds of the short side, half
-of them mirrored) of scikit-image's astronaut, chelsea, coffee and rocket photos, 40 per class,
-PNG and JPEG, plus a corrupt file that must be named and skipped. With seed 0 the defaults
+The folder: ``data.sample_image_folder``'s four classes, random square crops (a third to two
+thirds of the short side, half of them mirrored) of scikit-image's astronaut, chelsea, coffee
+and rocket photos, 40 per class, PNG and JPEG, plus a corrupt file that must be named and
+skipped. With seed 0 the defaults
 (32x32, conv 16,32, dense 64) reach 100% validation accuracy in 15 epochs here (a few
 seconds); the test asks for 85%, far above chance (25%), so only a broken pipeline fails it.
 The printed accuracy is recomputed from the written model, loaded by ``Sequential.load`` alone
@@ -21,25 +22,11 @@ import pytest
 
 from convlayer import data, nn
 
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 PASS_MARK = 0.85  # the run reaches 1.0; see the docstring
 
 
-def make_photo_folder(root, per_class=40, seed=0):
-    from PIL import Image
-    from skimage import data as samples
-
-    rng = np.random.default_rng(seed)
-    for name in PHOTOS:
-        photo = getattr(samples, name)()
-        (root / name).mkdir(parents=True)
-        h, w = photo.shape[:2]
-        for i in range(per_class):
-            side = int(rng.integers(min(h, w) // 3, min(h, w) * 2 // 3))
-            top, left = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-            crop = photo[top : top + side, left : left + side]
-            crop = crop[:, ::-1] if rng.random() < 0.5 else crop
-            Image.fromarray(np.ascontiguousarray(crop)).save(root / name / f"{i:02d}.{'png' if i % 2 else 'jpg'}")
+def make_photo_folder(root):
+    data.sample_image_folder(root, per_class=40, seed=0)
     (root / "coffee" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     return root
 
