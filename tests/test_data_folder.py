@@ -144,3 +144,21 @@ def test_sample_image_folder(tmp_path):
         data.sample_image_folder(tmp_path / "mine")
     with Image.open(root / "coffee" / "00.jpg") as image:
         assert image.size[0] == image.size[1] and 400 // 3 <= image.size[0] < 400 * 2 // 3
+
+
+def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    """Issue 20, item 2: the README's snippet died with a bare "No module named 'sklearn'"."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.split(".")[0] == "sklearn":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(ModuleNotFoundError, match=r"^data\.digits needs the package 'sklearn': "
+                                                   r"pip install 'convlayer\[train\]'$"):
+        data.digits()

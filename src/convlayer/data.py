@@ -20,6 +20,9 @@ class Split(NamedTuple):
 def digits(test_size: float = 0.25, seed: int = 0) -> Split:
     """scikit-learn's handwritten digits: 1,797 images of 8x8 pixels, ten classes.
 
+    The images ship inside scikit-learn (``pip install 'convlayer[train]'``): nothing is
+    downloaded. Without it this raises an ``ImportError`` that says what to install.
+
     Pixel values 0..16 are scaled to [0, 1] and given a channel axis, (n, 8, 8, 1). The
     split is stratified (every digit in the same proportion in both parts) and fixed by
     ``seed``.
@@ -28,8 +31,13 @@ def digits(test_size: float = 0.25, seed: int = 0) -> Split:
     >>> split.x_train.shape, split.x_test.shape
     ((1347, 8, 8, 1), (450, 8, 8, 1))
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ImportError as error:  # say what to install, not only what is missing
+        from ._optional import describe
+
+        raise type(error)(f"data.digits {describe(error)}", name=error.name) from error
 
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[..., None]
