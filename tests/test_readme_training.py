@@ -35,7 +35,7 @@ ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
 SECTION = README[README.index("## Training a CNN\n"):README.index("\n## Pooling\n")]
 SNIPPETS = re.findall(r"```python\n(.*?)```", SECTION, re.S)
-COMMANDS = re.findall(r"```\n(convlayer [^\n]*)\n```", SECTION)
+COMMANDS = re.findall(r"```sh\n(convlayer [^\n]*)\n```", SECTION)
 
 
 def convlayer(*args, cwd):

@@ -23,13 +23,13 @@ from . import _architecture, _common
 EXAMPLE = """examples:
   convlayer train
   convlayer train --epochs 10 --lr 0.001 --seed 3 -o runs/digits
-  convlayer train --data photos/ --size 32x32 --epochs 40 --early-stopping 5 --lr-schedule cosine \\
-      --checkpoint runs/best.npz -o runs/photos
-  convlayer train --data photos/ --conv 16,32,64 --dense 128 --dropout 0.5
-  convlayer train --data photos/ --model arch.json
+  convlayer train --data pets/ --size 32x32 --epochs 40 --early-stopping 5 --lr-schedule cosine --checkpoint best.npz
+  convlayer train --data pets/ --conv 16,32,64 --dense 128 --dropout 0.5 -o runs/pets
+  convlayer train --data pets/ --model arch.json
 
---data DIR: one sub-folder of images per class (the folder names are the class names); each
-image is resized to --size and a --validation-split share of each class is held out.
+--data DIR: one sub-folder of images per class (pets/cats/, pets/dogs/: the folder names are
+the class names); each image is resized to --size and a --validation-split share of each
+class is held out.
 
 --model FILE: a JSON object, either {"conv": [16, 32], "dense": [64], "dropout": 0.25,
 "kernel_size": 3, "batch_norm": false} (the options' small CNN; keys may be left out) or
