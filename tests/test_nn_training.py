@@ -94,6 +94,16 @@ def test_on_a_terminal_the_bar_ends_with_the_validation_metrics(monkeypatch):
         assert f"loss={history['loss'][epoch]:.4f}" in final
 
 
+def test_on_a_terminal_without_tqdm_the_plain_lines(monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
+    x, labels = problem()
+    model().fit(x, labels, epochs=2, validation_data=(x, labels))
+    lines = terminal.getvalue().splitlines()
+    assert len(lines) == 2 and all(LINE.match(line) for line in lines)
+
+
 def test_early_stopping_stops_and_restores_the_best_epoch(capsys):
     x, labels = problem()
     m = model()

@@ -1,7 +1,7 @@
 """``Sequential.fit``'s loop: mini-batches, progress, early stopping, schedules, checkpoints.
 
 Progress goes to standard error: a tqdm bar per epoch on a terminal, one plain line per epoch
-otherwise (a log file gets lines, not a bar's redraws).
+otherwise (a log file gets lines, not a bar's redraws) or when tqdm is not installed.
 """
 
 from __future__ import annotations
@@ -109,8 +109,10 @@ class _Reporter:
         self.enabled, self.title = enabled, f"epoch {epoch + 1}/{epochs}"
         self.bar = None
         if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm comes with the images extra; without it, the plain lines
+                return
             self.bar = tqdm(total=batches, desc=self.title, unit="batch", leave=True, file=sys.stderr)
 
     def batch(self, loss: float, accuracy: float) -> None:
