@@ -186,3 +186,12 @@ def test_the_file_holds_no_pickle(tmp_path):
     with np.load(path, allow_pickle=False) as stored:  # would raise on an object array
         assert all(stored[key].dtype != object for key in stored.files)
         assert json.loads(str(stored["__architecture__"]))["format"] == "convlayer.nn/1"
+
+
+def test_load_documents_both_ways():
+    import inspect
+
+    assert str(inspect.signature(nn.Sequential.load)) == "(path)"
+    assert "On the class" in nn.Sequential.load.__doc__ and "On a model" in nn.Sequential.load.__doc__
+    model = nn.Sequential([nn.Dense(2, 2)])
+    assert model.load.__func__ is nn.Sequential.load_weights  # an instance gets load_weights itself

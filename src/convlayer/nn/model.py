@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,20 @@ class _ClassOrInstance:
     def __init__(self, on_class: str, on_instance: str, doc: str):
         self.on_class, self.on_instance, self.__doc__ = on_class, on_instance, doc
 
+        def load(cls, path):  # on the class: a bound method with this help (what help() and autodoc show)
+            return getattr(cls, on_class)(path)
+
+        load.__doc__ = doc
+        self._on_class = load
+
+    def __set_name__(self, owner, name):
+        self._on_class.__name__, self._on_class.__qualname__ = name, f"{owner.__name__}.{name}"
+        self._on_class.__module__ = owner.__module__
+
     def __get__(self, instance, owner):
-        return getattr(owner, self.on_class) if instance is None else getattr(instance, self.on_instance)
+        if instance is not None:
+            return getattr(instance, self.on_instance)
+        return types.MethodType(self._on_class, owner)
 
 
 class Sequential:
@@ -346,9 +359,21 @@ class Sequential:
 
     load = _ClassOrInstance("from_file", "load_weights", """Load a model saved by :meth:`save`.
 
-        On the class, ``Sequential.load(path)`` returns the whole model (:meth:`from_file`);
-        on a model, ``model.load(path)`` reads the weights into that model and returns it
-        (:meth:`load_weights`, which a file of weights only needs).
+        On the class, ``Sequential.load(path)`` (or ``Model.load(path)``) returns the whole
+        model, architecture and weights (:meth:`from_file`). On a model,
+        ``model.load(path)`` reads the file's weights into that model and returns it
+        (:meth:`load_weights`; a file saved by an older convlayer holds weights only and
+        needs this).
+
+        Parameters
+        ----------
+        path : str or path
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        Sequential
+            The loaded model (on a model: that model).
         """)
 
     def to_onnx(self, path, *, input_shape=None, opset: int = 17) -> Path:
