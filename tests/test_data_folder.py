@@ -162,3 +162,20 @@ def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
     with pytest.raises(ModuleNotFoundError, match=r"^data\.digits needs the package 'sklearn': "
                                                    r"pip install 'convlayer\[train\]'$"):
         data.digits()
+
+
+def test_image_folder_without_pillow_says_what_to_install(monkeypatch, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name.split(".")[0] == "PIL":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    with pytest.raises(ModuleNotFoundError, match=r"^data\.image_folder needs the package 'PIL': "
+                                                   r"pip install 'convlayer\[images\]'$"):
+        data.image_folder(tmp_path)

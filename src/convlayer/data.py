@@ -131,6 +131,12 @@ def image_folder(path, size=(32, 32), *, validation_split: float = 0.2, seed: in
     from . import images
     from ._args import as_pair
 
+    try:
+        import PIL  # noqa: F401 (Pillow reads and resizes; without it, say what to install)
+    except ImportError as error:
+        from ._optional import describe
+
+        raise type(error)(f"data.image_folder {describe(error)}", name=error.name) from error
     root, size = Path(path), as_pair("size", size)
     if not 0 <= float(validation_split) < 1:
         raise ValueError(f"validation_split must be in [0, 1); got {validation_split!r}")
