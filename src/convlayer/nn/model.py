@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import numpy as np
@@ -16,32 +15,6 @@ from .layers import Dense, Layer, ReLU
 from .losses import softmax_cross_entropy
 from .pool import MaxUnpool2D, _Binned, _Pool
 from .receptive import ReceptiveField  # noqa: F401 (its old home; receptive_field returns these)
-
-
-class _ClassOrInstance:
-    """A method that does one thing called on the class and another called on an instance.
-
-    ``Sequential.load(path)`` is :meth:`Sequential.from_file` (the whole model from a file);
-    ``model.load(path)`` is :meth:`Sequential.load_weights` (the file's weights into this model).
-    """
-
-    def __init__(self, on_class: str, on_instance: str, doc: str):
-        self.on_class, self.on_instance, self.__doc__ = on_class, on_instance, doc
-
-        def load(cls, path):  # on the class: a bound method with this help (what help() and autodoc show)
-            return getattr(cls, on_class)(path)
-
-        load.__doc__ = doc
-        self._on_class = load
-
-    def __set_name__(self, owner, name):
-        self._on_class.__name__, self._on_class.__qualname__ = name, f"{owner.__name__}.{name}"
-        self._on_class.__module__ = owner.__module__
-
-    def __get__(self, instance, owner):
-        if instance is not None:
-            return getattr(instance, self.on_instance)
-        return types.MethodType(self._on_class, owner)
 
 
 class Sequential:
@@ -339,14 +312,7 @@ class Sequential:
                                  f"was and call model.load({str(path)!r}) on it")
             text = str(stored[saving.ARCHITECTURE_KEY])
         name, shape, layers, inputs = saving.read(text, path)
-        kinds, stack = {}, [Sequential]
-        while stack:  # Sequential and its subclasses (graph.Model), by name
-            kind = stack.pop()
-            kinds[kind.__name__] = kind
-            stack.extend(kind.__subclasses__())
-        if name not in kinds:
-            raise ValueError(f"{path}: model class {name!r} is not known; expected one of {sorted(kinds)}")
-        model = kinds[name]._rebuild(layers, shape, inputs)
+        model = saving.model_class(Sequential, name, path)._rebuild(layers, shape, inputs)
         if not isinstance(model, cls):
             raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}; load it with "
                             f"nn.{type(model).__name__}.load(path)")
@@ -357,7 +323,7 @@ class Sequential:
         """The model of ``layers`` as a saved architecture lists them (``inputs``: None here)."""
         return cls(layers, input_shape=input_shape)
 
-    load = _ClassOrInstance("from_file", "load_weights", """Load a model saved by :meth:`save`.
+    load = saving.ClassOrInstance("from_file", "load_weights", """Load a model saved by :meth:`save`.
 
         On the class, ``Sequential.load(path)`` (or ``Model.load(path)``) returns the whole
         model, architecture and weights (:meth:`from_file`). On a model,

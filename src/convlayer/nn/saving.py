@@ -20,6 +20,7 @@ and subclasses of :class:`~convlayer.nn.Layer` defined (imported) in the running
 from __future__ import annotations
 
 import json
+import types
 
 import numpy as np
 
@@ -122,3 +123,41 @@ def _known_classes() -> dict:
         found[_class_name(cls)] = cls
         stack.extend(cls.__subclasses__())
     return found
+
+
+def model_class(base: type, name: str, path) -> type:
+    """``base`` (Sequential) or the subclass of it (graph.Model) called ``name`` in a saved file."""
+    kinds, stack = {}, [base]
+    while stack:
+        kind = stack.pop()
+        kinds[kind.__name__] = kind
+        stack.extend(kind.__subclasses__())
+    if name not in kinds:
+        raise ValueError(f"{path}: model class {name!r} is not known; expected one of {sorted(kinds)}")
+    return kinds[name]
+
+
+class ClassOrInstance:
+    """A method that does one thing called on the class and another called on an instance.
+
+    ``Sequential.load(path)`` is :meth:`~convlayer.nn.Sequential.from_file` (the whole model from a file);
+    ``model.load(path)`` is :meth:`~convlayer.nn.Sequential.load_weights` (the weights into that model).
+    """
+
+    def __init__(self, on_class: str, on_instance: str, doc: str):
+        self.on_class, self.on_instance, self.__doc__ = on_class, on_instance, doc
+
+        def load(cls, path):  # on the class: a bound method with this help (what help() and autodoc show)
+            return getattr(cls, on_class)(path)
+
+        load.__doc__ = doc
+        self._on_class = load
+
+    def __set_name__(self, owner, name):
+        self._on_class.__name__, self._on_class.__qualname__ = name, f"{owner.__name__}.{name}"
+        self._on_class.__module__ = owner.__module__
+
+    def __get__(self, instance, owner):
+        if instance is not None:
+            return getattr(instance, self.on_instance)
+        return types.MethodType(self._on_class, owner)
