@@ -154,3 +154,17 @@ def test_bad_arguments_exit_2_with_one_line(photos, tmp_path, args, message):
     lines = [line for line in result.stderr.strip().splitlines() if "warning" not in line]
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not out.exists()  # nothing written
+
+
+def test_no_validation_split_trains_on_everything(photos, tmp_path):
+    result = convlayer("train", "--data", str(photos), "--size", "8", "--epochs", "1", "--validation-split", "0",
+                       "-o", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "160 training and 0 validation images of 8x8x3" in result.stdout
+    assert "accuracy:" not in result.stdout  # nothing held out, nothing to report
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"filters.png", "curves.png", "weights.npz"}
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]
+    assert "val_loss" not in line
+    with pytest.warns(UserWarning, match="corrupt.jpg"):
+        folder = data.image_folder(photos, 8, validation_split=0)
+    assert len(folder.x_val) == 0 and folder.x_val.shape[1:] == (8, 8, 3)
