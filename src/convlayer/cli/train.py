@@ -175,8 +175,9 @@ def _folder(args: argparse.Namespace) -> tuple:
         _common.warn("train", line)
     counts = np.bincount(np.concatenate([folder.y_train, folder.y_val]), minlength=len(folder.classes))
     shape = "x".join(map(str, folder.x_train.shape[1:]))
-    print(f"{args.data}: {len(folder.classes)} classes ({', '.join(f'{c} {n}' for c, n in zip(folder.classes, counts))}); "
-          f"{len(folder.x_train)} training and {len(folder.x_val)} validation images of {shape}")
+    per_class = ", ".join(f"{name} {count}" for name, count in zip(folder.classes, counts))
+    print(f"{args.data}: {len(folder.classes)} classes ({per_class}); {len(folder.x_train)} training and "
+          f"{len(folder.x_val)} validation images of {shape}")
     return folder.x_train, folder.y_train, folder.x_val, folder.y_val, folder.classes
 
 

@@ -263,7 +263,8 @@ class Sequential:
         >>> [(r.size, r.jump, r.start) for r in model.receptive_field((8, 8, 1))]
         [((3, 3), (2, 2), (0, 0)), ((3, 3), (2, 2), (0, 0)), ((7, 7), (2, 2), (-2, -2))]
         """
-        return receptive.receptive_field(self.layers, tuple(input_shape) if input_shape is not None else self.input_shape)
+        shape = tuple(input_shape) if input_shape is not None else self.input_shape
+        return receptive.receptive_field(self.layers, shape)
 
     def save(self, path) -> Path:
         """Write the model to an ``.npz`` file (atomically): its architecture and every parameter.
