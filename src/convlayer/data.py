@@ -76,8 +76,8 @@ def image_folder(path, size=(32, 32), *, validation_split: float = 0.2, seed: in
     whose names start with a dot are left out, as are files that are not images by their
     suffix (PNG, JPEG, TIFF, BMP, GIF, WebP). Each image is read as a viewer shows it (EXIF
     orientation applied, the first frame of an animation, alpha dropped), scaled to [0, 1]
-    (divided by 255 for 8-bit images, 65535 for 16-bit ones) and resized with Pillow's
-    bilinear filter (antialiased when shrinking) to ``size``.
+    (divided by 255 for 8-bit images, 65535 for 16-bit ones; a floating-point TIFF keeps its
+    values) and resized with Pillow's bilinear filter (antialiased when shrinking) to ``size``.
 
     Parameters
     ----------
@@ -195,7 +195,7 @@ def _resized(pixels: np.ndarray, size: tuple, crop: bool) -> np.ndarray:
         keep_h, keep_w = min(height, round(width * size[0] / size[1])), min(width, round(height * size[1] / size[0]))
         top, left = (height - keep_h) // 2, (width - keep_w) // 2
         values = values[top : top + keep_h, left : left + keep_w]
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(values[:, :, i]), mode="F")
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(values[:, :, i]))  # float32: Pillow's mode F
                            .resize((size[1], size[0]), Image.BILINEAR)) for i in range(values.shape[2])]
     return np.clip(np.stack(channels, axis=-1), 0, 1) if pixels.dtype.kind in "ui" else np.stack(channels, axis=-1)
 
