@@ -28,7 +28,8 @@ SLOW = [example for example in EXAMPLES if example.startswith("convlayer bench")
 
 
 def _users_files(folder):
-    """What the examples call the user's own files: photos/, a scan, a kernel, a scene as TIFF and Zarr."""
+    """What the examples call the user's own files: photos/, pets/ (class folders), a scan, a kernel, a
+    model architecture, a scene as TIFF and Zarr."""
     rng = np.random.default_rng(0)
     (folder / "photos").mkdir()
     for name in ("beach", "garden"):
@@ -38,6 +39,11 @@ def _users_files(folder):
     tifffile.imwrite(folder / "scan.tif", rng.integers(0, 2**16, (20, 24)).astype(np.uint16))
     tifffile.imwrite(folder / "scene.tif", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
     np.save(folder / "my_filter.npy", np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32))
+    for name in ("cats", "dogs"):  # pets/: one folder of images per class, for train --data
+        (folder / "pets" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(folder / "pets" / name / f"{i}.png")
+    (folder / "arch.json").write_text('{"conv": [4], "dense": [8]}')  # train --model: a small CNN
     try:  # model.onnx: a small network written by convlayer (needs the onnx extra)
         from convlayer import nn
 

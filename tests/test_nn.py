@@ -440,10 +440,42 @@ def test_summary_counts_shapes_and_total(capsys):
         other.summary(show=False)
 
 
-def test_summary_rejects_a_dense_of_the_wrong_size():
-    model = nn.Sequential([nn.Flatten(), nn.Dense(10, 2)], input_shape=(3, 3, 1))
-    with pytest.raises(ValueError, match="9"):
-        model.summary(show=False)
+def test_a_dense_of_the_wrong_size_fails_at_construction_naming_the_layer():
+    """Issue 20, item 9: the misfit shows when the model is built, not first at summary or forward."""
+    layers = [nn.Conv2D(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Dense(10, 2)]
+    with pytest.raises(ValueError) as info:
+        nn.Sequential(layers, input_shape=(3, 3, 1))
+    message = str(info.value)
+    assert message.startswith("layers[3], Dense(10, 2), receives examples of shape (36,)")
+    assert "needs inputs of shape (10,)" in message
+    model = nn.Sequential(layers)  # without input_shape nothing is known yet
+    with pytest.raises(ValueError, match=r"\(36,\)"):
+        model.summary((3, 3, 1), show=False)
+    nn.Sequential([nn.Flatten(), nn.Dense(9, 2)], input_shape=(3, 3, 1))  # the right size passes
+
+
+@pytest.mark.parametrize("layers, input_shape, expected", [
+    ([nn.Conv2D(1, 4, 3), nn.Flatten(), nn.Dense(256, 2)], (8, 8, 1), "(n, 8, 8, 1)"),
+    ([nn.Conv2D(1, 4, 3), nn.Flatten(), nn.Dense(256, 2)], None, "(n, h, w, c)"),
+    ([nn.MaxPool2D(2), nn.Flatten(), nn.Dense(16, 2)], None, "(n, h, w, c)"),
+], ids=["input_shape", "conv-first", "pool-first"])
+def test_one_image_without_a_batch_axis_names_x_and_suggests_x_none(layers, input_shape, expected):
+    """Issue 20, item 9: the error was about a Dense layer's weights."""
+    model = nn.Sequential(layers, input_shape=input_shape, seed=0)
+    image = np.zeros((8, 8, 1), np.float32)
+    for call in (model.predict, model.forward):
+        with pytest.raises(ValueError) as info:
+            call(image)
+        assert str(info.value) == (f"x must be a batch of shape {expected}; got shape (8, 8, 1); for one "
+                                   f"example, x[None] makes a batch of one")
+    assert model.predict(image[None]).shape == (1, 2)
+
+
+def test_features_without_a_batch_axis_for_a_dense_first_model():
+    model = nn.Sequential([nn.Dense(5, 3)], seed=0)
+    with pytest.raises(ValueError, match=r"^x must be a batch of shape \(n, 5\); got shape \(5,\); for one"):
+        model.predict(np.zeros(5, np.float32))
+    assert model.predict(np.zeros((2, 5), np.float32)).shape == (2, 3)
 
 
 def test_repr_shows_the_arguments_that_differ_from_defaults():
@@ -647,7 +679,8 @@ def test_save_then_load_gives_identical_predictions(trained, tmp_path):
     for (_, ours, _), (_, theirs, _) in zip(fresh.parameters(), model.parameters()):
         np.testing.assert_array_equal(ours, theirs)
     with np.load(tmp_path / "digits.npz") as stored:
-        assert sorted(stored.files) == ["0.Conv2D.bias", "0.Conv2D.kernel", "5.Dense.bias", "5.Dense.weights"]
+        assert sorted(stored.files) == ["0.Conv2D.bias", "0.Conv2D.kernel", "5.Dense.bias", "5.Dense.weights",
+                                        "__architecture__"]
 
 
 def test_save_writes_exactly_the_name_given(trained, tmp_path):

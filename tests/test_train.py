@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from convlayer import data
+from convlayer import data, nn
 from convlayer.cli.train import digits_model
 
 FILES = {"filters.png", "curves.png", "confusion.png", "weights.npz"}
@@ -27,7 +27,8 @@ def convlayer(*args, cwd=None):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("train") / "run"  # does not exist yet: train makes it
-    result = convlayer("train", "--epochs", "2", "--seed", "0", "-o", str(out))
+    result = convlayer("train", "--epochs", "2", "--seed", "0", "-o", str(out), "--lr-schedule", "step",
+                       "--checkpoint", str(out.parent / "best.npz"))
     return result, out
 
 
@@ -41,8 +42,17 @@ def test_train_exits_0_and_prints_summary_and_accuracy(run):
     assert re.search(r"^7: Dense\(512, 10\)\s+\(None, 10\)\s+5,130$", out, re.M)
     total = (9 + 1) * 16 + (9 * 16 + 1) * 32 + (512 + 1) * 10
     assert f"Total params: {total:,}" in out
-    assert re.search(r"^epoch 2: ", out, re.M) and not re.search(r"^epoch 3: ", out, re.M)
     assert re.search(r"^test accuracy: \d\.\d{4} \(\d+ of 450\)$", out, re.M)
+
+
+def test_train_reports_one_line_per_epoch_with_validation_metrics_on_stderr(run):
+    """Issue 20, item 6: not a terminal, so plain lines, not a progress bar's redraws."""
+    result, _ = run
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and "\r" not in result.stderr
+    for epoch, line in enumerate(lines, 1):
+        assert re.match(rf"^epoch {epoch}/2: loss \d\.\d{{4}}, accuracy \d\.\d{{4}}, val_loss \d\.\d{{4}}, "
+                        rf"val_accuracy \d\.\d{{4}}, lr {('0.002', '0.0002')[epoch - 1]}, \d+\.\d s$", line), line
 
 
 def test_train_writes_exactly_its_files(run):
@@ -68,6 +78,12 @@ def test_weights_load_into_digits_model_and_give_the_printed_accuracy(run):
     model = digits_model(0)
     model.load(out / "weights.npz")
     split = data.digits(seed=0)
+    whole = nn.Sequential.load(out / "weights.npz")  # the file rebuilds the model by itself too
+    np.testing.assert_array_equal(whole.predict(split.x_test), model.predict(split.x_test))
+    best = nn.Sequential.load(out.parent / "best.npz")  # the checkpoint: the epoch of lowest validation loss
+    val_loss = [float(v) for v in re.findall(r"val_loss (\d\.\d{4})", result.stderr)]
+    assert len(val_loss) == 2
+    assert best.evaluate(split.x_test, split.y_test)[0] == pytest.approx(min(val_loss), abs=6e-5)
     correct = int(np.sum(model.predict(split.x_test).argmax(axis=1) == split.y_test))
     match = re.search(r"^test accuracy: (\d\.\d{4}) \((\d+) of 450\)$", result.stdout, re.M)
     assert int(match.group(2)) == correct

@@ -19,7 +19,7 @@ COMMANDS = {
     "explain": "Draw what a layer does with your numbers: padding, strides, channels, real values.",
     "filter": "Run a convolutional layer over images and write what each filter sees.",
     "shape": "Print a layer's output shape, padding and parameter count, with the formulas.",
-    "train": "Train a small CNN on scikit-learn's digits and draw what it learned.",
+    "train": "Train a small CNN on scikit-learn's digits or your own images (--data DIR), draw what it learned.",
     "bench": "Time conv2d and its gradients against PyTorch, JAX and SciPy, or real networks' layers.",
 }
 

@@ -152,6 +152,15 @@ class Conv2D(Layer):
 
     _defaults = dict(strides=1, padding="same", dilation=1, groups=1)
 
+    def config(self):
+        common = {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                  "kernel_size": self._raw_kernel_size}
+        if type(self) is not Conv2D:  # the named forms: their bank keyword, no dilation or groups
+            options = {k: self.options[k] for k in ("strides", "padding")}
+            return {**common, **self._bank_arguments(), **options, "bias": self.bias, "init": self.init}
+        banks = {"sharing": self.sharing, "banks": self.banks, "input_size": self.input_size}
+        return {**common, **self.options, "bias": self.bias, **banks, "init": self.init}
+
     def _arguments(self):
         shown = {0: self.in_channels, 1: self.out_channels, "kernel_size": self._raw_kernel_size}
         shown.update(self._bank_arguments())
@@ -311,6 +320,11 @@ class Conv2DTranspose(Layer):
         C / groups + 1) * K``, for the same kernel read the other way round."""
         return shapes.num_params(self.kernel_size, self.in_channels, self.out_channels, bias=self.bias,
                                  groups=self.transpose_options["groups"])
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": self._raw_kernel_size, **self.transpose_options, "bias": self.bias,
+                "init": self.init}
 
     def _arguments(self):
         shown = {0: self.in_channels, 1: self.out_channels, "kernel_size": self._raw_kernel_size}

@@ -9,7 +9,8 @@ by calling them on :func:`Input` and on each other's outputs (as Keras's functio
     model = nn.Model(x, out)
 
 A ``Model`` is a :class:`Sequential` whose layers run in graph order, so ``fit``,
-``predict``, ``evaluate``, ``save``/``load`` and ``to_onnx`` work alike.
+``predict``, ``evaluate``, ``save``/``load`` and ``to_onnx`` work alike; ``nn.Model.load(path)``
+(or ``nn.Sequential.load(path)``) rebuilds a saved graph whole.
 """
 
 from __future__ import annotations
@@ -89,7 +90,20 @@ class Model(Sequential):
         self.inputs, self.outputs = inputs, outputs
         super().__init__([s.layer for s in self.order], input_shape=inputs.shape, seed=seed)
 
+    @classmethod
+    def _rebuild(cls, layers: list, input_shape, inputs) -> "Model":
+        """The graph whose layer ``i`` reads ``inputs[i]`` (``'x'``: the input; else a layer index)."""
+        x, symbols = Input(input_shape), []
+        for layer, reads in zip(layers, inputs):
+            parts = [x if i == "x" else symbols[i] for i in reads]
+            symbols.append(layer(parts if layer.takes_list else parts[0]))
+        return cls(x, symbols[-1])
+
+    def _check_shapes(self) -> None:
+        """Nothing to do: calling each layer on its inputs' symbols checked the shapes."""
+
     def forward(self, x, training=False):
+        self._check_batch(x)
         values = {id(self.inputs): x}
         for symbol in self.order:
             args = [values[id(part)] for part in symbol.inputs]

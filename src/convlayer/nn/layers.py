@@ -56,6 +56,18 @@ class Layer:
     def initialize(self, rng: np.random.Generator, followed_by_relu: bool) -> None:
         """Draw parameters again (layers without parameters have nothing to draw)."""
 
+    def config(self) -> "dict | None":
+        """The constructor's keyword arguments that rebuild this layer (weights apart).
+
+        ``type(layer)(**layer.config())`` makes a layer of the same architecture; a saved model
+        stores these (:meth:`convlayer.nn.Sequential.save`). Values are JSON-ready: numbers,
+        strings, None and tuples (a layer argument, such as :class:`MaxUnpool2D`'s pool, is the
+        layer itself; saving writes its index). Layers without constructor arguments return
+        ``{}``; a layer class of your own returns None unless it defines ``config`` (its model
+        then saves weights only).
+        """
+        return {} if type(self).__init__ in _NO_ARGUMENTS else None
+
     def _arguments(self) -> dict:
         """Constructor arguments that differ from their defaults, for repr."""
         return {}
@@ -106,6 +118,10 @@ class Dense(Layer):
             raise ValueError(f"Dense({self.in_features}, {self.out_features}) needs inputs of shape "
                              f"({self.in_features},); got {tuple(input_shape)}")
         return (self.out_features,)
+
+    def config(self):
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias,
+                "init": self.init}
 
     def _arguments(self):
         return {0: self.in_features, 1: self.out_features, **({} if self.bias else {"bias": False})}
@@ -161,6 +177,9 @@ class Flatten(Layer):
     def output_shape(self, input_shape):
         return (int(np.prod(input_shape)),)
 
+    def config(self):
+        return {"data_format": self.data_format}
+
     def _arguments(self):
         return {0: self.data_format} if self.data_format != "channels_last" else {}
 
@@ -188,5 +207,11 @@ class Dropout(Layer):
     def backward(self, grad):
         return grad if self.mask is None else grad * self.mask
 
+    def config(self):
+        return {"rate": self.rate}
+
     def _arguments(self):
         return {0: self.rate} if self.rate != 0.5 else {}
+
+
+_NO_ARGUMENTS = (Layer.__init__, ReLU.__init__)  # constructors that take nothing

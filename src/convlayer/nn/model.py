@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
 from .. import _validate, shapes
-from .._args import as_pair, padding_2d
 from .._files import atomic_write
+from . import receptive, saving
+from .conv import Conv2D, Conv2DTranspose
 from .init import as_generator
-from .layers import Dense, Dropout, Flatten, Layer, ReLU
+from .layers import Dense, Layer, ReLU
 from .losses import softmax_cross_entropy
-from .optim import Adam
-from .pool import AvgPool2D, LPPool2D, MaxPool2D, _Binned
+from .pool import MaxUnpool2D, _Binned, _Pool
+from .receptive import ReceptiveField  # noqa: F401 (its old home; receptive_field returns these)
 
 
 class Sequential:
@@ -29,6 +29,13 @@ class Sequential:
         Draw every layer's weights again from this seed, with He initialisation for layers
         followed by a ReLU and Glorot for the others ('auto' layers). Without it, layers
         keep the weights they were built with.
+
+    Raises
+    ------
+    ValueError
+        With ``input_shape``, when a layer does not fit the shape the layers before it give
+        (a ``Dense`` of the wrong size, say): the message names the layer's index, the layer,
+        the shape it receives and the one it expects.
 
     Examples
     --------
@@ -45,13 +52,49 @@ class Sequential:
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{index}] must be a convlayer.nn layer; got {layer!r}")
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        self._check_shapes()
         if seed is not None:
             rng = as_generator(seed)
             for index, layer in enumerate(self.layers):
                 following = self.layers[index + 1] if index + 1 < len(self.layers) else None
                 layer.initialize(rng, followed_by_relu=isinstance(following, ReLU))
 
+    def _check_shapes(self) -> None:
+        """Run one example's shape through every layer, so a misfit fails here and names its layer."""
+        shape = self.input_shape
+        if shape is None:
+            return
+        for index, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ValueError as error:
+                source = "input_shape" if index == 0 else f"layers[0:{index}] from input_shape {self.input_shape}"
+                raise ValueError(f"layers[{index}], {layer!r}, receives examples of shape {shape} ({source}) "
+                                 f"and does not fit them: {error}") from None
+
+    def _check_batch(self, x) -> None:
+        """``x`` must have a batch axis: one image alone is the commonest slip."""
+        if self.input_shape is not None:
+            rank, expected = len(self.input_shape) + 1, "(n, " + ", ".join(map(str, self.input_shape)) + ")"
+        elif self.layers and isinstance(self.layers[0], Dense):
+            rank, expected = 2, f"(n, {self.layers[0].in_features})"
+        elif self.layers and isinstance(self.layers[0], (Conv2D, Conv2DTranspose, _Pool, _Binned, MaxUnpool2D)):
+            rank, expected = 4, "(n, h, w, c)"
+        else:
+            return
+        if np.ndim(x) != rank:
+            hint = "; for one example, x[None] makes a batch of one" if np.ndim(x) == rank - 1 else ""
+            raise ValueError(f"x must be a batch of shape {expected}; got shape {np.shape(x)}{hint}")
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """The model's output for the batch ``x`` (``training`` turns dropout and batch statistics on).
+
+        Raises
+        ------
+        ValueError
+            If ``x`` has no batch axis (one image of shape ``(h, w, c)``; use ``x[None]``).
+        """
+        self._check_batch(x)
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
@@ -108,7 +151,7 @@ class Sequential:
         return loss, float(np.mean(logits.argmax(axis=1) == labels))
 
     def fit(self, x, labels, *, epochs=10, batch_size=32, optimizer=None, validation_data=None,
-            seed=0, progress=True) -> dict:
+            seed=0, progress=True, early_stopping=None, lr_schedule=None, checkpoint=None) -> dict:
         """Train with softmax cross-entropy on shuffled mini-batches.
 
         Parameters
@@ -123,35 +166,36 @@ class Sequential:
         seed : int
             For the shuffling order.
         progress : bool
-            Show a tqdm progress bar per epoch with the running loss and accuracy.
+            Report progress on standard error: on a terminal, a tqdm bar per epoch with the
+            running loss and accuracy, and the validation loss and accuracy at the epoch's
+            end; otherwise (a log file, a pipe) one plain line per epoch, such as
+            ``epoch 3/10: loss 0.1234, accuracy 0.9650, val_loss 0.1100, val_accuracy 0.9711, 0.4 s``.
+        early_stopping : int, optional
+            Patience: stop when the validation loss has not improved for this many epochs.
+            The model ends with the weights of its best epoch (lowest validation loss),
+            whether it stopped early or not. Needs ``validation_data``.
+        lr_schedule : {'cosine', 'step'} or callable, optional
+            Multiply the optimiser's learning rate by a factor each epoch: 'cosine' is
+            ``(1 + cos(pi * epoch / epochs)) / 2``, 'step' is 1, then 0.1 from half the
+            epochs and 0.01 from three quarters; a callable takes the epoch (from 0) and
+            returns the factor. The optimiser's own rate is put back at the end.
+        checkpoint : str or path, optional
+            Save the model there (:meth:`save`: weights and architecture, written atomically,
+            so ``Sequential.load(checkpoint)`` rebuilds it) each time the validation loss
+            improves, or after every epoch without ``validation_data``.
 
         Returns
         -------
         dict
             Per-epoch lists: 'loss', 'accuracy' (training, averaged over the epoch's
-            batches) and, with validation data, 'val_loss' and 'val_accuracy'.
+            batches) and, with validation data, 'val_loss' and 'val_accuracy'; with a
+            schedule, 'lr'. After early stopping the lists end at the last epoch run.
         """
-        optimizer = optimizer if optimizer is not None else Adam()
-        rng = np.random.default_rng(seed)
-        history = {"loss": [], "accuracy": []}
-        for epoch in range(epochs):
-            order = rng.permutation(len(x))
-            starts = range(0, len(x), batch_size)
-            bar = _progress(starts, f"epoch {epoch + 1}/{epochs}", progress)
-            totals = np.zeros(3)  # loss * count, correct, count
-            for start in bar:
-                batch = order[start : start + batch_size]
-                loss, accuracy = self.train_step(x[batch], labels[batch], optimizer)
-                totals += (loss * len(batch), accuracy * len(batch), len(batch))
-                if progress:
-                    bar.set_postfix(loss=f"{totals[0] / totals[2]:.4f}", acc=f"{totals[1] / totals[2]:.3f}")
-            history["loss"].append(totals[0] / totals[2])
-            history["accuracy"].append(totals[1] / totals[2])
-            if validation_data is not None:
-                val_loss, val_accuracy = self.evaluate(*validation_data)
-                history.setdefault("val_loss", []).append(val_loss)
-                history.setdefault("val_accuracy", []).append(val_accuracy)
-        return history
+        from .training import fit
+
+        return fit(self, x, labels, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                   validation_data=validation_data, seed=seed, progress=progress, early_stopping=early_stopping,
+                   lr_schedule=lr_schedule, checkpoint=checkpoint)
 
     def summary(self, input_shape=None, *, show: bool = True) -> str:
         """A Keras-like table: each layer, its output shape and parameter count, and a total.
@@ -220,28 +264,84 @@ class Sequential:
         [((3, 3), (2, 2), (0, 0)), ((3, 3), (2, 2), (0, 0)), ((7, 7), (2, 2), (-2, -2))]
         """
         shape = tuple(input_shape) if input_shape is not None else self.input_shape
-        size, jump, start = (1, 1), (1, 1), (0, 0)
-        records = []
-        for index, layer in enumerate(self.layers):
-            if isinstance(layer, (Dense, Flatten, _Binned)):
-                break
-            window = _window(layer)
-            if window is not None:
-                kernel, strides, padding, dilation = window
-                pads = _pads_before(layer, shape, kernel, strides, padding, dilation)
-                k_eff = tuple(shapes.span(k, d) for k, d in zip(kernel, dilation))
-                size = tuple(r + (k - 1) * j for r, k, j in zip(size, k_eff, jump))
-                start = tuple(s - p * j for s, p, j in zip(start, pads, jump))
-                jump = tuple(j * s for j, s in zip(jump, strides))
-            shape = layer.output_shape(shape) if shape is not None else None
-            records.append(ReceptiveField(index, repr(layer), size, jump, start, shape))
-        return records
+        return receptive.receptive_field(self.layers, shape)
 
     def save(self, path) -> Path:
-        """Write every parameter (and buffer, such as a batch norm's running statistics) to an
-        ``.npz`` file, keyed ``'{index}.{Layer}.{name}'``."""
+        """Write the model to an ``.npz`` file (atomically): its architecture and every parameter.
+
+        Parameters and buffers (such as a batch norm's running statistics) are keyed
+        ``'{index}.{Layer}.{name}'``; the architecture is a JSON string under
+        ``'__architecture__'`` (see :mod:`convlayer.nn.saving`; no pickle). ``Sequential.load(path)``
+        rebuilds the whole model from it. A model with a layer class of your own that has no
+        ``config`` method is saved with weights only.
+
+        Examples
+        --------
+        >>> import tempfile, pathlib
+        >>> from convlayer.nn import Conv2D, Dense, Flatten, ReLU
+        >>> model = Sequential([Conv2D(1, 4, 3), ReLU(), Flatten(), Dense(4 * 8 * 8, 10)],
+        ...                    input_shape=(8, 8, 1), seed=0)
+        >>> path = model.save(pathlib.Path(tempfile.mkdtemp()) / "model.npz")
+        >>> again = Sequential.load(path)         # on the class: the whole model
+        >>> x = np.ones((2, 8, 8, 1), np.float32)
+        >>> bool(np.array_equal(again.predict(x), model.predict(x)))
+        True
+        """
         arrays = self._stored()
+        text = saving.architecture(self)
+        if text is not None:
+            arrays[saving.ARCHITECTURE_KEY] = np.array(text)
         return atomic_write(path, lambda temporary: _savez(temporary, arrays))
+
+    @classmethod
+    def from_file(cls, path) -> "Sequential":
+        """The whole model saved in ``path`` by :meth:`save`: architecture and weights.
+
+        ``Sequential.load(path)`` calls this. The result is a :class:`Sequential` or a graph
+        :class:`~convlayer.nn.Model`, as saved, and predicts exactly what the saved model did.
+
+        Raises
+        ------
+        ValueError
+            If the file holds weights only (saved before convlayer stored architectures):
+            build the model as it was and call ``model.load(path)``.
+        """
+        with np.load(path, allow_pickle=False) as stored:
+            if saving.ARCHITECTURE_KEY not in stored.files:
+                raise ValueError(f"{path} holds weights only, no architecture (saved by an older convlayer, or "
+                                 f"a model with a layer of your own without config()): build the model as it "
+                                 f"was and call model.load({str(path)!r}) on it")
+            text = str(stored[saving.ARCHITECTURE_KEY])
+        name, shape, layers, inputs = saving.read(text, path)
+        model = saving.model_class(Sequential, name, path)._rebuild(layers, shape, inputs)
+        if not isinstance(model, cls):
+            raise TypeError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}; load it with "
+                            f"nn.{type(model).__name__}.load(path)")
+        return model.load_weights(path)
+
+    @classmethod
+    def _rebuild(cls, layers: list, input_shape, inputs) -> "Sequential":
+        """The model of ``layers`` as a saved architecture lists them (``inputs``: None here)."""
+        return cls(layers, input_shape=input_shape)
+
+    load = saving.ClassOrInstance("from_file", "load_weights", """Load a model saved by :meth:`save`.
+
+        On the class, ``Sequential.load(path)`` (or ``Model.load(path)``) returns the whole
+        model, architecture and weights (:meth:`from_file`). On a model,
+        ``model.load(path)`` reads the file's weights into that model and returns it
+        (:meth:`load_weights`; a file saved by an older convlayer holds weights only and
+        needs this).
+
+        Parameters
+        ----------
+        path : str or path
+            A file written by :meth:`save`.
+
+        Returns
+        -------
+        Sequential
+            The loaded model (on a model: that model).
+        """)
 
     def to_onnx(self, path, *, input_shape=None, opset: int = 17) -> Path:
         """Write the model as an ONNX file that onnxruntime (or :func:`convlayer.onnx.load`)
@@ -259,10 +359,11 @@ class Sequential:
         return {_key(index, layer, name): array for index, layer in enumerate(self.layers)
                 for name, array in {**layer.params, **getattr(layer, "buffers", {})}.items()}
 
-    def load(self, path) -> "Sequential":
-        """Read parameters saved by :meth:`save` into this model (names and shapes must match)."""
+    def load_weights(self, path) -> "Sequential":
+        """Read parameters saved by :meth:`save` into this model (names and shapes must match);
+        return the model. ``model.load(path)`` calls this."""
         with np.load(path, allow_pickle=False) as stored:
-            saved = {key: stored[key] for key in stored.files}
+            saved = {key: stored[key] for key in stored.files if key != saving.ARCHITECTURE_KEY}
         expected = self._stored()
         if set(saved) != set(expected):
             missing, extra = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
@@ -274,47 +375,6 @@ class Sequential:
         for key, param in expected.items():
             param[...] = saved[key]
         return self
-
-
-class ReceptiveField(NamedTuple):
-    """The input pixels one unit of a layer's output sees; pairs are (vertical, horizontal)."""
-
-    index: int  # the layer's position in the model
-    layer: str  # its repr
-    size: tuple  # field height and width, in input pixels
-    jump: tuple  # input pixels between neighbouring units (the product of the strides so far)
-    start: tuple  # first input row and column of unit (0, 0)'s field; negative: padding
-    output_shape: "tuple | None"  # one example's shape after the layer, if known
-
-
-def _window(layer: Layer):
-    """(kernel, strides, padding, dilation) of a sliding-window layer; None if it keeps the field."""
-    if isinstance(layer, (ReLU, Dropout)):
-        return None
-    if isinstance(layer, (MaxPool2D, AvgPool2D, LPPool2D)):
-        pool = as_pair("pool_size", layer.pool_size)
-        strides = pool if layer.strides is None else as_pair("strides", layer.strides)
-        return pool, strides, layer.padding, as_pair("dilation", layer.options["dilation"])
-    options = getattr(layer, "options", None)
-    if hasattr(layer, "kernel_size") and isinstance(options, dict):  # Conv2D and its relatives
-        return (layer.kernel_size, as_pair("strides", options.get("strides", 1)),
-                options.get("padding", "valid"), as_pair("dilation", options.get("dilation", 1)))
-    raise ValueError(f"receptive_field does not know how {layer!r} maps its input; it knows Conv2D, "
-                     f"MaxPool2D, AvgPool2D, LPPool2D, ReLU, Dropout, Flatten, Dense and the global and adaptive pools")
-
-
-def _pads_before(layer, shape, kernel, strides, padding, dilation) -> tuple:
-    """Zeros before the first row and column; the size matters only for 'same' words."""
-    form = padding_2d(padding)
-    if isinstance(form, str) and form in ("same", "same_lower"):
-        if shape is None:
-            raise ValueError(f"receptive_field needs input_shape, one example's shape such as "
-                             f"(28, 28, 1), because {layer!r} pads with {form!r}; got None")
-        size_hw = tuple(shape[:2])
-    else:
-        size_hw = (0, 0)  # 'valid', 'full' and explicit padding do not depend on the size
-    (top, _), (left, _) = shapes.resolve_padding(size_hw, kernel, strides, padding, dilation)
-    return top, left
 
 
 def _count(layer: Layer) -> int:
@@ -334,11 +394,3 @@ def _key(index: int, layer: Layer, name: str) -> str:
 def _savez(temporary: str, arrays: dict) -> None:
     with open(temporary, "wb") as handle:  # a file object: np.savez must not append '.npz'
         np.savez(handle, **arrays)
-
-
-def _progress(iterable, description: str, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=description, unit="batch", leave=True)

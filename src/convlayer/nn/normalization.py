@@ -85,6 +85,9 @@ class BatchNorm2D(Layer):
             raise ValueError(f"BatchNorm2D({self.channels}) needs {self.channels} channels on the last axis; got "
                              f"input shape {tuple(shape)}")
 
+    def config(self):
+        return {"channels": self.channels, "momentum": self.momentum, "epsilon": self.epsilon}
+
     def _arguments(self):
         shown = {0: self.channels}
         if self.momentum != 0.1:

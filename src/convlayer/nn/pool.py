@@ -41,6 +41,9 @@ class _Pool(Layer):
         probe = np.zeros((1,) + tuple(input_shape), np.float32)  # pooling is cheap on one example
         return self._call(type(self)._forward, probe).shape[1:]
 
+    def config(self):
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding, **self.options}
+
     def _arguments(self):
         shown = {"pool_size": self.pool_size} if self.pool_size != 2 else {}
         if self.strides is not None:
@@ -111,6 +114,9 @@ class LPPool2D(_Pool):
     def _call(self, function, *arrays):
         return function(*arrays, self.p, self.pool_size, self.strides, self.padding, **self.options)
 
+    def config(self):
+        return {"p": self.p, **super().config()}
+
     def _arguments(self):
         return {0: self.p, **super()._arguments()}
 
@@ -137,6 +143,9 @@ class _Binned(Layer):
 
 
 class _Adaptive(_Binned):
+    def config(self):
+        return {"argument": self.argument}
+
     def _arguments(self):
         return {0: self.argument}
 
@@ -160,6 +169,9 @@ class AdaptiveMaxPool2D(_Adaptive):
 class _Global(_Binned):
     def __init__(self, keepdims=False):
         super().__init__(keepdims)
+
+    def config(self):
+        return {"keepdims": self.argument}
 
     def _arguments(self):
         return {"keepdims": True} if self.argument else {}
@@ -219,6 +231,9 @@ class MaxUnpool2D(Layer):
 
     def output_shape(self, input_shape):
         return tuple(self._size("output_shape")) + (input_shape[-1],)
+
+    def config(self):
+        return {"pool": self.pool}
 
     def _arguments(self):
         return {0: self.pool}
