@@ -146,36 +146,28 @@ def test_sample_image_folder(tmp_path):
         assert image.size[0] == image.size[1] and 400 // 3 <= image.size[0] < 400 * 2 // 3
 
 
+def _not_installed(monkeypatch, *modules):
+    """As if ``modules`` were not installed: importing them fails, and no spec is found."""
+    import importlib.util
+    import sys
+
+    for name in modules:
+        monkeypatch.setitem(sys.modules, name, None)  # import raises ModuleNotFoundError
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr("importlib.util.find_spec",
+                        lambda name, *a: None if name in modules else real_find_spec(name, *a))
+
+
 def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
     """Issue 20, item 2: the README's snippet died with a bare "No module named 'sklearn'"."""
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_sklearn(name, *args, **kwargs):
-        if name.split(".")[0] == "sklearn":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_sklearn)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    with pytest.raises(ModuleNotFoundError, match=r"^data\.digits needs the package 'sklearn': "
+    _not_installed(monkeypatch, "sklearn", "sklearn.datasets", "sklearn.model_selection")
+    with pytest.raises(ModuleNotFoundError, match=r"^data\.digits\(\) needs the package 'sklearn': "
                                                    r"pip install 'convlayer\[train\]'$"):
         data.digits()
 
 
 def test_image_folder_without_pillow_says_what_to_install(monkeypatch, tmp_path):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_pil(name, *args, **kwargs):
-        if name.split(".")[0] == "PIL":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_pil)
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    with pytest.raises(ModuleNotFoundError, match=r"^data\.image_folder needs the package 'PIL': "
+    _not_installed(monkeypatch, "PIL", "PIL.Image")
+    with pytest.raises(ModuleNotFoundError, match=r"^data\.image_folder\(\) needs the package 'PIL': "
                                                    r"pip install 'convlayer\[images\]'$"):
         data.image_folder(tmp_path)

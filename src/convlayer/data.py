@@ -31,14 +31,10 @@ def digits(test_size: float = 0.25, seed: int = 0) -> Split:
     >>> split.x_train.shape, split.x_test.shape
     ((1347, 8, 8, 1), (450, 8, 8, 1))
     """
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as error:  # say what to install, not only what is missing
-        from ._optional import describe
+    from ._optional import require
 
-        raise type(error)(f"data.digits {describe(error)}", name=error.name) from error
-
+    load_digits = require("sklearn.datasets", "data.digits()").load_digits  # or: what to install
+    train_test_split = require("sklearn.model_selection", "data.digits()").train_test_split
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)[..., None]
     parts = train_test_split(images, bunch.target, test_size=test_size, stratify=bunch.target,
@@ -131,12 +127,9 @@ def image_folder(path, size=(32, 32), *, validation_split: float = 0.2, seed: in
     from . import images
     from ._args import as_pair
 
-    try:
-        import PIL  # noqa: F401 (Pillow reads and resizes; without it, say what to install)
-    except ImportError as error:
-        from ._optional import describe
+    from ._optional import require
 
-        raise type(error)(f"data.image_folder {describe(error)}", name=error.name) from error
+    require("PIL.Image", "data.image_folder()")  # Pillow reads and resizes; without it, what to install
     root, size = Path(path), as_pair("size", size)
     if not 0 <= float(validation_split) < 1:
         raise ValueError(f"validation_split must be in [0, 1); got {validation_split!r}")
