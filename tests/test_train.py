@@ -115,3 +115,14 @@ def test_train_help():
     assert result.returncode == 0
     for option in ("--epochs", "--lr", "--seed", "-o OUTDIR, --output OUTDIR", "--overwrite"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("held_out", ["test", "validation"])
+def test_curves_name_the_held_out_set_as_it_is(held_out):
+    """The digits' held-out set is a test set; a --data folder's is a validation split."""
+    from convlayer.explain import plot
+
+    history = {"loss": [1.0, 0.5], "accuracy": [0.5, 0.9], "val_loss": [1.1, 0.6], "val_accuracy": [0.4, 0.8]}
+    figure = plot.curves_figure(history, held_out=held_out)
+    for axes in figure.axes:
+        assert [text.get_text() for text in axes.get_legend().get_texts()] == ["training", held_out]

@@ -214,7 +214,7 @@ def _write_outputs(out: Path, model, history: dict, matrix, accuracy, classes: l
         channel = "" if kernel.shape[2] == 1 else ", input channel 0"
         figures["filters.png"] = plot.filters_figure(
             kernel, title=f"learned first-layer filters ({size}{channel}, red +, blue -)")
-    figures["curves.png"] = plot.curves_figure(history)
+    figures["curves.png"] = plot.curves_figure(history, held_out=word)
     if matrix is not None:
         figure = plot.confusion_figure(matrix, title=f"{word} set, accuracy {accuracy:.2%}")
         if classes != [str(c) for c in range(len(classes))]:

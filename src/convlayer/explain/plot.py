@@ -180,8 +180,9 @@ def filters_figure(kernel: np.ndarray, *, title: str = "first-layer filters", ax
     return figure
 
 
-def curves_figure(history: dict, *, axes=None):
-    """Loss and accuracy per epoch, training and validation, side by side."""
+def curves_figure(history: dict, *, axes=None, held_out: str = "validation"):
+    """Loss and accuracy per epoch, training and held-out (``history['val_*']``, labelled
+    ``held_out``: "validation", or "test" where the held-out set is a test set), side by side."""
     if axes is None:
         from matplotlib.figure import Figure
 
@@ -192,7 +193,7 @@ def curves_figure(history: dict, *, axes=None):
     for ax, metric in zip(axes, ("loss", "accuracy")):
         ax.plot(epochs, history[metric], marker="o", markersize=3, label="training")
         if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label="test")
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", markersize=3, label=held_out)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.grid(alpha=0.3)
