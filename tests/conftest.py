@@ -133,6 +133,23 @@ else:
 # ----------------------------------------------------------------------------- ONNX models
 
 
+def _script(path):
+    """The Python file at ``path`` (a script of examples/ or benchmarks/) imported as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def script():
+    """``module = script(path)``: a script that is not part of the package, imported."""
+    return _script
+
+
 @pytest.fixture(scope="session")
 def torchvision():
     """torchvision beside the CPU torch, without its compiled operators' meta registrations

@@ -5,7 +5,6 @@ the recorder (``benchmarks/record_networks.py``) is tested on plain ``torch.nn.C
 modules, as torchvision is not installed here.
 """
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -27,11 +26,8 @@ CALLS = {"resnet50": 53, "mobilenet_v2": 52, "mobilenet_v3_large": 62, "efficien
 
 
 @pytest.fixture(scope="module")
-def recorder():
-    spec = importlib.util.spec_from_file_location("record_networks", RECORDER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def recorder(script):
+    return script(RECORDER)
 
 
 def _torch_output_shape(layer: bench.Layer, n: int) -> tuple:

@@ -1,6 +1,5 @@
 """examples/port_from_pytorch.py, the worked example of docs/porting.md, runs and its check can fail."""
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -13,11 +12,8 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "port_from_pytor
 
 
 @pytest.fixture(scope="module")
-def example():
-    spec = importlib.util.spec_from_file_location("port_from_pytorch", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def example(script):
+    return script(EXAMPLE)
 
 
 @pytest.fixture(scope="module")
