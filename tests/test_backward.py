@@ -460,3 +460,22 @@ def test_relu_backward_errors():
         relu_backward(np.zeros(2, complex), np.zeros(2))
     with pytest.raises(TypeError, match=r"^x must have a numeric"):
         relu_backward(np.zeros(2), np.array(["a", "b"]))
+
+
+@pytest.mark.parametrize("k", [3, 63, 64, 200])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_is_the_sum_within_a_run_of_roundings(k, dtype):
+    """grad_bias sums grad_out over images and pixels: runs of BIAS_RUN rows in the dtype, a
+    float64 total (from BIAS_ROWS_MIN_CHANNELS channels), float64 BLAS sums below. Against the
+    float64 sum: within BIAS_RUN + 2 roundings of sum |grad_out| (a sequential float32 sum
+    of all 3 * 37 * 41 rows would be allowed 4,551)."""
+    from convlayer.algorithms import backward
+
+    rng = np.random.default_rng(k)
+    grad = (rng.standard_normal((3, 37, 41, k)) + 3).astype(dtype)  # same signs: no cancellation
+    x, kernel = np.ones((3, 37, 41, 2), dtype), np.ones((1, 1, 2, k), dtype)
+    got = conv2d_backward(grad, x, kernel, padding=0).grad_bias
+    wide = grad.astype(np.float64).reshape(-1, k)
+    bound = (backward.BIAS_RUN + 2) * np.finfo(dtype).eps / 2 * np.abs(wide).sum(0)
+    assert got.dtype == dtype
+    np.testing.assert_array_less(np.abs(got - wide.sum(0)), bound)
