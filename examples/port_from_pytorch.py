@@ -18,6 +18,9 @@ layer by layer (:func:`float32_bound`); the script asserts it.
 Usage: python examples/port_from_pytorch.py   (needs torch and scikit-learn)
 """
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -128,7 +131,11 @@ def main():
 
     again = port(torch_model, flatten="channels_last")  # convlayer's own Flatten, columns permuted
     assert np.all(np.abs(again.predict(split.x_test) - exact) <= bound)
-    print("ported: the outputs agree within float32 rounding")
+
+    with tempfile.TemporaryDirectory() as folder:  # one file, architecture and weights: no porting code to load it
+        path = model.save(Path(folder) / "ported.npz")
+        assert np.array_equal(nn.Sequential.load(path).predict(split.x_test), logits)
+    print("ported: the outputs agree within float32 rounding; saved, it loads by itself")
 
 
 if __name__ == "__main__":
