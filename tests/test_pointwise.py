@@ -83,3 +83,24 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
     assert calls
     for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("shape, lean", [((1, 1, 1, 120), True), ((2, 7, 7, 16), True), ((8, 128, 128, 2), False)])
+def test_small_one_by_one_layers_skip_the_choice_both_ways(shape, lean, monkeypatch):
+    """The lean path (dispatch._tiny_pointwise): below SHIFT_MIN_OUTPUTS every rule of auto
+    gives a 1x1 layer to im2col's products, so the choice is not made at all; above, it is."""
+    from convlayer.algorithms import choose
+
+    rng = np.random.default_rng(35)
+    x, kernel = rng.standard_normal(shape), rng.standard_normal((1, 1, shape[3], 3))
+    grad = rng.standard_normal(shape[:3] + (3,))
+    asked = []
+    for name in ("forward", "backward"):
+        decide = getattr(choose, name)
+        monkeypatch.setattr(choose, name, lambda *a, decide=decide, **k: asked.append(1) or decide(*a, **k))
+    got = convlayer.conv2d(x, kernel, padding="valid"), convlayer.conv2d_backward(grad, x, kernel, padding="valid")
+    assert (not asked) == lean
+    want = reference.conv2d(x, kernel, padding="valid"), reference.conv2d_backward(grad, x, kernel, padding="valid")
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-9, atol=1e-12)
+    for value, expected in zip(got[1], want[1]):
+        np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-12)

@@ -91,6 +91,8 @@ def bias_gradient(grad_out: np.ndarray, dtype, budget: int) -> np.ndarray:
     if k == 1 or not grad_out.flags.c_contiguous or grad_out.size == 0:  # sums along memory
         return np.sum(grad_out, axis=(0, 1, 2), dtype=dtype)
     rows = grad_out.reshape(-1, k)
+    if rows.shape[0] <= BIAS_RUN:  # a few pixels (a 1x1 image): one float64 sum, no blocks
+        return np.sum(rows, axis=0, dtype=np.float64).astype(dtype)
     total = np.zeros(k)
     if k >= BIAS_ROWS_MIN_CHANNELS and rows.dtype in (np.float32, np.float64):
         run = np.empty(k, rows.dtype)
