@@ -99,3 +99,19 @@ def test_the_readme_example_runs():
     assert sizes[0].startswith("(2, 32, 32, 128)")
     assert convlayer.conv_transpose2d(namespace["y"], namespace["kernel"], strides=2,
                                       output_shape=(31, 31)).shape == (2, 31, 31, 128)
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_shape_transpose_channels_first_prints_pytorchs_layouts(capsys, groups):
+    """With --data-format channels_first the report reads as PyTorch's: input (C, H, W), the
+    kernel as ConvTranspose2d.weight (C, K/groups, Fh, Fw), output (K, H', W')."""
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.ConvTranspose2d(64, 16, 3, stride=2, padding=1, output_padding=1, groups=groups)
+    out = layer(torch.zeros(1, 64, 32, 32)).shape[1:]
+    argv = ["shape", "--transpose", "--input", "64x32x32", "--kernel-size", "3", "--filters", "16", "--strides", "2",
+            "--padding", "1", "--output-padding", "1", "--groups", str(groups), "--data-format", "channels_first"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[1:] == "64 x 32 x 32".split()
+    assert lines[1].split("(")[0].split()[1:] == " x ".join(map(str, layer.weight.shape)).split()
+    assert lines[2].split()[1:] == " x ".join(map(str, out)).split()

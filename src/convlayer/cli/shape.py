@@ -162,12 +162,15 @@ def _transpose(args, input_shape, kernel_hw, k, groups, strides, padding, dilati
     kernel_shape = kernel_hw + (k // max(groups, 1), input_shape[-1])
     geom = shapes.transpose_geometry(input_shape, kernel_shape, strides, padding, extra, size, dilation,
                                      groups=groups)
-    return transpose_report(geom, padding, extra, size is not None, bias=not args.no_bias)
+    return transpose_report(geom, padding, extra, size is not None, bias=not args.no_bias,
+                            channels_first=args.data_format == "channels_first")
 
 
 def transpose_report(geom: shapes.TransposeGeometry, padding, output_padding=None, output_shape: bool = False,
-                     *, bias: bool = True) -> str:
-    """The text ``convlayer shape --transpose`` prints for a resolved geometry."""
+                     *, bias: bool = True, channels_first: bool = False) -> str:
+    """The text ``convlayer shape --transpose`` prints for a resolved geometry (with
+    ``channels_first``, the input, kernel and output in PyTorch's layouts: its
+    ``ConvTranspose2d.weight`` is (C, K/groups, Fh, Fw))."""
     batch = f"{geom.n} x " if geom.batched else ""
     word = padding if isinstance(padding, str) else "explicit"
     extras = [f"dilation {geom.dilation[0]} x {geom.dilation[1]}"] if geom.dilation != (1, 1) else []
@@ -175,12 +178,18 @@ def transpose_report(geom: shapes.TransposeGeometry, padding, output_padding=Non
     if output_padding is not None:
         pair = output_padding if isinstance(output_padding, tuple) else (output_padding, output_padding)
         extras.append(f"output_padding {pair[0]} x {pair[1]}")
+    per_group = "/groups" if geom.groups > 1 else ""
+    if channels_first:
+        shown = (f"{geom.c} x {geom.h} x {geom.w}", f"{geom.c} x {geom.k // geom.groups} x {geom.fh} x {geom.fw}  "
+                 f"(C x K{per_group} x Fh x Fw, transposed)", f"{geom.k} x {geom.out_h} x {geom.out_w}")
+    else:
+        shown = (f"{geom.h} x {geom.w} x {geom.c}", f"{geom.fh} x {geom.fw} x {geom.k // geom.groups} x {geom.c}  "
+                 f"(Fh x Fw x K{per_group} x C, transposed)", f"{geom.out_h} x {geom.out_w} x {geom.k}")
     lines = [
-        f"input       {batch}{geom.h} x {geom.w} x {geom.c}",
-        f"kernel      {geom.fh} x {geom.fw} x {geom.k // geom.groups} x {geom.c}  "
-        f"(Fh x Fw x K{'/groups' if geom.groups > 1 else ''} x C, transposed), strides "
+        f"input       {batch}{shown[0]}",
+        f"kernel      {shown[1]}, strides "
         f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}" + "".join(f", {e}" for e in extras),
-        f"output      {batch}{geom.out_h} x {geom.out_w} x {geom.k}",
+        f"output      {batch}{shown[2]}",
         "",
     ]
     for axis, (name, size, kernel, out) in enumerate((("height", geom.h, geom.fh, geom.out_h),
