@@ -138,6 +138,19 @@ def test_replacing_without_overwrite_warns_for_one_release(tmp_path, monkeypatch
     assert capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("bad", [["--strides", "0"], ["--animate", "--max-frames", "0"], ["--transpose", "--strides", "0"]])
+def test_an_error_comes_without_the_replace_warning_before_it(tmp_path, monkeypatch, capsys, bad):
+    """The existing output is kept, so "replacing" would be false: the warning comes only when the
+    figure is about to be written, after every argument is checked."""
+    monkeypatch.chdir(tmp_path)
+    suffix = "gif" if "--animate" in bad else "png"
+    (tmp_path / f"a.{suffix}").write_bytes(b"mine")
+    assert main(["explain", "--input", "5x5", "--kernel-size", "3", "-o", f"a.{suffix}"] + bad) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "replacing" not in err
+    assert (tmp_path / f"a.{suffix}").read_bytes() == b"mine"
+
+
 def test_explain_says_when_a_named_filter_only_gives_its_size(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["explain", "--input", "6x6", "-k", "edge", "-o", "x.png"]) == 0

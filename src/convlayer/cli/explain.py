@@ -93,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
     _kernel_words(args)
     _check_combinations(args)
     output = _output_path(args)
-    _common.check_replace("explain", [output], args.overwrite)
     if args.image is not None:
         return _explain_image(args, output)
     if args.transpose:
@@ -103,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.animate:
         (max_frames,) = _ints("--max-frames", args.max_frames, (1,), "a positive integer", minimum=1)
+        _common.check_replace("explain", [output], args.overwrite)
         count = explain.write_animation(output, layer["input_hw"], layer["kernel_hw"], max_frames=max_frames,
                                         **layer["options"])
         print(f"wrote {output.resolve()} ({count} frames)")
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
                                         banks=layer["banks"], channels=layer["channels"],
                                         filters=layer["filters"], **layer["options"])
         text = explain.formula_lines(layer["notes"], with_params=args.sharing is not None)
-    _save(figure, output)
+    _save(figure, output, args.overwrite)
     print("\n".join(text))
     print(f"wrote {output.resolve()}")
     return 0
@@ -254,7 +254,7 @@ def _explain_transpose(args, output: Path) -> int:
     geom = shapes.transpose_geometry(input_hw + (1,), kernel_hw + (1, 1), options["strides"], options["padding"],
                                      extra, size, options["dilation"])  # every argument checked first
     figure = transpose.transpose_figure(input_hw, kernel_hw, **options)
-    _save(figure, output)
+    _save(figure, output, args.overwrite)
     print("\n".join(transpose.transpose_lines(geom, options["padding"], extra, size is not None)))
     print(f"wrote {output.resolve()}")
     return 0
@@ -295,7 +295,7 @@ def _explain_image(args, output: Path) -> int:
     step = explain.pixel_arithmetic(pixels, kernel, bias, at=at, **options)
     channel_names = ["R", "G", "B"] if pixels.shape[2] == 3 else ["gray"]
     figure = explain.pixel_figure(step, plot.for_display(pixels), name=name, channel_names=channel_names)
-    _save(figure, output)
+    _save(figure, output, args.overwrite)
     for note in notes + more:
         print(f"convlayer explain: note: {note}", file=sys.stderr)
     print(explain.sum_line(step))
@@ -312,6 +312,9 @@ def _one_bias(values) -> float:
     return values[0]
 
 
-def _save(figure, output: Path) -> None:
+def _save(figure, output: Path, overwrite: bool) -> None:
+    """Write ``figure`` to ``output`` whole or not at all; the replace warning comes here, once
+    every argument has been checked and the figure drawn (not before an error)."""
+    _common.check_replace("explain", [output], overwrite)
     fmt = output.suffix.lstrip(".").lower()
     atomic_write(output, lambda temporary: figure.savefig(temporary, format=fmt, dpi=100))
