@@ -61,7 +61,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
         target = np.empty((n1 - n0,) + out.shape[1:], out.dtype)
         ALGORITHMS[name].correlate(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                    target, left)
-        out[n0:n1] = target
+        layout.write_back(out[n0:n1], target)
 
 
 def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
@@ -112,7 +112,7 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
         grad_kernel += _backward(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                  layout.contiguous(grad_out[n0:n1]), grad_part, left, algorithm)
-        grad_x[n0:n1] += grad_part
+        layout.write_back(grad_x[n0:n1], grad_part, add=True)
     return grad_kernel
 
 
@@ -141,7 +141,7 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
     for n0, n1, left in chunks:
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
         im2col_backward.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
-        grad_x[n0:n1] = grad_part
+        layout.write_back(grad_x[n0:n1], grad_part)
 
 
 def _stuffed_correlation(grad_out, kernel, geometry: ConvGeometry, name: str, strides, grad_x, budget: int) -> None:

@@ -22,6 +22,15 @@ import numpy as np
 # gets the rest for its own work).
 SHARE = 0.5
 
+# write_back's tiles: output rows and channels per copy. Writing a chunk's NHWC result into
+# NCHW planes in one NumPy assignment streams into every channel's plane at once; planes a
+# multiple of 4 KiB apart (224 x 224 floats) then collide in the cache: 1x224x224x64 took
+# 21.5 ms, 10.9 for 1x112x112x128, against 4.1 and 2.0 in tiles of 8 rows x 32 channels
+# (8 x 16 rows or channels: 4.1-4.2; 32 x 16: 6.9). Small results are written in one go.
+TILE_ROWS = 8
+TILE_CHANNELS = 32
+TILE_MIN_ITEMS = 2**16
+
 
 class Chunk(NamedTuple):
     """Images ``n0 .. n1 - 1``, and the budget left to the algorithm beside their copies."""
@@ -52,3 +61,24 @@ def chunks(n: int, image_bytes: int, budget: int) -> "Iterator[Chunk] | None":
 def contiguous(view: np.ndarray) -> np.ndarray:
     """A C-contiguous copy of ``view`` (itself when it already is)."""
     return np.ascontiguousarray(view)
+
+
+def write_back(target: np.ndarray, values: np.ndarray, add: bool = False) -> None:
+    """``target[...] = values`` (or ``+=`` with ``add``): a C-contiguous (n, h, w, c) chunk
+    into the caller's (n, h, w, c) view, tile by tile (:data:`TILE_ROWS` x
+    :data:`TILE_CHANNELS`) where that view is strided (a channels-first array's)."""
+    if target.flags.c_contiguous or values.size < TILE_MIN_ITEMS:
+        if add:
+            target += values
+        else:
+            target[...] = values
+        return
+    n, h, _, c = values.shape
+    for image in range(n):
+        for r0 in range(0, h, TILE_ROWS):
+            for c0 in range(0, c, TILE_CHANNELS):
+                part = values[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS]
+                if add:
+                    target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] += part
+                else:
+                    target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] = part
