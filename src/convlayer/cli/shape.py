@@ -98,24 +98,8 @@ def run(args: argparse.Namespace) -> int:
 def report(geom: shapes.ConvGeometry, padding, *, bias: bool = True, channels_first: bool = False) -> str:
     """The text ``convlayer shape`` prints for a resolved geometry (with ``channels_first``,
     the input, kernel and output in PyTorch's layouts)."""
-    batch = f"{geom.n} x " if geom.batched else ""
     word = padding if isinstance(padding, str) else "explicit"
-    per_group = "/groups" if geom.groups > 1 else ""
-    if channels_first:
-        shown = (f"{geom.c} x {geom.h} x {geom.w}", f"{geom.k} x {geom.c // geom.groups} x {geom.fh} x {geom.fw}  "
-                 f"(K x C{per_group} x Fh x Fw)", f"{geom.k} x {geom.out_h} x {geom.out_w}")
-    else:
-        shown = (f"{geom.h} x {geom.w} x {geom.c}", f"{geom.fh} x {geom.fw} x {geom.c // geom.groups} x {geom.k}  "
-                 f"(Fh x Fw x C{per_group} x K)", f"{geom.out_h} x {geom.out_w} x {geom.k}")
-    lines = [
-        f"input       {batch}{shown[0]}",
-        f"kernel      {shown[1]}, strides "
-        f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}"
-        + (f", dilation {geom.dilation[0]} x {geom.dilation[1]}" if geom.dilation != (1, 1) else "")
-        + (f", groups {geom.groups}" if geom.groups > 1 else ""),
-        f"output      {batch}{shown[2]}",
-        "",
-    ]
+    lines = _head(geom, word, _extras(geom), channels_first)
     for axis in (0, 1):
         lines += _axis_lines(geom, axis, word)
     lines += ["", _params_line(geom, bias)]
@@ -171,27 +155,12 @@ def transpose_report(geom: shapes.TransposeGeometry, padding, output_padding=Non
     """The text ``convlayer shape --transpose`` prints for a resolved geometry (with
     ``channels_first``, the input, kernel and output in PyTorch's layouts: its
     ``ConvTranspose2d.weight`` is (C, K/groups, Fh, Fw))."""
-    batch = f"{geom.n} x " if geom.batched else ""
     word = padding if isinstance(padding, str) else "explicit"
-    extras = [f"dilation {geom.dilation[0]} x {geom.dilation[1]}"] if geom.dilation != (1, 1) else []
-    extras += [f"groups {geom.groups}"] if geom.groups > 1 else []
+    extras = _extras(geom)
     if output_padding is not None:
         pair = output_padding if isinstance(output_padding, tuple) else (output_padding, output_padding)
         extras.append(f"output_padding {pair[0]} x {pair[1]}")
-    per_group = "/groups" if geom.groups > 1 else ""
-    if channels_first:
-        shown = (f"{geom.c} x {geom.h} x {geom.w}", f"{geom.c} x {geom.k // geom.groups} x {geom.fh} x {geom.fw}  "
-                 f"(C x K{per_group} x Fh x Fw, transposed)", f"{geom.k} x {geom.out_h} x {geom.out_w}")
-    else:
-        shown = (f"{geom.h} x {geom.w} x {geom.c}", f"{geom.fh} x {geom.fw} x {geom.k // geom.groups} x {geom.c}  "
-                 f"(Fh x Fw x K{per_group} x C, transposed)", f"{geom.out_h} x {geom.out_w} x {geom.k}")
-    lines = [
-        f"input       {batch}{shown[0]}",
-        f"kernel      {shown[1]}, strides "
-        f"{geom.strides[0]} x {geom.strides[1]}, padding {word!r}" + "".join(f", {e}" for e in extras),
-        f"output      {batch}{shown[2]}",
-        "",
-    ]
+    lines = _head(geom, word, extras, channels_first, transposed=True)
     for axis, (name, size, kernel, out) in enumerate((("height", geom.h, geom.fh, geom.out_h),
                                                        ("width", geom.w, geom.fw, geom.out_w))):
         extra = None if output_padding is None else shapes_pair(output_padding)[axis]
@@ -208,3 +177,34 @@ def transpose_report(geom: shapes.TransposeGeometry, padding, output_padding=Non
 def shapes_pair(value) -> tuple[int, int]:
     """An int or a pair as a pair."""
     return value if isinstance(value, tuple) else (value, value)
+
+
+def _extras(geom) -> list[str]:
+    """The kernel line's dilation and groups, where they are not 1."""
+    extras = [f"dilation {geom.dilation[0]} x {geom.dilation[1]}"] if geom.dilation != (1, 1) else []
+    return extras + ([f"groups {geom.groups}"] if geom.groups > 1 else [])
+
+
+def _head(geom, word: str, extras: list, channels_first: bool, transposed: bool = False) -> list[str]:
+    """The report's input, kernel and output lines (and a blank one), in the layout asked for.
+
+    The kernel is conv2d's ``(Fh, Fw, C/groups, K)`` (PyTorch's ``(K, C/groups, Fh, Fw)``) or,
+    ``transposed``, conv_transpose2d's ``(Fh, Fw, K/groups, C)`` (``ConvTranspose2d.weight``,
+    ``(C, K/groups, Fh, Fw)``).
+    """
+    batch = f"{geom.n} x " if geom.batched else ""
+    per_group = "/groups" if geom.groups > 1 else ""
+    (a, a_name), (b, b_name) = ((geom.k // geom.groups, "K"), (geom.c, "C")) if transposed else \
+        ((geom.c // geom.groups, "C"), (geom.k, "K"))
+    tail = ", transposed" if transposed else ""
+    if channels_first:
+        shown = (f"{geom.c} x {geom.h} x {geom.w}",
+                 f"{b} x {a} x {geom.fh} x {geom.fw}  ({b_name} x {a_name}{per_group} x Fh x Fw{tail})",
+                 f"{geom.k} x {geom.out_h} x {geom.out_w}")
+    else:
+        shown = (f"{geom.h} x {geom.w} x {geom.c}",
+                 f"{geom.fh} x {geom.fw} x {a} x {b}  (Fh x Fw x {a_name}{per_group} x {b_name}{tail})",
+                 f"{geom.out_h} x {geom.out_w} x {geom.k}")
+    kernel = f"kernel      {shown[1]}, strides {geom.strides[0]} x {geom.strides[1]}, padding {word!r}"
+    return [f"input       {batch}{shown[0]}", kernel + "".join(f", {e}" for e in extras),
+            f"output      {batch}{shown[2]}", ""]
