@@ -75,18 +75,10 @@ def grouped_grad_rows(grad_out, oh, target, first, last):
     """target[gi, (task - first) * ow + j, q] = grad_out[img, i, j, gi * kg + q] for the output
     rows (task ``img * oh + i``) ``first .. last - 1``: grad_out (any layout, any real dtype) as
     one contiguous matrix per group, in ``target``'s dtype."""
-    g, _, kg = target.shape
     ow = grad_out.shape[2]
     for task in range(first, last):
-        row = grad_out[task // oh, task % oh]
         base = (task - first) * ow
-        for gi in range(g):
-            into = target[gi, base : base + ow]
-            for j in range(ow):
-                source = row[j, gi * kg : (gi + 1) * kg]
-                pixel = into[j]
-                for q in range(kg):
-                    pixel[q] = source[q]
+        _by_group(grad_out[task // oh, task % oh], target[:, base : base + ow])
 
 
 @numba.njit(**OPTIONS)
