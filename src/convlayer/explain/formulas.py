@@ -31,13 +31,9 @@ def axis_formulas(axis: int, size: int, kernel: int, stride: int, dilation: int,
     >>> axis_formulas(0, 6, 3, 2, 1, (0, 1), 3, "explicit", report=True)[0]
     "H' = floor((H + top + bottom - Fh) / s) + 1 = floor((6 + 0 + 1 - 3) / 2) + 1 = 3; top 0, bottom 1"
     """
-    X, O, F = _SYMBOLS[axis]
+    X, O, F, span, lines = _kernel_span(axis, kernel, dilation)
     first, second = SIDES[axis]
-    (before, after), span = pads, (kernel - 1) * dilation + 1
-    lines = []
-    if dilation > 1:
-        lines.append(f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}")
-        F = f"{F}_eff"
+    before, after = pads
     if padding in ("same", "same_lower"):
         lines.append(f"{O} = ceil({X} / s) = ceil({size} / {stride}) = {out}")
         lines.append(f"padding = max(({O} - 1) * s + {F} - {X}, 0) = "
@@ -50,6 +46,17 @@ def axis_formulas(axis: int, size: int, kernel: int, stride: int, dilation: int,
                      f"floor(({size} + {before} + {after} - {span}) / {stride}) + 1 = {out}")
     lines[-1] += _sides_note(axis, padding, pads, report)
     return tuple(lines)
+
+
+def _kernel_span(axis: int, kernel: int, dilation: int) -> tuple:
+    """``(X, O, F, span, lines)``: the axis's symbols for input, output and kernel size, the
+    kernel's span ``(kernel - 1) * dilation + 1`` and, when dilated, the line that computes it
+    (``F`` then names the effective size, ``Fh_eff``), for the formulas to start from."""
+    X, O, F = _SYMBOLS[axis]
+    span = (kernel - 1) * dilation + 1
+    if dilation == 1:
+        return X, O, F, span, []
+    return X, O, f"{F}_eff", span, [f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}"]
 
 
 def _sides_note(axis: int, padding: str, pads: tuple[int, int], report: bool) -> str:
@@ -123,13 +130,9 @@ def transpose_axis_formulas(axis: int, size: int, kernel: int, stride: int, dila
     >>> lines[1].split(" = ")[-1]
     '1: left 0, right 1 cropped'
     """
-    X, O, F = _SYMBOLS[axis]
+    X, O, F, span, lines = _kernel_span(axis, kernel, dilation)
     first, second = SIDES[axis]
-    (before, after), span = pads, (kernel - 1) * dilation + 1
-    lines = []
-    if dilation > 1:
-        lines.append(f"{F}_eff = ({F} - 1) * d + 1 = ({kernel} - 1) * {dilation} + 1 = {span}")
-        F = f"{F}_eff"
+    before, after = pads
     if output_shape:
         lines.append(f"{O} = {out}, as output_shape asks")
     elif output_padding is not None or padding == "explicit":
