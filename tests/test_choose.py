@@ -5,7 +5,8 @@ on shapes built from the thresholds themselves, so retuning a threshold moves th
 with it; what auto's choice must never change, the result beyond the tolerance, is tested
 on the calls themselves. F32_TOL is test_algorithms.py's: direct summation of up to ~100
 float32 products errs by less than 1e-5 of the largest sum of |products|, FFT and Winograd
-too on these sizes.
+too on these sizes. Every test runs with one thread (``one_thread``), where the thresholds
+were measured; the rule that depends on the thread count is tested with two.
 """
 
 import tracemalloc
@@ -15,11 +16,16 @@ import pytest
 
 import convlayer
 from convlayer import _validate
-from convlayer.algorithms import choose, compiled, ranges
+from convlayer.algorithms import choose, compiled, parallel, ranges
 
 F32_TOL = 1e-5
 DEFAULTS = dict(strides=1, padding="same", dilation=1, groups=1, flip=False, pad_mode="constant",
                 data_format="channels_last")
+
+
+@pytest.fixture(autouse=True)
+def one_thread(monkeypatch):
+    monkeypatch.setattr(parallel, "thread_count", lambda: 1)
 
 
 def _args(x, kernel, **options):
@@ -132,6 +138,17 @@ def test_winograd_takes_3x3_stride_1_with_channels_enough_in_and_out():
     size = choose.WINOGRAD_MIN_SIZE
     assert _auto_pick(_ones(1, size, size, c), _ones(3, 3, c, c)) == "winograd"
     assert _auto_pick(_ones(1, size - 1, size + 9, c), _ones(3, 3, c, c)) != "winograd"  # ResNet's 7x7 layers
+
+
+def test_winograd_needs_tiles_enough_for_every_thread(monkeypatch):
+    # With two threads its tiles are split between them: 1x56x56 has 784 2x2 output tiles
+    c = choose.WINOGRAD_MIN_CHANNELS
+    monkeypatch.setattr(parallel, "thread_count", lambda: 2)
+    side = 2 * int(np.ceil(np.sqrt(2 * choose.WINOGRAD_MIN_TILES_PER_THREAD)))
+    assert _auto_pick(_ones(1, side, side, c), _ones(3, 3, c, c)) == "winograd"
+    assert _auto_pick(_ones(1, side - 4, side - 4, c), _ones(3, 3, c, c)) == "im2col"
+    assert _auto_pick(_ones(8, side // 2, side // 2, c), _ones(3, 3, c, c)) == "winograd"
+    assert _auto_pick(_ones(1, 14, 14, 4 * c), _ones(3, 3, 4 * c, 4 * c)) == "im2col"  # ResNet-18's layer3
 
 
 def test_fft_takes_large_kernels_by_their_estimated_work():

@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..shapes import ConvGeometry
-from . import buffers, compiled, grouped
+from . import buffers, compiled, grouped, parallel
 from .backward import transposed_geometry
 from .ranges import fft_in_range, finite, winograd_values
 
@@ -52,6 +52,13 @@ FFT_COST_PER_LOG = 6.0  # a channel's transforms, per pixel and log2(pixels), in
 # 16 products are then small, and a 2x2 tile hangs over an odd edge.
 WINOGRAD_MIN_CHANNELS = 64  # in and out
 WINOGRAD_MIN_SIZE = 14  # output rows and columns
+# With more than one thread, Winograd splits its 2x2 tiles among the threads (products of
+# tiles x c rows each, on one BLAS thread) where im2col's one GEMM runs on BLAS's threads.
+# Measured on 2 threads, Winograd / im2col time: 0.51-0.68 from 784 tiles a thread (8x28x28
+# x128 0.69, 8x28x28x256 0.57, 1x112x112x64 -> 128 0.51, 8x56x56x64 0.74; 8x28x28x64 1.00),
+# 0.93-1.09 at 392 (1x56x56x64, 1x56x56x128), and 1.07-1.77 at 196 or fewer (1x28x28x64
+# 1.19, 1x28x28x128 1.26, 1x14x14x256 1.22, 8x14x14x256 1.27, 8x14x14x128 1.17).
+WINOGRAD_MIN_TILES_PER_THREAD = 392
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
 # Shift does every multiply-add as a row-long vector step (a load and a store each), where a
@@ -281,7 +288,8 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
        then the product per frequency).
     4. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
        channels in and out, an output of at least :data:`WINOGRAD_MIN_SIZE` rows and columns,
-       Numba and threadpoolctl installed, and x and the kernel finite and far enough from the
+       with more than one thread at least :data:`WINOGRAD_MIN_TILES_PER_THREAD` 2x2 output
+       tiles a thread, Numba and threadpoolctl installed, and x and the kernel finite and far enough from the
        dtype's largest value that no transform or sum overflows (:func:`prefers_winograd`):
        Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
     5. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, ``k <= SHIFT_MAX_FILTERS``, at most
@@ -333,8 +341,11 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
 
 
 def _winograd_shape(geom: ConvGeometry) -> bool:
+    threads = parallel.thread_count()
+    tiles = geom.n * ((geom.out_h + 1) // 2) * ((geom.out_w + 1) // 2)
     return (_winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
-            and min(geom.out_h, geom.out_w) >= WINOGRAD_MIN_SIZE)
+            and min(geom.out_h, geom.out_w) >= WINOGRAD_MIN_SIZE
+            and (threads == 1 or tiles >= threads * WINOGRAD_MIN_TILES_PER_THREAD))
 
 
 def prefers_grouped(x: np.ndarray, geom: ConvGeometry, itemsize: int) -> bool:
