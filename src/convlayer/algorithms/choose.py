@@ -54,11 +54,13 @@ WINOGRAD_MIN_CHANNELS = 64  # in and out
 WINOGRAD_MIN_SIZE = 14  # output rows and columns
 # With more than one thread, Winograd splits its 2x2 tiles among the threads (products of
 # tiles x c rows each, on one BLAS thread) where im2col's one GEMM runs on BLAS's threads.
-# Measured on 2 threads, Winograd / im2col time: 0.51-0.68 from 784 tiles a thread (8x28x28
-# x128 0.69, 8x28x28x256 0.57, 1x112x112x64 -> 128 0.51, 8x56x56x64 0.74; 8x28x28x64 1.00),
-# 0.93-1.09 at 392 (1x56x56x64, 1x56x56x128), and 1.07-1.77 at 196 or fewer (1x28x28x64
-# 1.19, 1x28x28x128 1.26, 1x14x14x256 1.22, 8x14x14x256 1.27, 8x14x14x128 1.17).
-WINOGRAD_MIN_TILES_PER_THREAD = 392
+# Measured on 2 threads, Winograd / im2col time, back to back: 1.07-1.77 with 98 tiles a
+# thread or fewer (1x28x28x64 1.19, 1x28x28x128 1.26, 1x28x28x256 1.30, 1x14x14x256 1.22);
+# from 196 it depends on what ran before (8x14x14x256: 1.27 right after im2col's GEMM, whose
+# BLAS threads keep spinning on the other core; 0.8 in `convlayer bench`, which pauses
+# between calls), from 784 0.51-0.74 either way. On resnet18 through convlayer.onnx this
+# rule took batch 1 from 34.1 to 28.6 ms (batch 8's layers have 196 tiles a thread or more).
+WINOGRAD_MIN_TILES_PER_THREAD = 196
 SHIFT_MAX_CHANNELS = 4  # c: im2col copies runs of only c values per tap, GEMMs have c * taps rows
 SHIFT_MIN_OUTPUTS = 2**18  # n * out_h * out_w * k: below, shift's per-tap overhead loses to one GEMM
 # Shift does every multiply-add as a row-long vector step (a load and a store each), where a
