@@ -141,7 +141,8 @@ def test_winograd_takes_3x3_stride_1_with_channels_enough_in_and_out():
 
 
 def test_winograd_needs_tiles_enough_for_every_thread(monkeypatch):
-    # With two threads its tiles are split between them: 1x56x56 has 784 2x2 output tiles
+    # With two threads its 2x2 output tiles are split between them: a square output of side
+    # 2s has s * s tiles
     c = choose.WINOGRAD_MIN_CHANNELS
     monkeypatch.setattr(parallel, "thread_count", lambda: 2)
     side = 2 * int(np.ceil(np.sqrt(2 * choose.WINOGRAD_MIN_TILES_PER_THREAD)))
