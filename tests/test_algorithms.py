@@ -434,6 +434,25 @@ def test_compiled_loops_step_aside_when_their_rows_pass_the_budget(monkeypatch):
         calls.clear()
 
 
+def test_many_channel_depthwise_layers_take_the_compiled_loops_on_every_thread(monkeypatch):
+    # The loops' memory counted a dense kernel (fh fw c k): EfficientNet's 7x7x1152 5x5
+    # depthwise layer "needed" 133 MB a thread and went to the NumPy code with two threads,
+    # 5-7x slower than the loops on one. A depthwise kernel is fh fw k.
+    calls = []
+    original = depthwise.correlate_compiled
+    monkeypatch.setattr(depthwise, "correlate_compiled", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(parallel, "thread_count", lambda: 4)
+    rng = np.random.default_rng(21)
+    c = 1152
+    x = rng.standard_normal((1, 7, 7, c)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, 1, c)).astype(np.float32)
+    got = convlayer.conv2d(x, kernel, groups=c)
+    assert calls == [1]
+    expected = reference.conv2d(x.astype(np.float64), kernel.astype(np.float64), groups=c)
+    bound = reference.conv2d(np.abs(x).astype(np.float64), np.abs(kernel).astype(np.float64), groups=c).max()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=F32_TOL * bound)
+
+
 def test_an_errstate_callback_reaches_every_thread():
     # np.errstate(call=...) is per thread as well: a worker without the callback raised
     # NumPy's "no function found" where the caller's callback should have been called.

@@ -83,13 +83,15 @@ def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
 
     Each thread holds a ring of ``span_h`` padded input rows (``2 fh - 1`` for
     :func:`._depthwise_loops.depthwise_fixed`'s band of one output row, more as the budget allows), a row of sums and a
-    scratch row of the output, a kernel's worth of sums (gradients) and :data:`LOOP_EXTRA`;
-    the loops do not split rows, so for images wide enough to pass the budget the NumPy
-    code (which does) runs instead.
+    scratch row of the output, a kernel's worth of sums (gradients: ``fh fw c/groups k``,
+    for a depthwise layer ``fh fw k``) and :data:`LOOP_EXTRA`; the loops do not split
+    rows, so for images wide enough to pass the budget the NumPy code (which does) runs
+    instead.
     """
     ring = max((geom.fh - 1) * geom.dilation[0] + 1, 2 * geom.fh - 1)
     width = geom.out_w * geom.strides[1] + (geom.fw - 1) * geom.dilation[1] + geom.strides[1]
-    items = ring * width * geom.c + 3 * geom.out_w * geom.k + geom.fh * geom.fw * geom.c * geom.k
+    kernel = geom.fh * geom.fw * (geom.c // max(geom.groups, 1)) * geom.k  # a depthwise kernel: fh fw k
+    items = ring * width * geom.c + 3 * geom.out_w * geom.k + kernel
     return parallel.thread_count() * (items * itemsize + LOOP_EXTRA) <= budget
 
 
