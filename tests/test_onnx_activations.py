@@ -5,6 +5,8 @@ The activations run over cache-sized chunks, on two threads for large arrays: th
 below cross chunk boundaries, leave a short last chunk and pass the threading threshold.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -49,6 +51,28 @@ def test_activation_matches_its_formula(op, attrs, formula, shape):
     # a few roundings of values no larger than |x| (or 1): far below any wrong formula's error
     np.testing.assert_array_less(np.abs(got - exact), 8 * U32 * (np.abs(x) + 1))
     np.testing.assert_array_equal(x, before)  # the caller's array is never written
+
+
+EDGES = [np.nan, np.inf, -np.inf, 88.0, 88.8, 89.0, -87.0, -87.4, -88.0, -104.0, 1e-30, -1e-30, 0.0, 1e30, -1e30]
+
+
+@pytest.mark.parametrize("op, attrs, formula", [f for f in FORMULAS if f[0] in ("Sigmoid", "Swish")],
+                         ids=lambda v: str(v) if not callable(v) else "")
+def test_sigmoid_and_swish_at_the_edges_of_exp(op, attrs, formula):
+    # exp(-x) overflows beyond x < -88.7 and underflows past x > 87.3; NaN stays NaN and
+    # swish(-inf) is NaN (-inf / inf), as the float64 formula gives, without a warning
+    x = np.array(EDGES + [-e for e in EDGES[3:]], np.float32).reshape(1, 1, 1, -1)
+    model = convlayer.onnx.load(one_node(op, attrs, x.shape, opset=24 if op == "Swish" else 17))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = model(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = formula(x.astype(np.float64))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(exact))
+    finite = ~np.isnan(exact)
+    np.testing.assert_array_equal(np.isinf(got[finite]), np.isinf(exact[finite]))
+    close = finite & np.isfinite(exact)
+    np.testing.assert_array_less(np.abs(got[close] - exact[close]), 8 * U32 * (np.abs(x[close]) + 1))
 
 
 def test_chunks_of_float64_and_of_a_non_contiguous_array():

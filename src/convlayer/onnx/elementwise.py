@@ -156,7 +156,7 @@ def _by_chunks(x, step):
         for start in part_starts:
             part = flat[start : start + CHUNK]
             step(part, scratch[: part.size])
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # exp(inf), -inf / inf: NaN, as in the formula
         parallel.run_parts(worker, starts, parallel.threads_for(flat.size * PASSES))
     return x
 
