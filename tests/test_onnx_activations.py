@@ -113,3 +113,49 @@ def test_mul_of_a_sigmoid_becomes_one_swish_only_when_nothing_else_reads_it(orde
     gate = _sigmoid(c)
     want = (x if other else c) * gate + (gate if extra_reader else 0)
     np.testing.assert_array_less(np.abs(model(x) - want), 8 * U32 * (np.abs(want) + 1))
+
+
+def _conv_then(op, attrs, extra_reader=False, k=5):
+    """Conv (3 -> k channels, 3x3, with bias) then ``op``; with ``extra_reader`` an Add reads
+    the Conv's output too. Clip without attributes takes its bounds as constant inputs (opset 11 on)."""
+    rng = np.random.default_rng(3)
+    weight = rng.standard_normal((k, 3, 3, 3)).astype(np.float32)
+    bias = (rng.standard_normal(k) * 4).astype(np.float32)
+    constants = [("W", weight), ("B", bias)]
+    inputs = ["c"]
+    if op == "Clip" and not attrs:
+        constants += [("lo", np.float32(-0.5)), ("hi", np.float32(1.5))]
+        inputs += ["lo", "hi"]
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node(op, inputs, ["a"], name="act", **attrs)]
+    out = "a"
+    if extra_reader:
+        nodes.append(helper.make_node("Add", ["a", "c"], ["y"], name="add"))
+        out = "y"
+    model = graph_model(nodes, [("x", (2, 3, 7, 9))], [(out, None)], constants,
+                        opset=24 if op == "Swish" else 17)
+    return model, weight.astype(np.float64), bias.astype(np.float64)
+
+
+ACTIVATIONS = FORMULAS + [("Clip", {}, lambda x: np.clip(x, -0.5, 1.5))]
+
+
+@pytest.mark.parametrize("extra_reader", [False, True])
+@pytest.mark.parametrize("op, attrs, formula", ACTIVATIONS, ids=[f"{op}{attrs}" for op, attrs, _ in ACTIVATIONS])
+def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formula, extra_reader):
+    # fused: one Conv node adds its bias and applies the activation chunk by chunk; with a
+    # second reader of the Conv's output (the Add) the activation stays a node of its own
+    model_proto, weight, bias = _conv_then(op, attrs, extra_reader)
+    model = convlayer.onnx.load(model_proto)
+    ops = [node.op for node in model.graph.nodes]
+    assert (op in ops) == extra_reader
+    x = np.random.default_rng(4).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    torch = pytest.importorskip("torch")
+    conv = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight),
+                                      torch.from_numpy(bias), padding=1).numpy()
+    want = formula(conv) + (conv if extra_reader else 0)
+    magnitude = torch.nn.functional.conv2d(torch.from_numpy(np.abs(x).astype(np.float64)),
+                                           torch.from_numpy(np.abs(weight)), torch.from_numpy(np.abs(bias)),
+                                           padding=1).numpy()
+    # the convolution's float32 sums (28 terms) and the activation's few roundings
+    np.testing.assert_array_less(np.abs(model(x) - want), 64 * U32 * (magnitude + 1))

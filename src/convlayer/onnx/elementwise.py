@@ -12,12 +12,93 @@ from ._table import BROADCAST, SAME, any_value, one_of, op
 # values without a new array per op, which at batch 8 is most of an activation's time.
 INPLACE = {}
 
+# Each activation as a step over a chunk written in place (``step(part, scratch)``,
+# scratch free space of part's size): the op runs it over the array chunk by chunk
+# (:func:`_by_chunks`), and a Conv that absorbed the activation (prepare.fuse_activations)
+# runs it right after adding its bias to the same chunk (:func:`activate`).
+STEPS = {}
 
-def inplace(name):
-    def register(function):
-        INPLACE[name] = function
-        return function
+
+def step_of(name):
+    def register(factory):
+        STEPS[name] = factory
+        return factory
     return register
+
+
+@step_of("Relu")
+def _relu(node, dtype):
+    zero = dtype.type(0)
+    return lambda part, scratch: np.maximum(part, zero, out=part)
+
+
+@step_of("LeakyRelu")
+def _leaky_relu(node, dtype):
+    alpha = dtype.type(node.attrs.get("alpha", 0.01))
+
+    def step(part, scratch):
+        np.multiply(part, alpha, out=scratch)
+        np.copyto(part, scratch, where=part < 0)
+    return step
+
+
+@step_of("Clip")
+def _clip(node, dtype, low=None, high=None):
+    """One pass of :func:`numpy.clip` (a NaN stays NaN, as in ``max(min(x, high), low)``)."""
+    low = node.attrs.get("min") if low is None else low
+    high = node.attrs.get("max") if high is None else high
+    low, high = (None if bound is None else np.asarray(bound, dtype) for bound in (low, high))
+    if low is None and high is None:
+        return lambda part, scratch: None
+    return lambda part, scratch: np.clip(part, low, high, out=part)
+
+
+@step_of("Sigmoid")
+def _sigmoid(node, dtype):
+    """``1 / (1 + exp(-x))``; exp(-x) = inf for x < -88 gives 0, as it should."""
+    def step(part, scratch):
+        np.negative(part, out=part)
+        np.exp(part, out=part)
+        part += part.dtype.type(1)
+        np.reciprocal(part, out=part)
+    return step
+
+
+@step_of("Swish")
+def _swish(node, dtype):
+    """``x / (1 + exp(-alpha x))`` (ONNX's Swish; load makes one of Sigmoid then Mul, SiLU)."""
+    alpha = dtype.type(-node.attrs.get("alpha", 1.0))
+
+    def step(part, scratch):
+        np.multiply(part, alpha, out=scratch)
+        np.exp(scratch, out=scratch)
+        scratch += scratch.dtype.type(1)
+        np.divide(part, scratch, out=part)
+    return step
+
+
+@step_of("HardSigmoid")
+def _hard_sigmoid(node, dtype):
+    alpha, beta = (dtype.type(node.attrs.get(k, d)) for k, d in (("alpha", 0.2), ("beta", 0.5)))
+
+    def step(part, scratch):
+        part *= alpha
+        part += beta
+        np.clip(part, 0, 1, out=part)
+    return step
+
+
+@step_of("HardSwish")
+def _hard_swish(node, dtype):
+    """``x * clip(x / 6 + 1/2, 0, 1)``."""
+    six, half = dtype.type(6), dtype.type(0.5)
+
+    def step(part, scratch):
+        np.divide(part, six, out=scratch)
+        scratch += half
+        np.clip(scratch, 0, 1, out=scratch)
+        part *= scratch
+    return step
 
 
 @op("Relu", SAME)
@@ -25,109 +106,63 @@ def relu(node, x):
     return F.relu(x)
 
 
-@inplace("Relu")
-def relu_into(node, x):
-    return np.maximum(x, x.dtype.type(0), out=x)
-
-
 @op("LeakyRelu", SAME, alpha=any_value)
 def leaky_relu(node, x):
-    return leaky_relu_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
-
-
-@inplace("LeakyRelu")
-def leaky_relu_into(node, x):
-    alpha = x.dtype.type(node.attrs.get("alpha", 0.01))
-
-    def step(part, scratch):
-        np.multiply(part, alpha, out=scratch)
-        np.copyto(part, scratch, where=part < 0)
-    return _by_chunks(x, step)
+    return _new(node, x)
 
 
 @op("Clip", SAME, min=any_value, max=any_value)
 def clip(node, x, low=None, high=None):
-    return clip_into(node, x.copy(), low, high)
-
-
-@inplace("Clip")
-def clip_into(node, x, low=None, high=None):
-    """One pass of :func:`numpy.clip` (a NaN stays NaN, as in ``max(min(x, high), low)``)."""
-    low = node.attrs.get("min") if low is None else low
-    high = node.attrs.get("max") if high is None else high
-    if low is None and high is None:
-        return x
-    return np.clip(x, None if low is None else np.asarray(low, x.dtype),
-                   None if high is None else np.asarray(high, x.dtype), out=x)
+    return _in_place(node, x.copy(), low, high)
 
 
 @op("Sigmoid", SAME)
 def sigmoid(node, x):
-    return sigmoid_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
-
-
-@inplace("Sigmoid")
-def sigmoid_into(node, x):
-    """``1 / (1 + exp(-x))`` written over x; exp(-x) = inf for x < -88 gives 0, as it should."""
-    def step(part, scratch):
-        np.negative(part, out=part)
-        np.exp(part, out=part)
-        part += part.dtype.type(1)
-        np.reciprocal(part, out=part)
-    return _by_chunks(x, step)
+    return _new(node, x)
 
 
 @op("Swish", SAME, alpha=any_value)
 def swish(node, x):
-    """``x * sigmoid(alpha * x)`` (ONNX's Swish; load makes one of Sigmoid then Mul, SiLU)."""
-    return swish_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
-
-
-@inplace("Swish")
-def swish_into(node, x):
-    """``x / (1 + exp(-alpha x))`` written over x, one cache-sized chunk at a time."""
-    alpha = x.dtype.type(-node.attrs.get("alpha", 1.0))
-
-    def step(part, scratch):
-        np.multiply(part, alpha, out=scratch)
-        np.exp(scratch, out=scratch)
-        scratch += scratch.dtype.type(1)
-        np.divide(part, scratch, out=part)
-    return _by_chunks(x, step)
+    return _new(node, x)
 
 
 @op("HardSigmoid", SAME, alpha=any_value, beta=any_value)
 def hard_sigmoid(node, x):
-    return hard_sigmoid_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
-
-
-@inplace("HardSigmoid")
-def hard_sigmoid_into(node, x):
-    alpha, beta = (x.dtype.type(node.attrs.get(k, d)) for k, d in (("alpha", 0.2), ("beta", 0.5)))
-
-    def step(part, scratch):
-        part *= alpha
-        part += beta
-        np.clip(part, 0, 1, out=part)
-    return _by_chunks(x, step)
+    return _new(node, x)
 
 
 @op("HardSwish", SAME)
 def hard_swish(node, x):
-    return hard_swish_into(node, np.array(x, dtype=np.result_type(x, np.float32)))
+    return _new(node, x)
 
 
-@inplace("HardSwish")
-def hard_swish_into(node, x):
-    """``x * clip(x / 6 + 1/2, 0, 1)`` written over x."""
-    six, half = x.dtype.type(6), x.dtype.type(0.5)
+def _in_place(node, x, *bounds):
+    """Activation ``node`` written over x, chunk by chunk (its step in :data:`STEPS`)."""
+    return _by_chunks(x, STEPS[node.op](node, x.dtype, *bounds))
 
-    def step(part, scratch):
-        np.divide(part, six, out=scratch)
-        scratch += half
-        np.clip(scratch, 0, 1, out=scratch)
-        part *= scratch
-    return _by_chunks(x, step)
+
+def _new(node, x):
+    return _in_place(node, np.array(x, dtype=np.result_type(x, np.float32)))
+
+
+for _name in STEPS:
+    INPLACE[_name] = _in_place
+
+
+def activate(node, x: np.ndarray, bias=None) -> np.ndarray:
+    """Activation ``node`` (a Relu, Clip, Swish, ... that a Conv absorbed) written over x, a
+    new channels-last array, after adding ``bias`` (per channel, the last axis) in the same
+    pass over each chunk: a Conv's output crosses memory once for both."""
+    step = STEPS[node.op](node, x.dtype)
+    if bias is None:
+        return _by_chunks(x, step)
+    k, bias = x.shape[-1], np.asarray(bias, x.dtype)
+
+    def biased(part, scratch):
+        rows = part.reshape(-1, k) if part.ndim == 1 else part
+        rows += bias
+        step(part, scratch)
+    return _by_chunks(x, biased, multiple=k)
 
 
 # Items an activation works on at a time: its passes (exp, add, divide, ...) then run over a
@@ -139,22 +174,24 @@ def hard_swish_into(node, x):
 CHUNK = 2**17
 
 
-def _by_chunks(x, step):
+def _by_chunks(x, step, multiple: int = 1):
     """Run ``step(part, scratch)`` over x (in place) chunk by chunk, on every core for a large x.
 
-    ``scratch`` is a free array of ``part``'s size and dtype. A non-contiguous x is done in
+    ``scratch`` is a free array of ``part``'s size and dtype; each chunk's size is a multiple
+    of ``multiple`` (whole pixels, for a per-channel step). A non-contiguous x is done in
     one piece.
     """
     if not x.flags.c_contiguous:
         step(x, np.empty_like(x))
         return x
     flat = x.reshape(-1)
-    starts = range(0, flat.size, CHUNK)
+    chunk = max(multiple, CHUNK // multiple * multiple)
+    starts = range(0, flat.size, chunk)
 
     def worker(part_starts):
-        scratch = np.empty(min(CHUNK, flat.size), x.dtype)
+        scratch = np.empty(min(chunk, flat.size), x.dtype)
         for start in part_starts:
-            part = flat[start : start + CHUNK]
+            part = flat[start : start + chunk]
             step(part, scratch[: part.size])
     with np.errstate(over="ignore", invalid="ignore"):  # exp(inf), -inf / inf: NaN, as in the formula
         parallel.run_parts(worker, starts, parallel.threads_for(flat.size * PASSES))

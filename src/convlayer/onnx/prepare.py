@@ -11,7 +11,10 @@
 4. :func:`fuse_swish`: ``Mul(x, Sigmoid(x))`` (SiLU, EfficientNet's activation) becomes one
    Swish node when the Mul alone reads the Sigmoid: one pass over x instead of two ops and
    an array between them.
-5. Kernels are laid out channels-last once, not on every call.
+5. :func:`fuse_activations`: an activation (Relu, Clip, Swish, ...) that alone reads a
+   Conv's output becomes part of that Conv: its bias and the activation in one pass over
+   each chunk of the output.
+6. Kernels are laid out channels-last once, not on every call.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 
 from .. import normalization
 from ._table import OPS, SHAPE
+from .elementwise import STEPS
 from .graph import Graph, Node
 from .spatial import conv_kernel, transpose_kernel
 
@@ -124,6 +128,34 @@ def fuse_swish(graph: Graph) -> None:
     graph.nodes = [node for node in graph.nodes if id(node) not in fused]
 
 
+def fuse_activations(graph: Graph) -> None:
+    """Make each activation of :data:`.elementwise.STEPS` that alone reads a Conv's output
+    (and whose other inputs, Clip's bounds, are constants) part of that Conv: the Conv's
+    ``_activation`` (with Clip's bounds as attributes), run over its output after the bias.
+
+    Measured through convlayer.onnx (same process, fastest of several runs), the bias as a
+    pass of its own: mobilenet_v2 batch 8 107.8 ms with it, 89.2 without; efficientnet_b0
+    172 and 163. With 16 or 24 channels, ``out += bias`` is a short loop per pixel.
+    """
+    producer = {out: node for node in graph.nodes for out in node.outputs}
+    count, consts, outputs = readers(graph), graph.constants, {t.name for t in graph.outputs}
+    kept = []
+    for node in graph.nodes:
+        conv = producer.get(node.inputs[0]) if node.op in STEPS and node.inputs else None
+        bounds = [name for name in node.inputs[1:] if name]
+        if (conv is None or conv.op != "Conv" or "_activation" in conv.attrs or count.get(conv.outputs[0]) != 1
+                or conv.outputs[0] in outputs or not all(name in consts for name in bounds)):
+            kept.append(node)
+            continue
+        attrs = dict(node.attrs)
+        for key, name in zip(("min", "max"), node.inputs[1:]):
+            if name:
+                attrs[key] = consts[name]
+        conv.attrs["_activation"] = Node(node.name, node.op, node.inputs[:1], list(node.outputs), attrs)
+        conv.outputs = list(node.outputs)
+    graph.nodes = kept
+
+
 def fold_constants(graph: Graph) -> None:
     """Run now every node whose inputs are all constants; its outputs become constants."""
     kept = []
@@ -165,6 +197,7 @@ def prepare(graph: Graph) -> Graph:
     fold_constants(graph)
     fold_batch_norms(graph)
     fuse_swish(graph)
+    fuse_activations(graph)
     lay_out_kernels(graph)
     return graph
 
@@ -183,5 +216,5 @@ def last_uses(graph: Graph) -> list:
     return freed
 
 
-__all__ = ["Node", "check", "fold_batch_norms", "fold_constants", "fuse_swish", "lay_out_kernels", "last_uses", "prepare",
-           "readers"]
+__all__ = ["Node", "check", "fold_batch_norms", "fold_constants", "fuse_activations", "fuse_swish", "lay_out_kernels",
+           "last_uses", "prepare", "readers"]

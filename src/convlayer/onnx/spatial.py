@@ -16,6 +16,7 @@ from .. import pooling
 from ..transposed import conv_transpose2d
 from .layout import axis_last
 from ._table import AUTO_PAD, AXIS, SPATIAL, any_value, one_of, op, pads4, pair
+from .elementwise import activate
 
 
 def padding(attrs: dict):
@@ -51,7 +52,11 @@ def conv(node, x, weight, bias=None):
     kernel = node.attrs.get("_kernel")
     kernel = conv_kernel(weight) if kernel is None else kernel
     bias = node.attrs.get("_bias", bias)
-    return F.conv2d(x, kernel, bias, groups=node.attrs.get("group", 1), **_window(node.attrs))
+    activation = node.attrs.get("_activation")  # see prepare.fuse_activations
+    if activation is None:
+        return F.conv2d(x, kernel, bias, groups=node.attrs.get("group", 1), **_window(node.attrs))
+    out = F.conv2d(x, kernel, None, groups=node.attrs.get("group", 1), **_window(node.attrs))
+    return activate(activation, out, bias)
 
 
 @op("ConvTranspose", SPATIAL, output_padding=pair(), output_shape=pair(), **_CONV)
