@@ -536,6 +536,27 @@ def test_write_back_fills_a_channels_first_view_tile_by_tile(shape, add):
     np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), want)
 
 
+@pytest.mark.parametrize("shape, dtype", [((2, 9, 7, 16), np.float32), ((3, 5, 24), np.float64),
+                                          ((1, 3, 3, 700), np.float32), ((4, 11, 13, 3), np.float32)],
+                         ids=["rows and a rest", "3-D", "wide", "odd"])
+def test_add_per_channel_gives_the_broadcast_sums(shape, dtype):
+    """layout.add_per_channel: a bias over rows of ADD_ROW items (16 channels: 64 pixels a
+    row, 2 x 9 x 7 = 126 pixels: one whole row and a rest of 62), bit for bit the plain
+    broadcast; a channels-first view (not contiguous) and wide layers take the broadcast."""
+    from convlayer.algorithms import layout
+
+    rng = np.random.default_rng(37)
+    out = rng.standard_normal(shape).astype(dtype)
+    bias = rng.standard_normal(shape[-1]).astype(dtype)
+    want = out + bias
+    layout.add_per_channel(out, bias)
+    np.testing.assert_array_equal(out, want)
+    view = rng.standard_normal((2, shape[-1], 5, 6)).astype(dtype).transpose(0, 2, 3, 1)
+    want = view + bias
+    layout.add_per_channel(view, bias)
+    np.testing.assert_array_equal(view, want)
+
+
 @pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
 @pytest.mark.parametrize("budget", [None, 2**16, 2**12], ids=["whole", "chunks", "views"])
 def test_channels_first_computed_channels_last_in_chunks(algorithm, budget):

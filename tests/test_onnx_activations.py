@@ -36,7 +36,9 @@ FORMULAS = [  # (op, attributes, float64 formula)
     ("Swish", {}, lambda x: x * _sigmoid(x)),
     ("Swish", {"alpha": 0.5}, lambda x: x * _sigmoid(0.5 * x)),
 ]
-SHAPES = [(1, 2, 4, 4), (3, 5, 301, 229)]  # 1,034,205 items: 32 chunks of 2**15, a short last one
+# 1,068,435 items: 8 chunks of 2**17 and a short one, and at 4 passes an item above
+# parallel.PARALLEL_MIN_WORK (2**22): two threads where the machine has them
+SHAPES = [(1, 2, 4, 4), (3, 5, 311, 229)]
 
 
 @pytest.mark.parametrize("shape", SHAPES)

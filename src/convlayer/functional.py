@@ -12,7 +12,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, dispatch
+from .algorithms import backward, buffers, dispatch, layout
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
@@ -139,7 +139,7 @@ def conv2d(
     result, nhwc = _validate.new_output(args.geom, args.dtype)
     dispatch.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm)
     if args.bias is not None:
-        nhwc += args.bias
+        layout.add_per_channel(nhwc, args.bias)
     return result
 
 

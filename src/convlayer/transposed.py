@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, dispatch
+from .algorithms import backward, buffers, dispatch, layout
 from .functional import ArrayLike, Conv2DGrads
 from .shapes import IntPair, Padding
 
@@ -146,7 +146,7 @@ def conv_transpose2d(
         reached = out[:, : forward.h, : forward.w]
         dispatch.input_gradient(args.kernel, forward, args.x, reached, buffers.get_memory_budget(), algorithm)
     if args.bias is not None:
-        out += args.bias
+        layout.add_per_channel(out, args.bias)
     return result
 
 

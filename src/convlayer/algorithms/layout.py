@@ -82,3 +82,27 @@ def write_back(target: np.ndarray, values: np.ndarray, add: bool = False) -> Non
                     target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] += part
                 else:
                     target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] = part
+
+
+# add_per_channel's rows: values broadcast to at least this many items, so the addition's
+# inner loop is long. Measured, one thread, float32 (8, 112, 112, 16) += bias: 0.53 ms as one
+# broadcast over rows of 16 channels, 0.30 over rows of 1024 items; (8, 56, 56, 24) 0.14 ->
+# 0.11; from a few hundred channels alike (8x7x7x1280: 0.07 either way).
+ADD_ROW = 1024
+
+
+def add_per_channel(out: np.ndarray, values: np.ndarray) -> None:
+    """``out += values`` for values of shape ``(k,)`` along out's last axis (a bias), with
+    the same sums: a C-contiguous out with few channels is added to a row of ``values``
+    repeated to :data:`ADD_ROW` items, pixel after pixel."""
+    k = out.shape[-1] if out.ndim else 0
+    if np.ndim(values) != 1 or not out.flags.c_contiguous or not 0 < k < ADD_ROW // 2:
+        out += values
+        return
+    repeats = ADD_ROW // k
+    flat = out.reshape(-1)
+    whole = flat.size // (repeats * k) * repeats * k
+    rows = flat[:whole].reshape(-1, repeats * k)
+    rows += np.tile(values, repeats)
+    rest = flat[whole:].reshape(-1, k)
+    rest += values

@@ -35,10 +35,15 @@ def thread_count() -> int:
     return max(1, min(cpus, _MAX_THREADS))
 
 
-# Multiply-adds below which element-wise work stays on one thread: handing a part to the pool
-# and waiting for it costs 20-60 us (measured on a 2-core machine, the more the busier), and
-# a compiled loop does about 10^4 multiply-adds a microsecond on one core.
-PARALLEL_MIN_WORK = 2**20
+# Multiply-adds below which element-wise work stays on one thread (a compiled loop does
+# about 10^4 multiply-adds a microsecond on one core). Handing a part to the pool and waiting
+# for it costs 60-80 us whenever the other core has gone idle (a halted core takes that long
+# to wake; 5-20 us back to back), and inside a network that core is shared with OpenBLAS's
+# threads, which keep spinning after each product. Measured through convlayer.onnx, fastest
+# of four rotations, 2**20 against 2**22: mobilenet_v2 batch 1 14.3 -> 13.5 ms, batch 8 99.0
+# -> 95.8; efficientnet_b0 26.4 -> 24.7 and 159.3 -> 159.3; resnet18 31.1 -> 31.7 and 202 ->
+# 186. The speed suite's element-wise layers are all above it (8x112x112x32 depthwise: 2**24.8).
+PARALLEL_MIN_WORK = 2**22
 
 
 def threads_for(work: int) -> int:
