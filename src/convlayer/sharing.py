@@ -214,7 +214,7 @@ def _banked_backward(sharing: str, grad_out, x, kernel, strides, padding) -> Con
     index = _bank_index(args, sharing)
     grad_x, grad_x_nhwc = _validate.new_input_grad(args.geom, args.dtype)
     grad_kernel = im2col_backward.correlate_backward(args.x, args.kernel, args.geom, "constant", grad_nhwc,
-                                            grad_x_nhwc, buffers.get_memory_budget(), index)
+                                                     grad_x_nhwc, buffers.get_memory_budget(), index)
     b_h, b_w, k = args.kernel.shape[0], args.kernel.shape[1], args.kernel.shape[-1]
     grad_bias = np.zeros((b_h, b_w, k), args.dtype)
     np.add.at(grad_bias, (index.rows[:, None], index.cols[None, :]), grad_nhwc.sum(axis=0, dtype=args.dtype))

@@ -291,8 +291,9 @@ def auto_choice(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry) -> Choice
     4. a 3x3 kernel, strides 1, dilation 1, groups 1, at least :data:`WINOGRAD_MIN_CHANNELS`
        channels in and out, an output of at least :data:`WINOGRAD_MIN_SIZE` rows and columns,
        with more than one thread at least :data:`WINOGRAD_MIN_TILES_PER_THREAD` 2x2 output
-       tiles a thread, Numba and threadpoolctl installed, and x and the kernel finite and far enough from the
-       dtype's largest value that no transform or sum overflows (:func:`prefers_winograd`):
+       tiles a thread, Numba and threadpoolctl installed, and x and the kernel finite and far
+       enough from the dtype's largest value that no transform or sum overflows
+       (:func:`prefers_winograd`):
        Winograd F(2x2, 3x3), 16 c k multiply-adds per 2x2 output tile where im2col needs 36 c k.
     5. strides 1, groups 1, ``c <= SHIFT_MAX_CHANNELS``, ``k <= SHIFT_MAX_FILTERS``, at most
        :data:`SHIFT_MAX_PRODUCTS` multiply-adds per pixel, at least :data:`SHIFT_MIN_OUTPUTS`
@@ -343,11 +344,12 @@ def prefers_winograd(geom: ConvGeometry, a: np.ndarray, b: np.ndarray, terms: in
 
 
 def _winograd_shape(geom: ConvGeometry) -> bool:
-    threads = parallel.thread_count()
+    if (_winograd_unsupported(geom) is not None or min(geom.c, geom.k) < WINOGRAD_MIN_CHANNELS
+            or min(geom.out_h, geom.out_w) < WINOGRAD_MIN_SIZE):
+        return False
+    threads = parallel.thread_count()  # asked only of 3x3 layers that pass the rest (a system call)
     tiles = geom.n * ((geom.out_h + 1) // 2) * ((geom.out_w + 1) // 2)
-    return (_winograd_unsupported(geom) is None and min(geom.c, geom.k) >= WINOGRAD_MIN_CHANNELS
-            and min(geom.out_h, geom.out_w) >= WINOGRAD_MIN_SIZE
-            and (threads == 1 or tiles >= threads * WINOGRAD_MIN_TILES_PER_THREAD))
+    return threads == 1 or tiles >= threads * WINOGRAD_MIN_TILES_PER_THREAD
 
 
 def prefers_grouped(x: np.ndarray, geom: ConvGeometry, itemsize: int) -> bool:

@@ -140,7 +140,8 @@ def input_gradient(kernel, geom: ConvGeometry, grad_out, grad_x, budget: int, al
         return
     for n0, n1, left in chunks:
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
-        im2col_backward.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]), grad_part, left)
+        im2col_backward.input_gradient(kernel, geom._replace(n=n1 - n0), layout.contiguous(grad_out[n0:n1]),
+                                       grad_part, left)
         layout.write_back(grad_x[n0:n1], grad_part)
 
 

@@ -117,21 +117,22 @@ def _class_name(cls: type) -> str:
 
 def _known_classes() -> dict:
     """Every Layer subclass defined so far, by the name :func:`_class_name` gives it."""
-    found, stack = {}, [Layer]
+    return {_class_name(cls): cls for cls in _family(Layer)}
+
+
+def _family(base: type) -> list:
+    """``base`` and every subclass of it defined so far, at any depth."""
+    found, stack = [], [base]
     while stack:
         cls = stack.pop()
-        found[_class_name(cls)] = cls
+        found.append(cls)
         stack.extend(cls.__subclasses__())
     return found
 
 
 def model_class(base: type, name: str, path) -> type:
     """``base`` (Sequential) or the subclass of it (graph.Model) called ``name`` in a saved file."""
-    kinds, stack = {}, [base]
-    while stack:
-        kind = stack.pop()
-        kinds[kind.__name__] = kind
-        stack.extend(kind.__subclasses__())
+    kinds = {kind.__name__: kind for kind in _family(base)}
     if name not in kinds:
         raise ValueError(f"{path}: model class {name!r} is not known; expected one of {sorted(kinds)}")
     return kinds[name]

@@ -134,8 +134,10 @@ def fuse_activations(graph: Graph) -> None:
     ``_activation`` (with Clip's bounds as attributes), run over its output after the bias.
 
     Measured through convlayer.onnx (same process, fastest of several runs), the bias as a
-    pass of its own: mobilenet_v2 batch 8 107.8 ms with it, 89.2 without; efficientnet_b0
-    172 and 163. With 16 or 24 channels, ``out += bias`` is a short loop per pixel.
+    pass of its own: mobilenet_v2 batch 8 107.8 ms with it, 89.2 with no bias at all;
+    efficientnet_b0 172 and 163 (with 16 or 24 channels, ``out += bias`` is a short loop per
+    pixel). Fused, against the passes apart: mobilenet_v2 batch 8 104.6 -> 92.5 ms,
+    efficientnet_b0 batch 1 28.6 -> 26.7 and batch 8 177 -> 153.
     """
     producer = {out: node for node in graph.nodes for out in node.outputs}
     count, consts, outputs = readers(graph), graph.constants, {t.name for t in graph.outputs}

@@ -52,11 +52,10 @@ def conv(node, x, weight, bias=None):
     kernel = node.attrs.get("_kernel")
     kernel = conv_kernel(weight) if kernel is None else kernel
     bias = node.attrs.get("_bias", bias)
-    activation = node.attrs.get("_activation")  # see prepare.fuse_activations
-    if activation is None:
-        return F.conv2d(x, kernel, bias, groups=node.attrs.get("group", 1), **_window(node.attrs))
-    out = F.conv2d(x, kernel, None, groups=node.attrs.get("group", 1), **_window(node.attrs))
-    return activate(activation, out, bias)
+    activation = node.attrs.get("_activation")  # see prepare.fuse_activations: it adds the bias
+    out = F.conv2d(x, kernel, bias if activation is None else None, groups=node.attrs.get("group", 1),
+                   **_window(node.attrs))
+    return out if activation is None else activate(activation, out, bias)
 
 
 @op("ConvTranspose", SPATIAL, output_padding=pair(), output_shape=pair(), **_CONV)
