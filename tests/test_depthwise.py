@@ -25,7 +25,7 @@ def test_depthwise_bands_of_few_rows_give_the_same_sums(band_rows, monkeypatch):
 @pytest.mark.parametrize("case", [
     dict(shape=(2, 9, 11, 8), kernel=(3, 3), dtype=np.float64),
     dict(shape=(2, 9, 11, 24), kernel=(3, 3), dtype=np.float64),
-    dict(shape=(2, 10, 9, 16), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
+    dict(shape=(2, 10, 9, 12), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
     dict(shape=(2, 10, 9, 40), kernel=(5, 3), dtype=np.float32, strides=(2, 1), dilation=(1, 2), pad_mode="reflect"),
     dict(shape=(1, 7, 6, 8), kernel=(1, 1), dtype=np.float64, strides=(1, 2), padding="valid"),
     dict(shape=(3, 8, 8, 8), kernel=(2, 3), dtype=np.float64, strides=3, pad_mode="wrap", data_format="channels_first"),
@@ -34,13 +34,13 @@ def test_depthwise_bands_of_few_rows_give_the_same_sums(band_rows, monkeypatch):
     dict(shape=(3, 41, 9, 32), kernel=(3, 3), dtype=np.float64, strides=2),  # bands of 16 rows, 3 images
     dict(shape=(2, 37, 6, 25), kernel=(5, 5), dtype=np.float64, pad_mode="reflect"),
     dict(shape=(2, 9, 7, 48), kernel=(7, 7), dtype=np.float32, strides=2, data_format="channels_first"),
-], ids=["3x3-8", "3x3-24", "5x3-strided-dilated-reflect-16", "5x3-strided-dilated-reflect-40", "1x1-valid",
+], ids=["3x3-8", "3x3-24", "5x3-strided-dilated-reflect-12", "5x3-strided-dilated-reflect-40", "1x1-valid",
         "2x3-stride3-wrap-channels-first", "7x7-21-channels", "5x5-3-channels-edge", "bands-stride-2",
         "bands-5x5-reflect", "7x7-48-channels-first"])
 def test_depthwise_loops_compiled_for_their_kernel_size(case):
     # Below depthwise.FIXED_MIN_CHANNELS the flat-run loop, from it on the register-summing one
     # compiled per kernel size and column stride: channel counts that fill whole vector
-    # registers (24, 32, 40, 48) and the remainder loop's (25).
+    # registers (16, 24, 32, 40, 48) and the remainder loop's (21, 25).
     case = dict(case)
     shape, (fh, fw), dtype = case.pop("shape"), case.pop("kernel"), case.pop("dtype")
     rng = np.random.default_rng(20)
@@ -57,6 +57,25 @@ def test_depthwise_loops_compiled_for_their_kernel_size(case):
         # magnitudes (Higham 3.1), twice for headroom
         bound = reference.conv2d(np.abs(x).astype(np.float64), np.abs(kernel).astype(np.float64), **options)
         assert (np.abs(got - expected) <= 2 * fh * fw * 2.0**-24 * bound).all()
+
+
+@pytest.mark.parametrize("kernel, strides, dilation", [((3, 3), 1, 1), ((1, 3), 1, (1, 2)), ((3, 3), 2, 1),
+                                                       ((5, 5), 1, 1), ((5, 3), (1, 2), 1), ((7, 7), 1, 1)])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_pixel_blocks_leave_every_remainder_of_a_row_right(kernel, strides, dilation, data_format):
+    # depthwise_fixed sums depthwise.pixel_block(geom) pixels (4, 2 or 1) at once and the rest
+    # of each row one by one: output widths 5 to 8 leave every remainder of 4 and of 2
+    c = depthwise.FIXED_MIN_CHANNELS + 3
+    rng = np.random.default_rng(22)
+    for width in range(5, 9):
+        columns = (width - 1) * (strides if isinstance(strides, int) else strides[1]) + 1
+        x, weights = rng.standard_normal((2, 6, columns, c)), rng.standard_normal(kernel + (1, c))
+        if data_format == "channels_first":
+            x, weights = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(weights.transpose(3, 2, 0, 1))
+        options = dict(groups=c, strides=strides, dilation=dilation, data_format=data_format)
+        got = convlayer.conv2d(x, weights, algorithm="depthwise", **options)
+        assert got.shape[-1 if data_format == "channels_first" else -2] == width
+        np.testing.assert_allclose(got, reference.conv2d(x, weights, **options), rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("budget", [None, 2**14], ids=["whole", "image-chunks"])

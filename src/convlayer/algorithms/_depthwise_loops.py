@@ -148,23 +148,23 @@ def depthwise(x, rows, cols, left, w, sh, sw, dh, dw, tile_bytes, out, first, la
 
 
 @functools.lru_cache(maxsize=None)
-def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
+def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
     """:func:`depthwise` for multiplier 1 and row dilation 1, compiled for one kernel size,
-    column stride and column dilation (Numba takes the closure's numbers as constants, and
-    caches each on disk): the few of real networks (3x3, 5x5, 7x7 at stride 1 or 2) each
-    compile once per installation, whatever their channel counts. With the column offsets
-    as constants the loop ran 1.2-1.4x faster than with them at run time (one thread,
-    8x112x112x32 3x3: 2.4 against 3.2 ms; 1x96x56x56 7x7: 1.1 against 1.5), worth the two
-    compiles more that real networks need (five, not three).
+    column stride, column dilation and pixel block (Numba takes the closure's numbers as
+    constants, and caches each on disk): the few of real networks (3x3, 5x5, 7x7 at stride
+    1 or 2) each compile once per installation, whatever their channel counts. With the
+    column offsets as constants the loop ran 1.2-1.4x faster than with them at run time
+    (one thread, 8x112x112x32 3x3: 2.4 against 3.2 ms; 1x96x56x56 7x7: 1.1 against 1.5).
 
     With the kernel size known, the taps unroll and the loop over the channels is the
-    innermost one, which the compiler vectorises (the channel count only
-    decides how many whole vectors and how long a remainder): every output pixel's channels
-    are summed over all taps in registers and stored once, in the order of the taps. The
-    padded input rows of a band of ``band`` output rows are filled once into a buffer of
-    their own (the rows two bands share, ``fh - sh``, once per band), so the rows a window
-    reads are consecutive in memory. Measured against a ring that kept each row twice (one
-    thread, 1x144x56x56 3x3): 0.35 -> 0.30 ms.
+    innermost one, which the compiler vectorises (the channel count only decides how many
+    whole vectors and how long a remainder): the channels of ``pixels`` (1, 2 or 4)
+    neighbouring output pixels are summed over all taps in registers and stored once, in
+    the order of the taps, each weight loaded once for all of them. The padded input rows
+    of a band of ``band`` output rows are filled once into a buffer of their own (the rows
+    two bands share, ``fh - sh``, once per band), so the rows a window reads are
+    consecutive in memory. Measured against a ring that kept each row twice (one thread,
+    1x144x56x56 3x3): 0.35 -> 0.30 ms. :func:`.depthwise.pixel_block` picks ``pixels``.
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
@@ -174,6 +174,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
         width = (ow - 1) * sw + (fw - 1) * dw + 1
         band = np.empty(((band_rows - 1) * sh + fh, width, c), out.dtype)
         scratch = np.empty(ow * c, out.dtype)
+        blocked = ow - ow % pixels
         task = first
         while task < last:
             img, i0, i1 = _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows)
@@ -181,7 +182,33 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int):
                 window = band[(i - i0) * sh : (i - i0) * sh + fh]
                 flat, in_place = _row_of(out, img, i, scratch)
                 row = flat.reshape(ow, c)
-                for j in range(ow):
+                for j in range(0, blocked, pixels):  # constant branches: only 1, 2 or 4 sums compile
+                    block = row[j : j + pixels]
+                    for ch in range(c):
+                        first_weight = w[0, 0, ch]
+                        t0 = first_weight * window[0, j * sw, ch]
+                        if pixels > 1:
+                            t1 = first_weight * window[0, (j + 1) * sw, ch]
+                        if pixels > 2:
+                            t2 = first_weight * window[0, (j + 2) * sw, ch]
+                            t3 = first_weight * window[0, (j + 3) * sw, ch]
+                        for a in range(fh):
+                            for b in range(fw):
+                                if a + b > 0:
+                                    weight = w[a, b, ch]
+                                    t0 += weight * window[a, j * sw + b * dw, ch]
+                                    if pixels > 1:
+                                        t1 += weight * window[a, (j + 1) * sw + b * dw, ch]
+                                    if pixels > 2:
+                                        t2 += weight * window[a, (j + 2) * sw + b * dw, ch]
+                                        t3 += weight * window[a, (j + 3) * sw + b * dw, ch]
+                        block[0, ch] = t0
+                        if pixels > 1:
+                            block[1, ch] = t1
+                        if pixels > 2:
+                            block[2, ch] = t2
+                            block[3, ch] = t3
+                for j in range(blocked, ow):  # the last ow % pixels pixels, one at a time
                     target = row[j]
                     for ch in range(c):
                         total = w[0, 0, ch] * window[0, j * sw, ch]

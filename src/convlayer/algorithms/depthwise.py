@@ -72,7 +72,8 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     weights = np.ascontiguousarray(by_tap, out.dtype)  # (fh, fw, multiplier, c): channels innermost
     tasks = geom.n * geom.out_h
     if multiplier == 1 and geom.dilation[0] == 1 and geom.c >= FIXED_MIN_CHANNELS:
-        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1])
+        body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1],
+                                                pixel_block(geom))
         compiled.run_loop(body, tasks, x, rows, cols, left, weights[:, :, 0], geom.strides[0],
                           _band_rows(geom, out.itemsize, budget), out, work=_work(geom))
         return out
@@ -86,9 +87,28 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
 BAND_ROWS = 16
 # Fewer channels than this take the flat-run loop (:func:`._depthwise_loops.depthwise`): a
 # pixel's few channels are too short a vector loop for the register-summing one. One thread,
-# 1x112x112xc 3x3, time / PyTorch's: c=8 3.74 -> 2.54, c=16 5.23 -> 2.81; at c=24 the
-# register-summing loop wins (1.55 against 2.05), and from 32 on.
-FIXED_MIN_CHANNELS = 24
+# register-summing / flat-run time: c=8 1.04-1.10 (1x112x112, 8x112x112, 3x3); c=16 0.51-0.71
+# (3x3 and 5x5, strides 1 and 2, 7x7), and from 24 on (0.40-0.65).
+FIXED_MIN_CHANNELS = 16
+
+
+# Neighbouring output pixels that :func:`._depthwise_loops.depthwise_fixed` sums together, each
+# weight loaded once for all of them. One thread, time against one pixel at a time, on every
+# depthwise layer of the recorded networks (batch 1 and 8): 3x3 at stride 1, 4 pixels 0.66-0.94
+# (2 pixels 0.74-0.96); 5x5 (any stride) and 3x3 at stride 2, 2 pixels 0.65-0.77 at stride 1
+# and 0.83-1.06 at stride 2 (4 pixels: 1.4-3.4, the strided windows share fewer loads and
+# the unrolled sums outgrow the registers). With more than PIXEL_PAIR_MAX_TAPS taps (7x7)
+# the compiler no longer vectorises the blocked loop: 2.3-4.2x slower.
+PIXEL_QUAD_MAX_TAPS = 9  # and column stride 1
+PIXEL_PAIR_MAX_TAPS = 25
+
+
+def pixel_block(geom: ConvGeometry) -> int:
+    """Output pixels summed together by the register-summing loop: 4, 2 or 1."""
+    taps = geom.fh * geom.fw
+    if taps <= PIXEL_QUAD_MAX_TAPS and geom.strides[1] == 1:
+        return 4
+    return 2 if taps <= PIXEL_PAIR_MAX_TAPS else 1
 
 
 def _work(geom: ConvGeometry) -> int:
