@@ -15,8 +15,10 @@ import torch
 
 import convlayer
 from convlayer.algorithms import depthwise, parallel
-from convlayer.bench import networks
+from convlayer.bench import libraries, networks
+from convlayer.bench.cases import Layer, layer_inputs
 
+TORCH = libraries.torch_peer()  # sets PyTorch's threads: held to one just below
 torch.set_num_threads(1); threadpoolctl.threadpool_limits(1); parallel.thread_count = lambda: 1
 MODELS = ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "shufflenet_v2_x1_0", "convnext_tiny"]
 RULES = {"blocks": (depthwise.pixel_block, depthwise.FIXED_MIN_CHANNELS), "one pixel": (lambda geom: 1, 24)}
@@ -29,23 +31,17 @@ def best(f):
     return min(timeit.repeat(f, number=n, repeat=5)) / n
 
 
-def layer_times(layer, batch, rng):
-    fh, fw = layer["f"]; c = layer["c"]; (ph, pw) = layer["padding"]
-    x = rng.standard_normal((batch, layer["h"], layer["w"], c), dtype=np.float32)
-    k = rng.standard_normal((fh, fw, 1, layer["k"]), dtype=np.float32)
-    options = dict(strides=tuple(layer["strides"]), padding=((ph, ph), (pw, pw)), dilation=tuple(layer["dilation"]),
-                   groups=c)
+def layer_times(layer: Layer, batch, rng):
+    x, kernel, bias = layer_inputs(layer, batch, rng)
     times = dict.fromkeys(RULES, 1.0)
     for _ in range(2):  # alternately, twice
         for name, (block, minimum) in RULES.items():
             depthwise.pixel_block, depthwise.FIXED_MIN_CHANNELS = block, minimum
-            times[name] = min(times[name], best(lambda: convlayer.conv2d(x, k, **options)))
+            times[name] = min(times[name], best(lambda: convlayer.conv2d(x, kernel, bias, **layer.options)))
     depthwise.pixel_block, depthwise.FIXED_MIN_CHANNELS = RULES["blocks"]
-    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    wt = torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
-    to = dict(stride=layer["strides"], padding=layer["padding"], dilation=layer["dilation"], groups=c)
-    times["torch"] = min(best(lambda: torch.nn.functional.conv2d(a, wt, **to))
-                         for a in (xt, xt.contiguous(memory_format=torch.channels_last)))
+    x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    kernel_oihw = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+    times["torch"] = min(best(call) for call in TORCH.layer_forward(layer, x_nchw, kernel_oihw, bias).values())
     return times
 
 
@@ -56,8 +52,8 @@ def main():
         for model in MODELS:
             totals = dict.fromkeys(list(RULES) + ["torch"], 0.0)
             for i, count in data["models"][model]:
-                layer = data["layers"][i]
-                if not layer["groups"] == layer["c"] == layer["k"] > 1:
+                layer = Layer.from_record(data["layers"][i])
+                if not layer.groups == layer.c == layer.k > 1:
                     continue
                 if i not in times:
                     times[i] = layer_times(layer, batch, rng)
