@@ -557,6 +557,36 @@ def test_add_per_channel_gives_the_broadcast_sums(shape, dtype):
     np.testing.assert_array_equal(view, want)
 
 
+BOUNDS = [(None, None), (0, None), (-0.5, 0.25), (1.0, -1.0), (None, np.inf), (np.nan, 1.0), (np.array([0.0, 1.0]), 2.0)]
+
+
+@pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("bounds", BOUNDS, ids=["none", "relu", "clip", "min above max", "to inf", "nan bound",
+                                                "bound per channel pair"])
+@pytest.mark.parametrize("shape, dtype", [((2, 9, 7, 16), np.float32), ((3, 5, 2), np.float64),
+                                          ((2, 300, 300, 24), np.float32), ((1, 3, 3, 700), np.float32)],
+                         ids=["rows and a rest", "two channels", "two threads", "wide"])
+def test_add_per_channel_with_bounds_is_numpys_sum_then_clip(shape, dtype, bounds, compiled_loops):
+    """layout.add_per_channel(out, bias, low, high): bit for bit ``np.clip(out + bias, low,
+    high)``, NaN and infinities included (a NaN sum stays NaN, min above max gives max), by
+    the compiled pass (4.3 million items: both threads) and by NumPy; a NaN bound or one of
+    several values goes to NumPy's clip."""
+    from convlayer.algorithms import compiled, layout
+
+    low, high = bounds
+    if isinstance(low, np.ndarray):
+        low = np.tile(low, shape[-1] // 2) if shape[-1] % 2 == 0 else low[:1]
+    rng = np.random.default_rng(41)
+    out = rng.standard_normal(shape).astype(dtype)
+    out.flat[:6] = [np.nan, np.inf, -np.inf, -0.0, 1e30, -1e30]
+    bias = rng.standard_normal(shape[-1]).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want = out + bias if low is None and high is None else np.clip(out + bias, low, high)
+    with compiled.use_compiled(compiled_loops):
+        layout.add_per_channel(out, bias, low, high)
+    np.testing.assert_array_equal(out, want)
+
+
 @pytest.mark.parametrize("algorithm", ["auto"] + ALGORITHMS, ids=["auto"] + ALGORITHM_IDS)
 @pytest.mark.parametrize("budget", [None, 2**16, 2**12], ids=["whole", "chunks", "views"])
 def test_channels_first_computed_channels_last_in_chunks(algorithm, budget):

@@ -259,3 +259,25 @@ def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, 
                     for q in range(k):
                         o = b * dw
                         total[a, b, ch, q] += _dot(grad[q], line[ch, o % sw], o // sw)
+
+
+@numba.njit(**OPTIONS)
+def add_bias_clamped(flat, tile, k, low, high, first, last):
+    """Pixels ``first .. last - 1`` of ``flat`` (``k`` channels a pixel, channels-last) get
+    the bias added and are clamped to ``[low, high]``: ``tile`` is the bias repeated for a
+    whole number of pixels, so the inner loop is as long as the tile whatever ``k`` is.
+
+    A NaN sum stays NaN (both comparisons are false for it), as in NumPy's ``clip``.
+    """
+    stop = last * k
+    t = first * k
+    while t < stop:
+        run = flat[t : t + min(tile.shape[0], stop - t)]
+        for j in range(run.shape[0]):
+            value = run[j] + tile[j]
+            if value < low:
+                value = low
+            if value > high:
+                value = high
+            run[j] = value
+        t += run.shape[0]

@@ -148,6 +148,10 @@ def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> N
     """
     body = loop(name) if isinstance(name, str) else name
     threads = max(1, min(parallel.thread_count() if work is None else parallel.threads_for(work), tasks))
+    if threads == 1:  # no parts to make: a small call's whole cost is its overhead
+        with _compile_clock(body):
+            body(*args, *(() if sums is None else (sums,)), 0, tasks)
+        return
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]
 

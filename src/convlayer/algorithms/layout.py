@@ -18,6 +18,8 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from . import compiled
+
 # Of the budget, the share the channels-last copies of a chunk may take (the algorithm
 # gets the rest for its own work).
 SHARE = 0.5
@@ -91,11 +93,41 @@ def write_back(target: np.ndarray, values: np.ndarray, add: bool = False) -> Non
 ADD_ROW = 1024
 
 
-def add_per_channel(out: np.ndarray, values: np.ndarray) -> None:
-    """``out += values`` for values of shape ``(k,)`` along out's last axis (a bias), with
-    the same sums: a C-contiguous out with few channels is added to a row of ``values``
-    repeated to :data:`ADD_ROW` items, pixel after pixel."""
+def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) -> None:
+    """``out += values`` for values of shape ``(k,)`` along out's last axis (a bias), then,
+    with ``low`` or ``high``, ``out`` clamped to them as by :func:`numpy.clip` (a Relu or a
+    Clip after the bias). The sums are those of ``out += values``.
+
+    A C-contiguous out that the compiled loops read, with values of its dtype, takes one
+    pass (:func:`._loops.add_bias_clamped`, on every core for a large out): one thread,
+    float32, against the NumPy passes, 1x112x112x16 32 -> 18 us, 1x56x56x144 75 -> 44,
+    1x14x14x384 17 -> 6, 8x56x56x24 108 -> 61, each with a clamp included. Otherwise NumPy
+    adds ``values`` repeated to :data:`ADD_ROW` items, pixel after pixel, where ``k`` is small.
+    """
     k = out.shape[-1] if out.ndim else 0
+    if (np.ndim(values) == 1 and 0 < k and out.size and out.flags.c_contiguous
+            and getattr(values, "dtype", None) == out.dtype and out.dtype.kind == "f" and compiled.usable(out)):
+        bounds = _bound(low, out.dtype, -np.inf), _bound(high, out.dtype, np.inf)
+        if None not in bounds:
+            tile = np.tile(values, max(1, ADD_ROW // k))
+            compiled.run_loop("add_bias_clamped", out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
+            return
+    _add_rows(out, values, k)
+    if low is not None or high is not None:
+        np.clip(out, low, high, out=out)
+
+
+def _bound(bound, dtype: np.dtype, default: float):
+    """A clamp bound as a scalar of ``dtype`` (``default`` for None), or None for a NaN or
+    for more than one value (left to :func:`numpy.clip`)."""
+    if bound is None:
+        return dtype.type(default)
+    value = np.asarray(bound, dtype)
+    return None if value.size != 1 or np.isnan(value).any() else value.reshape(())[()]
+
+
+def _add_rows(out: np.ndarray, values: np.ndarray, k: int) -> None:
+    """``out += values`` by NumPy, over rows of :data:`ADD_ROW` items where ``k`` is small."""
     if np.ndim(values) != 1 or not out.flags.c_contiguous or not 0 < k < ADD_ROW // 2:
         out += values
         return
