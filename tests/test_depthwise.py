@@ -22,6 +22,22 @@ def test_depthwise_bands_of_few_rows_give_the_same_sums(band_rows, monkeypatch):
         np.testing.assert_allclose(got, reference.conv2d(x, kernel, groups=c, **options), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("shape, kernel, stride, want", [((1, 112, 112, 96), 3, 2, 5), ((1, 56, 56, 144), 3, 1, 13),
+                                                          ((1, 112, 112, 32), 3, 1, 16), ((1, 20, 20, 4096), 5, 1, 1)])
+def test_forward_bands_stop_at_band_bytes(shape, kernel, stride, want):
+    # the band's padded rows, (rows - 1) * stride + fh of them, stay within BAND_BYTES (one
+    # more output row would pass it), at most BAND_ROWS, and at least one row however wide
+    from convlayer import shapes
+
+    geom = shapes.conv_geometry(shape, (kernel, kernel, 1, shape[3]), strides=stride, padding="same", groups=shape[3])
+    row_bytes = ((geom.out_w - 1) * stride + kernel) * shape[3] * 4
+    rows = depthwise._band_rows(geom, 4, 2**28, depthwise.BAND_BYTES)
+    assert rows == want
+    assert rows == 1 or ((rows - 1) * stride + kernel) * row_bytes <= depthwise.BAND_BYTES
+    assert rows == depthwise.BAND_ROWS or (rows * stride + kernel) * row_bytes > depthwise.BAND_BYTES
+    assert depthwise._band_rows(geom, 4, 2**28) == depthwise.BAND_ROWS  # the kernel gradient's bands
+
+
 @pytest.mark.parametrize("case", [
     dict(shape=(2, 9, 11, 8), kernel=(3, 3), dtype=np.float64),
     dict(shape=(2, 9, 11, 24), kernel=(3, 3), dtype=np.float64),
