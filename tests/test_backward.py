@@ -462,20 +462,44 @@ def test_relu_backward_errors():
         relu_backward(np.zeros(2), np.array(["a", "b"]))
 
 
+@pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("k", [3, 63, 64, 200])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_bias_gradient_is_the_sum_within_a_run_of_roundings(k, dtype):
-    """grad_bias sums grad_out over images and pixels: runs of BIAS_RUN rows in the dtype, a
-    float64 total (from BIAS_ROWS_MIN_CHANNELS channels), float64 BLAS sums below. Against the
-    float64 sum: within BIAS_RUN + 2 roundings of sum |grad_out| (a sequential float32 sum
-    of all 3 * 37 * 41 rows would be allowed 4,551)."""
-    from convlayer.algorithms import backward
+def test_bias_gradient_is_the_sum_within_a_run_of_roundings(k, dtype, compiled_loops):
+    """grad_bias sums grad_out over images and pixels. NumPy: runs of BIAS_RUN rows in the
+    dtype, a float64 total (from BIAS_ROWS_MIN_CHANNELS channels), float64 BLAS sums below;
+    against the float64 sum, within BIAS_RUN + 2 roundings of sum |grad_out| (a sequential
+    float32 sum of all 3 * 37 * 41 rows would be allowed 4,551). Compiled: float64 sums
+    throughout (whole rows of BIAS_ROW items and a rest of pixels), so within one rounding
+    to the dtype and 4,551 float64 ones."""
+    from convlayer.algorithms import backward, compiled
 
     rng = np.random.default_rng(k)
     grad = (rng.standard_normal((3, 37, 41, k)) + 3).astype(dtype)  # same signs: no cancellation
     x, kernel = np.ones((3, 37, 41, 2), dtype), np.ones((1, 1, 2, k), dtype)
-    got = conv2d_backward(grad, x, kernel, padding=0).grad_bias
+    with compiled.use_compiled(compiled_loops):
+        got = conv2d_backward(grad, x, kernel, padding=0).grad_bias
     wide = grad.astype(np.float64).reshape(-1, k)
-    bound = (backward.BIAS_RUN + 2) * np.finfo(dtype).eps / 2 * np.abs(wide).sum(0)
+    roundings = 1 + wide.shape[0] * 2.0**-53 / np.finfo(dtype).eps if compiled_loops else backward.BIAS_RUN + 2
+    bound = roundings * np.finfo(dtype).eps / 2 * np.abs(wide).sum(0)
     assert got.dtype == dtype
     np.testing.assert_array_less(np.abs(got - wide.sum(0)), bound)
+
+
+@pytest.mark.parametrize("shape", [(3, 37, 41, 3), (3, 37, 41, 64), (3, 37, 41, 200), (2, 300, 300, 24)],
+                         ids=["3 channels", "64", "200", "two threads"])
+def test_compiled_bias_gradient_is_the_float64_sum_rounded_once(shape):
+    """The compiled bias gradient sums in float64: for values whose float64 sum is exact
+    (multiples of 2**-20 below 2**16, at most 2**29 in all) it is that sum rounded once to
+    float32. Half the values are +-2**16, the rest 1 + 2**-20 or 2**-20: a float32 partial
+    sum that holds a large one drops the small ones' last bits (the loop with its four rows
+    added in float32 fails three of these four shapes). The last shape shares its rows
+    between two threads."""
+    from convlayer.algorithms import backward
+
+    rng = np.random.default_rng(shape[-1])
+    big = rng.choice([2.0**16, -(2.0**16)], size=shape)
+    small = rng.choice([1 + 2.0**-20, 2.0**-20], size=shape)
+    grad = np.where(rng.random(shape) < 0.5, big, small).astype(np.float32)
+    exact = grad.astype(np.float64).reshape(-1, shape[-1]).sum(0)
+    np.testing.assert_array_equal(backward.bias_gradient(grad, np.float32, 2**28), exact.astype(np.float32))

@@ -281,3 +281,22 @@ def add_bias_clamped(flat, tile, k, low, high, first, last):
                 value = high
             run[j] = value
         t += run.shape[0]
+
+
+@numba.njit(**OPTIONS)
+def column_sums(flat, width, total, first, last):
+    """``total[t] += flat[r * width + t]`` for rows ``r = first .. last - 1`` of ``flat``,
+    ``width`` items a row, into float64 sums (a bias gradient's channel sums over whole
+    pixels: ``width`` is a multiple of the channel count). Four rows are added in float64
+    before each load and store of the sums."""
+    r = first
+    while r + 4 <= last:
+        a, b = flat[r * width : (r + 1) * width], flat[(r + 1) * width : (r + 2) * width]
+        c, d = flat[(r + 2) * width : (r + 3) * width], flat[(r + 3) * width : (r + 4) * width]
+        for t in range(width):
+            total[t] += (np.float64(a[t]) + np.float64(b[t])) + (np.float64(c[t]) + np.float64(d[t]))
+        r += 4
+    for q in range(r, last):
+        run = flat[q * width : (q + 1) * width]
+        for t in range(width):
+            total[t] += run[t]
