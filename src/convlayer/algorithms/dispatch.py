@@ -23,7 +23,7 @@ import numpy as np
 
 from ..shapes import ConvGeometry
 from . import (backward, choose, choose_transpose, depthwise, fft, grouped, im2col, im2col_backward, layout,
-               pointwise, shift, spread, winograd)
+               planar, pointwise, shift, spread, winograd)
 
 # name -> what computes it: a module (or, for im2col, whose gradients are a module of their
 # own, a namespace) with correlate, correlate_backward and kernel_gradient.
@@ -51,7 +51,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
         return
     name = choose.forward(x, kernel, geom, algorithm).name  # decided once, on the whole input
     plan = None
-    if not _reads_views(name, x, kernel, geom, out, budget):
+    if not _reads_views(name, x, kernel, geom, pad_mode, out, budget):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:
@@ -77,15 +77,17 @@ def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
             and 0 < pixels * max(geom.c, geom.k) < choose.SHIFT_MIN_OUTPUTS and pointwise.applies(geom))
 
 
-def _reads_views(name: str, x, kernel, geom: ConvGeometry, out, budget: int) -> bool:
+def _reads_views(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int) -> bool:
     """Whether algorithm ``name`` computes a channels-first call on its views as well as on
     channels-last copies: the depthwise loop (it gathers each row's channels from their
-    planes) and im2col's row blocks (a compiled fill reads the patches, each output row goes
-    back to the planes by itself; copying a stem's 64-channel output back to NCHW took 2-3x
-    the layer)."""
+    planes), im2col's few-channel patches (:mod:`.planar`: built from the planes, the
+    product written plane by plane) and its row blocks (a compiled fill reads the patches,
+    each output row goes back to the planes by itself; copying a stem's 64-channel output
+    back to NCHW took 2-3x the layer)."""
     if name == "depthwise":
         return depthwise.reads_views(x, kernel, geom, out)
-    return name == "im2col" and im2col.takes_row_blocks(x, geom, out.itemsize, budget)
+    return name == "im2col" and (planar.applies(geom, pad_mode)
+                                 or im2col.takes_row_blocks(x, geom, out.itemsize, budget))
 
 
 def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,

@@ -30,7 +30,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..shapes import ConvGeometry
 from . import banks as banked
-from . import compiled, parallel, pointwise, slab
+from . import compiled, parallel, planar, pointwise, slab
 from .buffers import Block, blocks, plan_blocks, work_buffer
 
 # Row blocks (:func:`correlate_rows`): patch rows per block, and the fewest patch rows of a
@@ -78,6 +78,8 @@ def correlate(
         return out
     weights = weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
+        return out
+    if banks is None and planar.applies(geom, pad_mode) and planar.correlate(x, kernel, geom, out, budget):
         return out
     if banks is None and takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)
