@@ -85,6 +85,21 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize("c, k", [(6, 9), (9, 6)], ids=["more filters", "more channels"])
+def test_one_by_one_gradients_chunk_by_chunk(c, k):
+    # pointwise.gradients two images at a time (the budget): x's gradient is written chunk by
+    # chunk by the product itself (stride 1), the kernel's summed over the chunks, its product
+    # turned round where k > c
+    rng = np.random.default_rng(36)
+    x, kernel = rng.standard_normal((5, 12, 10, c)), rng.standard_normal((1, 1, c, k))
+    grad = rng.standard_normal((5, 12, 10, k))
+    expected = reference.conv2d_backward(grad, x, kernel, padding="valid")
+    with convlayer.memory_budget(2 * 12 * 10 * (2 * c + k) * 8):
+        got = convlayer.conv2d_backward(grad, x, kernel, padding="valid", algorithm="im2col")
+    for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
+        np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
 @pytest.mark.parametrize("shape, lean", [((1, 1, 1, 120), True), ((2, 7, 7, 16), True), ((8, 128, 128, 2), False)])
 def test_small_one_by_one_layers_skip_the_choice_both_ways(shape, lean, monkeypatch):
     """The lean path (dispatch._tiny_pointwise): below SHIFT_MIN_OUTPUTS every rule of auto

@@ -114,7 +114,7 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
         grad_part = np.zeros((n1 - n0,) + grad_x.shape[1:], grad_x.dtype)
         grad_kernel += _backward(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                  layout.contiguous(grad_out[n0:n1]), grad_part, left, algorithm)
-        layout.write_back(grad_x[n0:n1], grad_part, add=True)
+        layout.write_back(grad_x[n0:n1], grad_part)  # zeros on entry: written, not added
     return grad_kernel
 
 

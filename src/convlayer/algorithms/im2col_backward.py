@@ -29,10 +29,10 @@ def correlate_backward(
     budget: int,
     banks: "banked.BankIndex | None" = None,
 ) -> np.ndarray:
-    """Gradients of ``sum(grad_out * correlate(x, kernel))``: add x's into ``grad_x``.
+    """Gradients of ``sum(grad_out * correlate(x, kernel))``: x's into ``grad_x``.
 
     ``grad_out`` is (n, out_h, out_w, k) of any real dtype, ``grad_x`` (n, h, w, c) in the
-    result dtype (zeros, or gradient to add to). Returns the kernel's gradient, shaped like
+    result dtype, zeros on entry (a 1x1 layer's product writes it). Returns the kernel's gradient, shaped like
     the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``).
     """
     if banks is None:
