@@ -1,10 +1,11 @@
 """algorithms.planar, the few-channel patch matrix built plane by plane: the paths the
-public tests do not reach on their own (several chunks of images, an output that is neither
-channels-last nor channels-first), against the float64 reference loops."""
+public tests do not reach on their own (several chunks of images, forward and backward, an
+output that is neither channels-last nor channels-first), against the float64 reference loops."""
 
 import numpy as np
 import pytest
 
+import convlayer
 from convlayer import reference, shapes
 from convlayer.algorithms import planar
 
@@ -34,3 +35,30 @@ def test_refuses_a_budget_below_one_image():
     assert not planar.correlate(x, kernel, geom, out, 8 * (2 * 10 * 10 + 18 * 64) - 1)
     assert (out == 7).all()  # nothing computed
     assert not planar.applies(geom, "reflect") and not planar.applies(geom._replace(c=5), "constant")
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_gradients_chunk_by_chunk(data_format, monkeypatch):
+    # planar.gradients, one image a chunk (CHUNK_BYTES): the kernel's gradient summed over
+    # the chunks, x's written chunk by chunk; stride 2 (both gradients in one pass) with
+    # padding on every side, and the calls counted so the test knows it took this path
+    rng = np.random.default_rng(9)
+    x, kernel = rng.standard_normal((3, 11, 9, 2)), rng.standard_normal((3, 3, 2, 5))
+    options = dict(strides=2, padding=((1, 2), (2, 1)))
+    geom = shapes.conv_geometry(x.shape, kernel.shape, **options)
+    grad = rng.standard_normal((3, geom.out_h, geom.out_w, 5))
+    expected = reference.conv2d_backward(grad, x, kernel, **options)
+    monkeypatch.setattr(planar, "CHUNK_BYTES", 1)
+    calls = []
+    gradients = planar.gradients
+    monkeypatch.setattr(planar, "gradients", lambda *a: calls.append(1) or gradients(*a))
+    if data_format == "channels_first":
+        x, kernel = np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+        grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
+    got = convlayer.conv2d_backward(grad, x, kernel, data_format=data_format, **options)
+    want_x, want_kernel = expected.grad_x, expected.grad_kernel
+    if data_format == "channels_first":
+        want_x, want_kernel = want_x.transpose(0, 3, 1, 2), want_kernel.transpose(3, 2, 0, 1)
+    assert calls
+    np.testing.assert_allclose(got.grad_x, want_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got.grad_kernel, want_kernel, rtol=1e-12, atol=1e-12)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..shapes import ConvGeometry
 from . import banks as banked
-from . import compiled, im2col, pointwise, slab
+from . import compiled, im2col, planar, pointwise, slab
 from .buffers import Block, blocks, plan_blocks, work_buffer
 
 
@@ -62,6 +62,9 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
         return _unpack_gradient(grad_weights, shape, banks)
     if banks is None and pointwise.gradients(x, None if weights is None else weights[0], geom, grad_out, grad_x,
                                              grad_weights[0], budget):
+        return _unpack_gradient(grad_weights, shape, banks)
+    if banks is None and planar.gradients(x, None if weights is None else weights[0], geom, pad_mode, grad_out,
+                                          grad_x, grad_weights[0], budget):
         return _unpack_gradient(grad_weights, shape, banks)
     row_map, col_map = slab.index_maps(geom, pad_mode)
     # Work holds a slab and its gradient, then the temporaries of gathering the slab and of

@@ -8,7 +8,9 @@ b)`` with the strides, one strided copy of a whole plane (NumPy's copy of one 6-
 all of them), and one product per image multiplies it, transposed, by the weights: BLAS
 reads a transposed matrix as it is. A channels-first call reads its planes as they lie,
 and a channels-first output is written by the product ``weights^T @ patches`` plane by
-plane, so neither is copied channels-last first.
+plane, so neither is copied channels-last first. The gradients (:func:`gradients`, for
+kernels of up to 3x3) multiply the same patches by grad_out, and fold the patches'
+gradient back onto the planes one tap at a time.
 
 Measured, 2 threads, same process, against im2col's pixel-by-pixel paths, channels-last
 | channels-first time ratio (PyTorch's better layout in brackets): 1x224x224x3 -> 32 3x3
@@ -30,6 +32,13 @@ from .buffers import CACHE_BLOCK_BYTES, work_buffer
 # to 1.50x im2col's time (1x112x112x16 -> 64 3x3 stride 2 1.26, 1x224x224x8 -> 16 5x5
 # 1.50), while channels-first still gained (0.50-0.81).
 MAX_CHANNELS = 4
+# The gradients take this path for kernels of at most this many taps. Same process, 2
+# threads, conv2d_backward against im2col's pass, channels-last | channels-first:
+# 1x224x224x3 -> 32 3x3 stride 2 0.82-0.83 | 0.86-0.87, batch 8 0.84 | 0.86; the kernel's
+# gradient alone (stride 1: x's is a correlation) 3x3 to 64 filters 0.64, 1 channel 0.67 |
+# 0.72. The per-tap additions onto the planes outgrow the gain with the kernel: 5x5 1.00-1.02
+# at stride 2, the 7x7 stride-2 stem 1.15-1.17.
+GRADIENT_MAX_TAPS = 9
 # Images a chunk: as many as fit in this many bytes of planes and patches (at least one).
 # The patches are read by the products right after the copy: all 8 images of 8x224x224x3
 # -> 64 7x7 stride 2 at once (59 MB) took 1.48x im2col's time, one at a time 0.98-1.02.
@@ -78,6 +87,70 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.nda
                 else:
                     out[n0 + image] = (matrix.T @ weights).reshape(geom.out_h, geom.out_w, geom.k)
     return True
+
+
+def gradients(x, weights, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, grad_weights, budget: int) -> bool:
+    """The gradients of a few-channel layer (:func:`applies`, at most :data:`GRADIENT_MAX_TAPS`
+    taps) from the same plane-by-plane patches as :func:`correlate`; False, computing
+    nothing, elsewhere or where one image's planes and patches pass ``budget``.
+
+    Per image, ``patches @ grad_out`` is added into ``grad_weights`` ((fh * fw * c, k) in
+    im2col's row order, see :func:`.im2col.weight_matrix`), and with ``weights`` (that
+    matrix, not None) ``weights^T``'s product with grad_out takes the patches' place: each
+    tap's rows are then added onto the zero-padded planes' gradient where that tap read them
+    (one strided addition per tap for all channels), whose inside is x's gradient, written
+    into ``grad_x`` (zeros on entry).
+    """
+    if not applies(geom, pad_mode) or geom.fh * geom.fw > GRADIENT_MAX_TAPS:
+        return False
+    (top, bottom), (left, right) = geom.pads
+    height, width = geom.h + top + bottom, geom.w + left + right
+    length, pixels, dtype = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w, grad_weights.dtype
+    per_image = geom.c * height * width + length * pixels
+    if per_image * dtype.itemsize > budget:
+        return False
+    images = max(1, min(geom.n, min(budget, CHUNK_BYTES) // (per_image * dtype.itemsize)))
+    planar_weights = None if weights is None else np.ascontiguousarray(_planar_rows(weights, geom))
+    total = np.zeros((length, geom.k), dtype)
+    with work_buffer(images * per_image, dtype) as work:
+        for n0 in range(0, geom.n, images):
+            n1 = min(n0 + images, geom.n)
+            planes = work[: (n1 - n0) * geom.c * height * width].reshape(n1 - n0, geom.c, height, width)
+            _pad(planes, x[n0:n1].transpose(0, 3, 1, 2), top, left)
+            patches = work[planes.size : planes.size + (n1 - n0) * length * pixels]
+            patches = patches.reshape(n1 - n0, geom.c, geom.fh, geom.fw, geom.out_h, geom.out_w)
+            np.copyto(patches, _windows(planes, geom))
+            for image in range(n1 - n0):
+                matrix = patches[image].reshape(length, pixels)
+                grad = grad_out[n0 + image].astype(dtype, copy=False).reshape(pixels, geom.k)
+                total += matrix @ grad
+                if planar_weights is not None:  # the patches are used up: their gradient takes their place
+                    np.matmul(planar_weights, grad.T, out=matrix)
+            if planar_weights is None:
+                continue
+            planes[...] = 0  # now the planes' gradient
+            _fold(patches, planes, geom)
+            grad_x[n0:n1] = planes[:, :, top : top + geom.h, left : left + geom.w].transpose(0, 2, 3, 1)
+    grad_weights += _planar_rows(total, geom, back=True)
+    return True
+
+
+def _planar_rows(matrix: np.ndarray, geom: ConvGeometry, back: bool = False) -> np.ndarray:
+    """Rows of im2col's order ``(fh, fw, c)`` as this module's ``(c, fh, fw)`` (``back``: the
+    other way round), of a (fh * fw * c, k) matrix."""
+    if back:
+        return matrix.reshape(geom.c, geom.fh, geom.fw, -1).transpose(1, 2, 0, 3).reshape(matrix.shape)
+    return matrix.reshape(geom.fh, geom.fw, geom.c, -1).transpose(2, 0, 1, 3).reshape(matrix.shape)
+
+
+def _fold(patches: np.ndarray, planes: np.ndarray, geom: ConvGeometry) -> None:
+    """Add each tap's gradient rows, ``patches[:, :, a, b]`` (n, c, out_h, out_w), onto the
+    padded planes' gradient where tap (a, b) read them: one strided addition per tap."""
+    (sh, sw), (dh, dw) = geom.strides, geom.dilation
+    rows, cols = (geom.out_h - 1) * sh + 1, (geom.out_w - 1) * sw + 1
+    for a in range(geom.fh):
+        for b in range(geom.fw):
+            planes[:, :, a * dh : a * dh + rows : sh, b * dw : b * dw + cols : sw] += patches[:, :, a, b]
 
 
 def _pad(planes: np.ndarray, source: np.ndarray, top: int, left: int) -> None:
