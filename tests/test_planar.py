@@ -35,6 +35,8 @@ def test_refuses_a_budget_below_one_image():
     assert not planar.correlate(x, kernel, geom, out, 8 * (2 * 10 * 10 + 18 * 64) - 1)
     assert (out == 7).all()  # nothing computed
     assert not planar.applies(geom, "reflect") and not planar.applies(geom._replace(c=5), "constant")
+    stem = shapes.conv_geometry((1, 224, 224, 3), (7, 7, 3, 64), strides=2, padding=3)
+    assert not planar.applies(stem, "constant") and planar.applies(stem, "constant", views=True)  # MAX_RUN
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])

@@ -86,7 +86,7 @@ def _reads_views(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, b
     back to NCHW took 2-3x the layer)."""
     if name == "depthwise":
         return depthwise.reads_views(x, kernel, geom, out)
-    return name == "im2col" and (planar.applies(geom, pad_mode)
+    return name == "im2col" and (planar.applies(geom, pad_mode, views=True)
                                  or im2col.takes_row_blocks(x, geom, out.itemsize, budget))
 
 

@@ -79,7 +79,8 @@ def correlate(
     weights = weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
     if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
         return out
-    if banks is None and planar.applies(geom, pad_mode) and planar.correlate(x, kernel, geom, out, budget):
+    if (banks is None and planar.applies(geom, pad_mode, views=not (x.flags.c_contiguous and out.flags.c_contiguous))
+            and planar.correlate(x, kernel, geom, out, budget)):
         return out
     if banks is None and takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)

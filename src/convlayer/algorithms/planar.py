@@ -14,10 +14,10 @@ gradient back onto the planes one tap at a time.
 
 Measured, 2 threads, same process, against im2col's pixel-by-pixel paths, channels-last
 | channels-first time ratio (PyTorch's better layout in brackets): 1x224x224x3 -> 32 3x3
-stride 2 0.92 -> 0.63 ms | 1.51 -> 0.62 (0.16), -> 64 7x7 stride 2 2.80 -> 2.15 | 3.59 ->
-2.12 (0.94), -> 64 3x3 2.11 -> 1.68 | 6.18 -> 1.56 (0.76); at batch 8 0.76 | 0.53, 1.02 |
-0.93 and 0.84 | 0.53 of the time; 1 channel (224x224 -> 16 3x3) 0.43 | 0.32, 4 channels
-0.80 | 0.53. See :data:`MAX_CHANNELS` for where it stops paying.
+stride 2 0.92 -> 0.63 ms | 1.51 -> 0.62 (0.16), batch 8 0.70-0.76 | 0.53; -> 64 3x3 stride
+1 2.11 -> 1.68 | 6.18 -> 1.56 (0.76); 1 channel (224x224 -> 16 3x3) 0.43 | 0.32; 4
+channels 0.80 | 0.53; 64x8x8x1 -> 16 0.58. Channels-last, wider kernel rows stay with
+im2col (:data:`MAX_RUN`); channels-first, the 7x7 stride-2 stem 3.59 -> 2.12 ms.
 """
 
 from __future__ import annotations
@@ -32,6 +32,13 @@ from .buffers import CACHE_BLOCK_BYTES, work_buffer
 # to 1.50x im2col's time (1x112x112x16 -> 64 3x3 stride 2 1.26, 1x224x224x8 -> 16 5x5
 # 1.50), while channels-first still gained (0.50-0.81).
 MAX_CHANNELS = 4
+# Channels-last, the values a kernel row reads (fw * c) up to which the planes pay: im2col's
+# fills copy runs of that many values, long enough from about 15 on. 5x5 RGB (15) stride 2
+# at 224x224: 1.02 of im2col's time at batch 1, 1.30 at batch 8; the 7x7 stem (21) 0.72-1.09
+# and 1.02-2.0 (its row blocks keep their patches in each core's cache); 3x3 RGB (9) 0.65-0.89,
+# 4x4 RGB (12) 0.84, 3x3 RGBA (12) 0.80. Channels-first calls read their planes as they lie
+# and take the planes whatever the kernel (7x7 stem 0.59 at batch 1, 0.93 at batch 8).
+MAX_RUN = 12
 # The gradients take this path for kernels of at most this many taps. Same process, 2
 # threads, conv2d_backward against im2col's pass, channels-last | channels-first:
 # 1x224x224x3 -> 32 3x3 stride 2 0.82-0.83 | 0.86-0.87, batch 8 0.84 | 0.86; the kernel's
@@ -45,12 +52,13 @@ GRADIENT_MAX_TAPS = 9
 CHUNK_BYTES = CACHE_BLOCK_BYTES
 
 
-def applies(geom: ConvGeometry, pad_mode: str) -> bool:
+def applies(geom: ConvGeometry, pad_mode: str, views: bool = False) -> bool:
     """Whether :func:`correlate` computes this call: groups=1, at most :data:`MAX_CHANNELS`
-    input channels, zero padding, and a kernel larger than 1x1 (a 1x1 layer's patch matrix
-    is the input itself, :mod:`.pointwise`)."""
+    input channels, zero padding, a kernel larger than 1x1 (a 1x1 layer's patch matrix is
+    the input itself, :mod:`.pointwise`) and, unless x and the output are channels-first
+    ``views``, at most :data:`MAX_RUN` values a kernel row."""
     return (geom.groups == 1 and 0 < geom.c <= MAX_CHANNELS and pad_mode == "constant"
-            and geom.fh * geom.fw > 1)
+            and geom.fh * geom.fw > 1 and (views or geom.fw * geom.c <= MAX_RUN))
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray, budget: int) -> bool:
