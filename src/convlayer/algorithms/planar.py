@@ -69,31 +69,21 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.nda
     ``out.dtype``. Images go a chunk at a time within the budget, through the kept work
     buffer: padded planes, then the patches of every tap, then one product per image.
     """
-    (top, bottom), (left, right) = geom.pads
-    height, width = geom.h + top + bottom, geom.w + left + right
-    length, pixels = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w
-    per_image = geom.c * height * width + length * pixels
-    if per_image * out.itemsize > budget:
+    images = _images_a_chunk(geom, out.itemsize, budget)
+    if images is None:
         return False
-    images = max(1, min(geom.n, min(budget, CHUNK_BYTES) // (per_image * out.itemsize)))
+    length, pixels = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w
     weights = np.ascontiguousarray(kernel.transpose(2, 0, 1, 3)).reshape(length, geom.k)
     first = out.transpose(0, 3, 1, 2)
-    with work_buffer(images * per_image, out.dtype) as work:
-        for n0 in range(0, geom.n, images):
-            n1 = min(n0 + images, geom.n)
-            planes = work[: (n1 - n0) * geom.c * height * width].reshape(n1 - n0, geom.c, height, width)
-            _pad(planes, x[n0:n1].transpose(0, 3, 1, 2), top, left)
-            patches = work[planes.size : planes.size + (n1 - n0) * length * pixels]
-            patches = patches.reshape(n1 - n0, geom.c, geom.fh, geom.fw, geom.out_h, geom.out_w)
-            np.copyto(patches, _windows(planes, geom))
-            for image in range(n1 - n0):
-                matrix = patches[image].reshape(length, pixels)
-                if out[n0 + image].flags.c_contiguous:
-                    np.matmul(matrix.T, weights, out=out[n0 + image].reshape(pixels, geom.k))
-                elif first[n0 + image].flags.c_contiguous:  # a channels-first output: plane by plane
-                    np.matmul(weights.T, matrix, out=first[n0 + image].reshape(geom.k, pixels))
-                else:
-                    out[n0 + image] = (matrix.T @ weights).reshape(geom.out_h, geom.out_w, geom.k)
+    for n0, n1, _, patches in _chunks(x, geom, out.dtype, images):
+        for image in range(n1 - n0):
+            matrix = patches[image].reshape(length, pixels)
+            if out[n0 + image].flags.c_contiguous:
+                np.matmul(matrix.T, weights, out=out[n0 + image].reshape(pixels, geom.k))
+            elif first[n0 + image].flags.c_contiguous:  # a channels-first output: plane by plane
+                np.matmul(weights.T, matrix, out=first[n0 + image].reshape(geom.k, pixels))
+            else:
+                out[n0 + image] = (matrix.T @ weights).reshape(geom.out_h, geom.out_w, geom.k)
     return True
 
 
@@ -111,36 +101,61 @@ def gradients(x, weights, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, g
     """
     if not applies(geom, pad_mode) or geom.fh * geom.fw > GRADIENT_MAX_TAPS:
         return False
-    (top, bottom), (left, right) = geom.pads
-    height, width = geom.h + top + bottom, geom.w + left + right
-    length, pixels, dtype = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w, grad_weights.dtype
-    per_image = geom.c * height * width + length * pixels
-    if per_image * dtype.itemsize > budget:
+    dtype = grad_weights.dtype
+    images = _images_a_chunk(geom, dtype.itemsize, budget)
+    if images is None:
         return False
-    images = max(1, min(geom.n, min(budget, CHUNK_BYTES) // (per_image * dtype.itemsize)))
+    (top, _), (left, _) = geom.pads
+    length, pixels = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w
     planar_weights = None if weights is None else np.ascontiguousarray(_planar_rows(weights, geom))
     total = np.zeros((length, geom.k), dtype)
-    with work_buffer(images * per_image, dtype) as work:
+    for n0, n1, planes, patches in _chunks(x, geom, dtype, images):
+        for image in range(n1 - n0):
+            matrix = patches[image].reshape(length, pixels)
+            grad = grad_out[n0 + image].astype(dtype, copy=False).reshape(pixels, geom.k)
+            total += matrix @ grad
+            if planar_weights is not None:  # the patches are used up: their gradient takes their place
+                np.matmul(planar_weights, grad.T, out=matrix)
+        if planar_weights is None:
+            continue
+        planes[...] = 0  # now the planes' gradient
+        _fold(patches, planes, geom)
+        grad_x[n0:n1] = planes[:, :, top : top + geom.h, left : left + geom.w].transpose(0, 2, 3, 1)
+    grad_weights += _planar_rows(total, geom, back=True)
+    return True
+
+
+def _images_a_chunk(geom: ConvGeometry, itemsize: int, budget: int) -> "int | None":
+    """Images whose padded planes and patches go at once: as many as :data:`CHUNK_BYTES`
+    holds (at least one); None when one image's pass ``budget``."""
+    per_image = _per_image(geom) * itemsize
+    if per_image > budget:
+        return None
+    return max(1, min(geom.n, min(budget, CHUNK_BYTES) // per_image))
+
+
+def _per_image(geom: ConvGeometry) -> int:
+    """Items of one image's padded planes and patches."""
+    (top, bottom), (left, right) = geom.pads
+    planes = geom.c * (geom.h + top + bottom) * (geom.w + left + right)
+    return planes + geom.fh * geom.fw * geom.c * geom.out_h * geom.out_w
+
+
+def _chunks(x, geom: ConvGeometry, dtype, images: int):
+    """``(n0, n1, planes, patches)`` for each chunk of ``images`` images, in the kept work
+    buffer: the zero-padded planes (n1 - n0, c, height, width) of images ``n0 .. n1 - 1``
+    and their patches (n1 - n0, c, fh, fw, out_h, out_w), in ``dtype``."""
+    (top, bottom), (left, right) = geom.pads
+    height, width = geom.h + top + bottom, geom.w + left + right
+    with work_buffer(images * _per_image(geom), dtype) as work:
         for n0 in range(0, geom.n, images):
             n1 = min(n0 + images, geom.n)
             planes = work[: (n1 - n0) * geom.c * height * width].reshape(n1 - n0, geom.c, height, width)
             _pad(planes, x[n0:n1].transpose(0, 3, 1, 2), top, left)
-            patches = work[planes.size : planes.size + (n1 - n0) * length * pixels]
-            patches = patches.reshape(n1 - n0, geom.c, geom.fh, geom.fw, geom.out_h, geom.out_w)
+            shape = (n1 - n0, geom.c, geom.fh, geom.fw, geom.out_h, geom.out_w)
+            patches = work[planes.size : planes.size + int(np.prod(shape))].reshape(shape)
             np.copyto(patches, _windows(planes, geom))
-            for image in range(n1 - n0):
-                matrix = patches[image].reshape(length, pixels)
-                grad = grad_out[n0 + image].astype(dtype, copy=False).reshape(pixels, geom.k)
-                total += matrix @ grad
-                if planar_weights is not None:  # the patches are used up: their gradient takes their place
-                    np.matmul(planar_weights, grad.T, out=matrix)
-            if planar_weights is None:
-                continue
-            planes[...] = 0  # now the planes' gradient
-            _fold(patches, planes, geom)
-            grad_x[n0:n1] = planes[:, :, top : top + geom.h, left : left + geom.w].transpose(0, 2, 3, 1)
-    grad_weights += _planar_rows(total, geom, back=True)
-    return True
+            yield n0, n1, planes, patches
 
 
 def _planar_rows(matrix: np.ndarray, geom: ConvGeometry, back: bool = False) -> np.ndarray:
