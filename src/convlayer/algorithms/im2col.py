@@ -165,10 +165,10 @@ def correlate_filled(x, weights: np.ndarray, geom: ConvGeometry, pad_mode: str, 
     product on BLAS's threads.
 
     For the layers below :data:`ROWS_MIN` patch rows, against NumPy's copy of the windows
-    (:func:`patch_matrix`), 2 threads, median of one process: resnet18's 3x3 layers
-    1x28x28x128 1.24 -> 1.12 ms, 1x14x14x256 1.31 -> 1.13, 1x7x7x512 1.55 -> 1.42,
-    1x56x56x64 -> 128 at stride 2 0.80 -> 0.61. Filling on both threads was slower (0.69
-    at that last layer): the hand-off costs more than half the fill.
+    (:func:`patch_matrix`), 2 threads, alternating in one process (medians): resnet18's 3x3
+    layers 1x56x56x64 -> 128 at stride 2 0.90 -> 0.80 ms, 1x28x28x128 1.36 -> 1.29,
+    1x14x14x256 1.40 -> 1.33, 1x7x7x512 1.65 -> 1.57. Filling on both threads was slower
+    (1x56x56x64 -> 128: 0.69 against 0.61 ms on one): the hand-off costs more than half the fill.
     """
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     tasks = geom.n * geom.out_h
