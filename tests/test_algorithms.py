@@ -557,7 +557,8 @@ def test_add_per_channel_gives_the_broadcast_sums(shape, dtype):
     np.testing.assert_array_equal(view, want)
 
 
-BOUNDS = [(None, None), (0, None), (-0.5, 0.25), (1.0, -1.0), (None, np.inf), (np.nan, 1.0), (np.array([0.0, 1.0]), 2.0)]
+BOUNDS = [(None, None), (0, None), (-0.5, 0.25), (1.0, -1.0), (None, np.inf), (np.nan, 1.0),
+          (np.array([0.0, 1.0]), 2.0)]
 
 
 @pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])

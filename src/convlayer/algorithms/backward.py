@@ -82,8 +82,9 @@ def bias_gradient(grad_out: np.ndarray, dtype, budget: int) -> np.ndarray:
 
     A contiguous float grad_out is a ``(pixels, k)`` matrix summed down its columns by a
     compiled loop into float64 sums, one pass on every core (:func:`_compiled_sums`).
-    Without it (no Numba, integer grad_out) the sums take two levels: runs of :data:`BIAS_RUN` rows in grad_out's dtype, each run's sum added into a
-    float64 total, so the error is that of a run (``BIAS_RUN`` roundings of each channel's
+    Without it (no Numba, integer grad_out) the sums take two levels: runs of
+    :data:`BIAS_RUN` rows in grad_out's dtype, each run's sum added into a float64 total,
+    so the error is that of a run (``BIAS_RUN`` roundings of each channel's
     sum of ``|grad_out|``), not one that grows with the image. With many channels
     (``k >= BIAS_ROWS_MIN_CHANNELS``) the runs are NumPy's column sums over k contiguous
     values; with few, whose column sums run an inner loop of only k items (3.7 ms for

@@ -73,7 +73,7 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
     cost = im2col.block_cost(geom, dtype.itemsize, im2col.WORK_SLABS + temporaries, banks=banks is not None, backward=True)
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     with work_buffer(im2col.block_cost(geom, dtype.itemsize)(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+        for index, block in enumerate(blocks(geom.n, geom.out_h, geom.out_w, size)):
             rows, cols = slab.indices(row_map, col_map, geom, block)
             padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
             patches = im2col.patch_matrix(padded, geom, block, work[used:])
@@ -81,7 +81,10 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
             grad_patches = work[used : used + patches.size].reshape(patches.shape)
             if banks is None:
                 grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
-                grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
+                if index == 0:  # grad_weights is fresh zeros: written, not added (see pointwise.gradients)
+                    np.matmul(patches.transpose(0, 2, 1), grad_block, out=grad_weights)
+                else:
+                    grad_weights += np.matmul(patches.transpose(0, 2, 1), grad_block)
                 if weights is None:
                     continue
                 np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
@@ -166,7 +169,7 @@ def input_gradient(kernel: np.ndarray, geom: ConvGeometry, grad_out: np.ndarray,
     row_map, col_map = slab.index_maps(geom, "constant")
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, im2col.block_cost(geom, dtype.itemsize), budget)
     with work_buffer(im2col.block_cost(geom, dtype.itemsize)(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+        for index, block in enumerate(blocks(geom.n, geom.out_h, geom.out_w, size)):
             grad_block = _grad_matrix(grad_out, geom, block, work)
             used = grad_block.size
             taps = geom.fh * geom.fw * geom.c // geom.groups
@@ -209,7 +212,7 @@ def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: Conv
 
     size = plan_blocks(geom.n, geom.out_h, geom.out_w, cost, budget)
     with work_buffer(cost(*size) // dtype.itemsize + 1, dtype) as work:
-        for block in blocks(geom.n, geom.out_h, geom.out_w, size):
+        for index, block in enumerate(blocks(geom.n, geom.out_h, geom.out_w, size)):
             rows, cols = slab.indices(row_map, col_map, geom, block)
             padded, used = slab.gather(x[block.n0 : block.n1], rows, cols, work, dtype)
             patches = im2col.patch_matrix(padded, geom, block, work[used:])[0]
@@ -219,5 +222,8 @@ def correlate_with_kernel_gradient(x: np.ndarray, kernel: np.ndarray, geom: Conv
             np.matmul(patches, weights, out=product)
             target[...] = product.reshape(target.shape)
             grad_block = _grad_matrix(grad_out, geom, block, work[used:])[0]  # the product is written out
-            grad_weights += patches.T @ grad_block
+            if index == 0:  # fresh zeros: written, not added (see _backward_pass)
+                np.matmul(patches.T, grad_block, out=grad_weights)
+            else:
+                grad_weights += patches.T @ grad_block
     return grad_weights.reshape(geom.fh, geom.fw, geom.c, geom.k)

@@ -69,16 +69,21 @@ def _is_channels_first(array: np.ndarray) -> bool:
 
 def gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, budget: int) -> bool:
     """The gradients of a 1x1 convolution (:func:`applies`) as two matrix products, a chunk
-    of images at a time: ``x^T @ grad_out`` over the pixels the windows read is added into
-    ``grad_weights`` ((c, k)), and (``weights``, (c, k), not None) ``grad_out @ weights^T``
-    is x's gradient at those pixels, in ``grad_x`` (zeros on entry). No slab, patch matrix
+    of images at a time: ``x^T @ grad_out`` over the pixels the windows read, summed in
+    ``grad_weights`` ((c, k), zeros on entry), and (``weights``, (c, k), not None)
+    ``grad_out @ weights^T`` is x's gradient at those pixels, in ``grad_x`` (zeros on entry). No slab, patch matrix
     or col2im. False, computing nothing, where one image's copies (its strided pixels,
     grad_out cast, the product) pass ``budget``.
 
     The kernel's product puts the larger of ``c`` and ``k`` on BLAS's rows (``(grad_out^T
-    @ x)^T`` when ``k > c``), and at stride 1 x's gradient is written by the product itself
-    into a C-contiguous ``grad_x``, not added from a temporary. 2 threads, 12544 pixels:
-    32 -> 16 channels x's gradient 0.20 -> 0.07 ms; 16 -> 96 the kernel's 0.60 -> 0.37.
+    @ x)^T`` when ``k > c`` and the ``(c, k)`` result has no more values than the chunk has
+    pixels), and at stride 1 x's gradient is written by the product itself into a
+    C-contiguous ``grad_x``, not added from a temporary. 2 threads, 12544 pixels: 32 -> 16
+    channels x's gradient 0.20 -> 0.07 ms; 16 -> 96 the kernel's 0.60 -> 0.37.
+    ``grad_weights`` is zeros on entry too, and the first chunk's product writes it: adding
+    into fresh zeros reads their pages before writing them, which right after a BLAS call
+    (its threads awake on the other core) cost 1x7x7x512 -> 2048 13.9 ms against 1.8 for
+    the whole backward pass.
     """
     if not applies(geom):
         return False
@@ -92,7 +97,12 @@ def gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, bu
         n1 = min(n0 + images, geom.n)
         pixels_read = x[n0:n1, ::sh, ::sw].astype(grad_weights.dtype, copy=False).reshape(-1, geom.c)
         grad = grad_out[n0:n1].astype(grad_weights.dtype, copy=False).reshape(-1, geom.k)
-        grad_weights += pixels_read.T @ grad if geom.c >= geom.k else (grad.T @ pixels_read).T
+        turned = geom.k > geom.c and geom.c * geom.k <= pixels_read.shape[0]  # its transpose is added cheaply
+        if n0 == 0:  # zeros on entry: written by the product, not added (fresh pages read before written)
+            np.matmul(*((grad.T, pixels_read) if turned else (pixels_read.T, grad)),
+                      out=grad_weights.T if turned else grad_weights)
+        else:
+            grad_weights += (grad.T @ pixels_read).T if turned else pixels_read.T @ grad
         if weights is None:
             continue
         if (sh, sw) == (1, 1) and grad_x.flags.c_contiguous and grad_x.dtype == grad.dtype:
