@@ -91,6 +91,10 @@ def write_back(target: np.ndarray, values: np.ndarray, add: bool = False) -> Non
 # broadcast over rows of 16 channels, 0.30 over rows of 1024 items; (8, 56, 56, 24) 0.14 ->
 # 0.11; from a few hundred channels alike (8x7x7x1280: 0.07 either way).
 ADD_ROW = 1024
+# Items from which add_per_channel takes the compiled pass: below, its fixed cost (about
+# 8 us: the repeated bias, the bounds, the call) is more than NumPy's whole addition
+# (8x1x1x672, a squeeze-excite layer at batch 8: 11 against 2.6 us; 1x7x7x960 even).
+ADD_COMPILED_MIN = 2**16
 
 
 def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) -> None:
@@ -98,14 +102,15 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
     with ``low`` or ``high``, ``out`` clamped to them as by :func:`numpy.clip` (a Relu or a
     Clip after the bias). The sums are those of ``out += values``.
 
-    A C-contiguous out that the compiled loops read, with values of its dtype, takes one
-    pass (:func:`._loops.add_bias_clamped`, on every core for a large out): one thread,
-    float32, against the NumPy passes, 1x112x112x16 32 -> 18 us, 1x56x56x144 75 -> 44,
-    1x14x14x384 17 -> 6, 8x56x56x24 108 -> 61, each with a clamp included. Otherwise NumPy
+    A C-contiguous out of at least :data:`ADD_COMPILED_MIN` items that the compiled loops
+    read, with values of its dtype, takes one pass (:func:`._loops.add_bias_clamped`, on
+    every core for a large out): one thread, float32, against the NumPy passes (the loop
+    alone), 1x112x112x16 32 -> 18 us, 1x56x56x144 75 -> 44, 1x14x14x384 17 -> 6, 8x56x56x24
+    108 -> 61, each with a clamp included. Otherwise NumPy
     adds ``values`` repeated to :data:`ADD_ROW` items, pixel after pixel, where ``k`` is small.
     """
     k = out.shape[-1] if out.ndim else 0
-    if (np.ndim(values) == 1 and 0 < k and out.size and out.flags.c_contiguous
+    if (np.ndim(values) == 1 and 0 < k and out.size >= ADD_COMPILED_MIN and out.flags.c_contiguous
             and getattr(values, "dtype", None) == out.dtype and out.dtype.kind == "f" and compiled.usable(out)):
         bounds = _bound(low, out.dtype, -np.inf), _bound(high, out.dtype, np.inf)
         if None not in bounds:
