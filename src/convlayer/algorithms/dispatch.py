@@ -122,8 +122,8 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
 def _summed(total, part: np.ndarray) -> np.ndarray:
     """``total + part``, in place into ``total``; ``part`` itself when ``total`` is None. A
     chunk's gradient starts the sum rather than being added into fresh zeros: that reads
-    their pages before writing them, which right after a BLAS call cost up to 10x the
-    product (see :func:`.pointwise.gradients`)."""
+    their pages before writing them, which right after a BLAS call made a whole 1x1 backward
+    pass 13.9 ms instead of 1.8 (see :func:`.pointwise.gradients`)."""
     if total is None:
         return part
     total += part
