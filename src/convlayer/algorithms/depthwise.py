@@ -170,15 +170,15 @@ def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: 
 
 
 def kernel_gradient_compiled(x, geom: ConvGeometry, pad_mode: str, grad_out, dtype, budget: int) -> np.ndarray:
-    """:func:`kernel_gradient` by the compiled loops: :func:`._depthwise_loops.depthwise_gradient_fixed`
+    """:func:`kernel_gradient` by the compiled loops: :func:`._depthwise_loops.depthwise_gradient_rows`
     (one filter per channel, no row dilation) or :func:`._depthwise_loops.depthwise_kernel_gradient`."""
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
     grad = np.zeros((geom.fh, geom.fw, multiplier, geom.c), dtype)
     if multiplier == 1 and geom.dilation[0] == 1:
-        body = compiled.loop("depthwise_gradient_fixed")(geom.fh, geom.fw)
-        compiled.run_loop(body, geom.n * geom.out_h, x, rows, cols, left, grad_out, *geom.strides, geom.dilation[1],
-                          _band_rows(geom, dtype.itemsize, budget), sums=grad[:, :, 0], work=_work(geom))
+        compiled.run_loop("depthwise_gradient_rows", geom.n * geom.out_h, x, rows, cols, left, grad_out,
+                          *geom.strides, geom.dilation[1], _band_rows(geom, dtype.itemsize, budget),
+                          sums=grad[:, :, 0], work=_work(geom))
         return grad.reshape(geom.fh, geom.fw, 1, geom.k)
     compiled.run_loop("depthwise_kernel_gradient", geom.n * geom.out_h, x, rows, cols, left, grad_out,
                       *geom.strides, *geom.dilation, compiled.RUNS_BYTES, sums=grad)
