@@ -6,7 +6,8 @@ of the ``n * out_h`` (one thread's share), reading padded input rows through the
 - :func:`depthwise_fixed` (multiplier 1, row dilation 1: every depthwise layer of the real
   networks measured), compiled per kernel size: the padded input rows of a band of output
   rows are filled once, the taps unroll and the channels are the vectorised innermost loop,
-  so each output pixel sums all its taps in registers and is stored once;
+  so each output pixel sums all its taps in registers and is stored once, with a bias
+  added and clamped on the way (a conv2d bias, an ONNX Conv's Relu or Clip);
   :func:`depthwise_gradient_rows` is its kernel gradient (compiled once for every kernel size).
 - :func:`depthwise` (any multiplier, row dilation): channels-last, ``line[p, ch]``. With
   multiplier 1 and column stride 1 a row is one flat run: item ``t = j * c + ch`` of the
@@ -168,8 +169,9 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def depthwise_rows(x, rows, cols, left, w, sh, band_rows, out, first, last):
-        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
+    def depthwise_rows(x, rows, cols, left, w, bias, low, high, sh, band_rows, out, first, last):
+        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch],
+        plus bias[ch], clamped to [low, high] (:func:`_clamped`)."""
         _, oh, ow, c = out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1
         band = np.empty(((band_rows - 1) * sh + fh, width, c), out.dtype)
@@ -185,7 +187,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                 for j in range(0, blocked, pixels):  # constant branches: only 1, 2 or 4 sums compile
                     block = row[j : j + pixels]
                     for ch in range(c):
-                        first_weight = w[0, 0, ch]
+                        first_weight, add = w[0, 0, ch], bias[ch]
                         t0 = first_weight * window[0, j * sw, ch]
                         if pixels > 1:
                             t1 = first_weight * window[0, (j + 1) * sw, ch]
@@ -202,12 +204,12 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                                     if pixels > 2:
                                         t2 += weight * window[a, (j + 2) * sw + b * dw, ch]
                                         t3 += weight * window[a, (j + 3) * sw + b * dw, ch]
-                        block[0, ch] = t0
+                        block[0, ch] = _clamped(t0 + add, low, high)
                         if pixels > 1:
-                            block[1, ch] = t1
+                            block[1, ch] = _clamped(t1 + add, low, high)
                         if pixels > 2:
-                            block[2, ch] = t2
-                            block[3, ch] = t3
+                            block[2, ch] = _clamped(t2 + add, low, high)
+                            block[3, ch] = _clamped(t3 + add, low, high)
                 for j in range(blocked, ow):  # the last ow % pixels pixels, one at a time
                     target = row[j]
                     for ch in range(c):
@@ -216,12 +218,24 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                             for b in range(fw):
                                 if a + b > 0:
                                     total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
-                        target[ch] = total
+                        target[ch] = _clamped(total + bias[ch], low, high)
                 if not in_place:  # a channels-first output: each channel's run of the row
                     _store_planes(row, out[img, i])
             task += i1 - i0
 
     return depthwise_rows
+
+
+@numba.njit(**OPTIONS)
+def _clamped(value, low, high):
+    """``value`` clamped to ``[low, high]`` as by :func:`numpy.clip`: a NaN stays NaN (both
+    comparisons are false for it). The loops' bias and bounds when there are none, -0.0
+    (the sum's exact identity: -0.0 + -0.0 stays -0.0) and -inf, inf, change no bit."""
+    if value < low:
+        value = low
+    if value > high:
+        value = high
+    return value
 
 
 @numba.njit(**OPTIONS)

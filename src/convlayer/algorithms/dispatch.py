@@ -34,12 +34,39 @@ ALGORITHMS = {"im2col": _IM2COL, "shift": shift, "depthwise": depthwise, "fft": 
 
 
 def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-              algorithm="auto") -> None:
-    """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names.
+              algorithm="auto", bias=None, low=None, high=None) -> None:
+    """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names,
+    plus ``bias`` ((k,) or None) and clamped to ``[low, high]`` (None: unbounded; a conv2d
+    bias, an ONNX Conv's Relu or Clip).
 
     Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
     :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).
+    The depthwise loop adds and clamps each sum as it stores it (:func:`.depthwise.correlate_biased`);
+    every other route adds the bias and clamps in one pass after (:func:`.layout.add_per_channel`).
     """
+    if (bias is not None or low is not None or high is not None) and _depthwise_biased(
+            x, kernel, geom, pad_mode, out, budget, algorithm, bias, low, high):
+        return
+    _correlate_any(x, kernel, geom, pad_mode, out, budget, algorithm)
+    if bias is not None:
+        layout.add_per_channel(out, bias, low, high)
+    elif low is not None or high is not None:
+        np.clip(out, low, high, out=out)
+
+
+def _depthwise_biased(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm, bias, low,
+                      high) -> bool:
+    """Whether the call went to the depthwise loop with its bias and clamp (see
+    :func:`correlate`): the route the call would take anyway, on the arrays as they are."""
+    if spread.wanted(geom, out.itemsize, budget) or choose.forward(x, kernel, geom, algorithm).name != "depthwise":
+        return False
+    if layout.strided(x, out) and not depthwise.reads_views(x, kernel, geom, out):
+        return False
+    return depthwise.correlate_biased(x, kernel, geom, pad_mode, out, budget, bias, low, high)
+
+
+def _correlate_any(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm) -> None:
+    """:func:`correlate` without a bias."""
     if _tiny_pointwise(geom, algorithm) and pointwise.correlate(x, im2col.weight_matrix(kernel, 1)[0], geom, out,
                                                                budget):
         return

@@ -112,7 +112,7 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
     k = out.shape[-1] if out.ndim else 0
     if (np.ndim(values) == 1 and 0 < k and out.size >= ADD_COMPILED_MIN and out.flags.c_contiguous
             and getattr(values, "dtype", None) == out.dtype and out.dtype.kind == "f" and compiled.usable(out)):
-        bounds = _bound(low, out.dtype, -np.inf), _bound(high, out.dtype, np.inf)
+        bounds = bound(low, out.dtype, -np.inf), bound(high, out.dtype, np.inf)
         if None not in bounds:
             tile = np.tile(values, max(1, ADD_ROW // k))
             compiled.run_loop("add_bias_clamped", out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
@@ -122,7 +122,7 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
         np.clip(out, low, high, out=out)
 
 
-def _bound(bound, dtype: np.dtype, default: float):
+def bound(bound, dtype: np.dtype, default: float):
     """A clamp bound as a scalar of ``dtype`` (``default`` for None), or None for a NaN or
     for more than one value (left to :func:`numpy.clip`)."""
     if bound is None:
