@@ -122,12 +122,12 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
         np.clip(out, low, high, out=out)
 
 
-def bound(bound, dtype: np.dtype, default: float):
+def bound(limit, dtype: np.dtype, default: float):
     """A clamp bound as a scalar of ``dtype`` (``default`` for None), or None for a NaN or
     for more than one value (left to :func:`numpy.clip`)."""
-    if bound is None:
+    if limit is None:
         return dtype.type(default)
-    value = np.asarray(bound, dtype)
+    value = np.asarray(limit, dtype)
     return None if value.size != 1 or np.isnan(value).any() else value.reshape(())[()]
 
 
