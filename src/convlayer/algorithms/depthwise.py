@@ -16,6 +16,7 @@ grouped convolution.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -66,7 +67,9 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     (:func:`._depthwise_loops.depthwise_fixed`: about a second per kernel size and column
     stride, once per installation, whatever the channel count); otherwise
     :func:`._depthwise_loops.depthwise`."""
-    if correlate_biased(x, kernel, geom, pad_mode, out, budget, None, None, None):
+    if _fixed(geom):
+        unbounded = out.dtype.type(-np.inf), out.dtype.type(np.inf)
+        _run_fixed(x, kernel, geom, pad_mode, out, budget, _no_bias(geom.k, out.dtype), *unbounded)
         return out
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
@@ -92,18 +95,36 @@ def correlate_biased(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarr
     1x56x56x144 530 -> 385 us, 8x56x56x144 2.1 -> 1.26 ms, 8x28x28x192 1.07 -> 0.70 ms.
     """
     dtype = out.dtype
-    if not (geom.k == geom.c >= FIXED_MIN_CHANNELS and geom.dilation[0] == 1 and geom.n * geom.out_h
-            and compiled.usable(x, out) and compiled.fits(geom, out.itemsize, budget)):
+    if not (_fixed(geom) and geom.n * geom.out_h and compiled.usable(x, out)
+            and compiled.fits(geom, out.itemsize, budget)):
         return False
     bounds = layout.bound(low, dtype, -np.inf), layout.bound(high, dtype, np.inf)
     if None in bounds:
         return False
-    add = np.full(geom.k, -0.0, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
-    weights = np.ascontiguousarray(kernel[:, :, 0, :], dtype)  # (fh, fw, c): channels innermost
-    body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1], pixel_block(geom))
-    compiled.run_loop(body, geom.n * geom.out_h, x, *slab.loop_maps(geom, pad_mode), weights, add, *bounds,
-                      geom.strides[0], _band_rows(geom, out.itemsize, budget, BAND_BYTES), out, work=_work(geom))
+    add = _no_bias(geom.k, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
+    _run_fixed(x, kernel, geom, pad_mode, out, budget, add, *bounds)
     return True
+
+
+def _fixed(geom: ConvGeometry) -> bool:
+    """Whether the register-summing loop computes this layer (given the compiled loops)."""
+    return geom.k == geom.c >= FIXED_MIN_CHANNELS and geom.dilation[0] == 1
+
+
+def _run_fixed(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, bias, low, high) -> None:
+    """The register-summing loop, with ``bias`` ((k,), out's dtype) and bounds (scalars of it)."""
+    weights = np.ascontiguousarray(kernel[:, :, 0, :], out.dtype)  # (fh, fw, c): channels innermost
+    body = compiled.loop("depthwise_fixed")(geom.fh, geom.fw, geom.strides[1], geom.dilation[1], pixel_block(geom))
+    compiled.run_loop(body, geom.n * geom.out_h, x, *slab.loop_maps(geom, pad_mode), weights, bias, low, high,
+                      geom.strides[0], _band_rows(geom, out.itemsize, budget, BAND_BYTES), out, work=_work(geom))
+
+
+@functools.lru_cache(maxsize=64)
+def _no_bias(k: int, dtype) -> np.ndarray:
+    """k times -0.0, read-only: the loop's bias when there is none (the sum's exact identity)."""
+    zeros = np.full(k, -0.0, dtype)
+    zeros.flags.writeable = False
+    return zeros
 
 
 # Output rows per band of :func:`._depthwise_loops.depthwise_fixed` (its padded input rows are filled

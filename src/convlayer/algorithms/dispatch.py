@@ -44,51 +44,51 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     The depthwise loop adds and clamps each sum as it stores it (:func:`.depthwise.correlate_biased`);
     every other route adds the bias and clamps in one pass after (:func:`.layout.add_per_channel`).
     """
-    if (bias is not None or low is not None or high is not None) and _depthwise_biased(
-            x, kernel, geom, pad_mode, out, budget, algorithm, bias, low, high):
+    epilogue = None if bias is None and low is None and high is None else (bias, low, high)
+    if _routed(x, kernel, geom, pad_mode, out, budget, algorithm, epilogue) or epilogue is None:
         return
-    _correlate_any(x, kernel, geom, pad_mode, out, budget, algorithm)
     if bias is not None:
         layout.add_per_channel(out, bias, low, high)
-    elif low is not None or high is not None:
+    else:
         np.clip(out, low, high, out=out)
 
 
-def _depthwise_biased(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm, bias, low,
-                      high) -> bool:
-    """Whether the call went to the depthwise loop with its bias and clamp (see
-    :func:`correlate`): the route the call would take anyway, on the arrays as they are."""
-    if spread.wanted(geom, out.itemsize, budget) or choose.forward(x, kernel, geom, algorithm).name != "depthwise":
-        return False
-    if layout.strided(x, out) and not depthwise.reads_views(x, kernel, geom, out):
-        return False
-    return depthwise.correlate_biased(x, kernel, geom, pad_mode, out, budget, bias, low, high)
-
-
-def _correlate_any(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm) -> None:
-    """:func:`correlate` without a bias."""
+def _routed(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm,
+            epilogue=None) -> bool:
+    """Fill ``out`` by :func:`correlate`'s route; return whether that route also added and
+    clamped ``epilogue``, ``(bias, low, high)`` or None (:func:`_run`)."""
     if _tiny_pointwise(geom, algorithm) and pointwise.correlate(x, im2col.weight_matrix(kernel, 1)[0], geom, out,
                                                                budget):
-        return
+        return False
     if spread.wanted(geom, out.itemsize, budget):
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
-        return
+        return False
     if not layout.strided(x, out) or pointwise.applies(geom):
-        _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
-        return
+        return _correlate(x, kernel, geom, pad_mode, out, budget, algorithm, epilogue)
     name = choose.forward(x, kernel, geom, algorithm).name  # decided once, on the whole input
     plan = None
     if not _reads_views(name, x, kernel, geom, pad_mode, out, budget):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:
-        ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
-        return
+        return _run(name, x, kernel, geom, pad_mode, out, budget, epilogue)
     for n0, n1, left in plan:
         target = np.empty((n1 - n0,) + out.shape[1:], out.dtype)
         ALGORITHMS[name].correlate(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                    target, left)
         layout.write_back(out[n0:n1], target)
+    return False
+
+
+def _run(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, epilogue=None) -> bool:
+    """Algorithm ``name``'s ``correlate``; return whether it also applied ``epilogue`` (see
+    :func:`_routed`): the depthwise loop adds the bias and clamps each sum as it stores it
+    (:func:`.depthwise.correlate_biased`), where that loop applies."""
+    if epilogue is not None and name == "depthwise" and depthwise.correlate_biased(x, kernel, geom, pad_mode, out,
+                                                                                   budget, *epilogue):
+        return True
+    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+    return False
 
 
 def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
@@ -238,9 +238,8 @@ def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorit
     return np.zeros((geom.fh, geom.fw, geom.c // geom.groups, geom.k), dtype) if total is None else total
 
 
-def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
-    name = choose.forward(x, kernel, geom, algorithm).name
-    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm, epilogue=None) -> bool:
+    return _run(choose.forward(x, kernel, geom, algorithm).name, x, kernel, geom, pad_mode, out, budget, epilogue)
 
 
 def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
