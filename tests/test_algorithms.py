@@ -536,6 +536,33 @@ def test_write_back_fills_a_channels_first_view_tile_by_tile(shape, add):
     np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), want)
 
 
+@pytest.mark.parametrize("shape", [(3, 3, 70, 300), (1, 1, 33, 129), (2, 3, 4, 5)], ids=["tiles", "edges", "small"])
+def test_filters_first_copies_a_kernel_tile_by_tile(shape):
+    """layout.filters_first: (fh, fw, c, k) into PyTorch's (k, c, fh, fw), in tiles of
+    KERNEL_TILE_FILTERS x KERNEL_TILE_CHANNELS (counts that are not multiples of them, and a
+    flipped view, included), or in one go for a small kernel: NumPy's transpose, bit for bit."""
+    rng = np.random.default_rng(37)
+    hwio = rng.standard_normal(shape).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(layout, "TILE_MIN_ITEMS", 64)  # the small case stays below it
+        for view in (hwio, hwio[::-1, ::-1]):
+            got = layout.filters_first(view)
+            assert got.flags.c_contiguous
+            np.testing.assert_array_equal(got, view.transpose(3, 2, 0, 1))
+
+
+def test_channels_first_kernel_gradient_of_a_large_kernel():
+    # kernel_from_hwio copies a large channels-first gradient by filters_first's tiles
+    rng = np.random.default_rng(38)
+    x, kernel = rng.standard_normal((1, 5, 6, 40)), rng.standard_normal((3, 3, 40, 300))
+    grad_out = rng.standard_normal((1, 5, 6, 300))
+    for flip in (False, True):
+        last = convlayer.conv2d_backward(grad_out, x, kernel, flip=flip)
+        first = convlayer.conv2d_backward(*_channels_first(grad_out, kernel)[:1], *_channels_first(x, kernel),
+                                          flip=flip, data_format="channels_first")
+        np.testing.assert_allclose(first.grad_kernel, last.grad_kernel.transpose(3, 2, 0, 1), rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("shape, dtype", [((2, 9, 7, 16), np.float32), ((3, 5, 24), np.float64),
                                           ((1, 3, 3, 700), np.float32), ((4, 11, 13, 3), np.float32)],
                          ids=["rows and a rest", "3-D", "wide", "odd"])

@@ -34,6 +34,31 @@ TILE_CHANNELS = 32
 TILE_MIN_ITEMS = 2**16
 
 
+# filters_first's tiles: filters and channels per copy. A channels-first kernel's gradient,
+# (fh, fw, c, k) copied into PyTorch's (k, c, fh, fw) in one NumPy assignment, reads each
+# filter's taps a whole (c, k) plane apart: 3x3x512x512 took 16.8 ms (a resnet50 layer's
+# whole channels-last backward pass is 3.5), 3.1 in tiles of 128 filters x 32 channels
+# (64 x 64: 3.6, 32 x 32: 4.0, 128 x 128: 9.3); 1x1x1024x2048 15.3 -> 2.5, 3x3x256x256
+# 2.5 -> 0.75. Small kernels are copied in one go.
+KERNEL_TILE_FILTERS = 128
+KERNEL_TILE_CHANNELS = 32
+
+
+def filters_first(hwio: np.ndarray) -> np.ndarray:
+    """A C-contiguous ``(k, c, fh, fw)`` copy of a ``(fh, fw, c, k)`` kernel (any strides),
+    tile by tile (:data:`KERNEL_TILE_FILTERS` x :data:`KERNEL_TILE_CHANNELS`)."""
+    fh, fw, c, k = hwio.shape
+    if hwio.size < TILE_MIN_ITEMS:
+        return np.ascontiguousarray(hwio.transpose(3, 2, 0, 1))
+    taps = hwio.reshape(fh * fw, c, k)
+    out = np.empty((k, c, fh * fw), hwio.dtype)
+    for k0 in range(0, k, KERNEL_TILE_FILTERS):
+        for c0 in range(0, c, KERNEL_TILE_CHANNELS):
+            part = taps[:, c0 : c0 + KERNEL_TILE_CHANNELS, k0 : k0 + KERNEL_TILE_FILTERS]
+            out[k0 : k0 + KERNEL_TILE_FILTERS, c0 : c0 + KERNEL_TILE_CHANNELS] = part.transpose(2, 1, 0)
+    return out.reshape(k, c, fh, fw)
+
+
 class Chunk(NamedTuple):
     """Images ``n0 .. n1 - 1``, and the budget left to the algorithm beside their copies."""
 
