@@ -9,6 +9,7 @@ roundoff times log2 of the transform size times B, whatever the pixel (measured 
 1e-6 * B here); it gets 1e-5 * B too. A wrong tap or a shifted window is off by O(B).
 """
 
+import contextlib
 import importlib.util
 import time
 import warnings
@@ -551,16 +552,27 @@ def test_filters_first_copies_a_kernel_tile_by_tile(shape):
             np.testing.assert_array_equal(got, view.transpose(3, 2, 0, 1))
 
 
-def test_channels_first_kernel_gradient_of_a_large_kernel():
-    # kernel_from_hwio copies a large channels-first gradient by filters_first's tiles
+@pytest.mark.parametrize("budget", [None, 2**16], ids=["whole", "chunks"])
+@pytest.mark.parametrize("kernel_shape, options", [
+    ((3, 3, 40, 300), dict()), ((3, 3, 40, 300), dict(flip=True)), ((3, 3, 24, 40), dict(strides=2)),
+    ((1, 1, 70, 300), dict()), ((1, 1, 300, 70), dict(strides=2)), ((1, 1, 9, 5), dict()),
+    ((3, 3, 32, 300), dict(size=24))])
+def test_channels_first_kernel_gradient_as_channels_last_transposed(kernel_shape, options, budget):
+    # a channels-first kernel's gradient is computed filters first (new_gradient: F-ordered
+    # matrices, by every route: both gradients in one pass, the kernel's alone, the small
+    # 1x1 path, chunks of images) or copied by filters_first's tiles: the channels-last
+    # gradient, transposed by NumPy, and C-contiguous
     rng = np.random.default_rng(38)
-    x, kernel = rng.standard_normal((1, 5, 6, 40)), rng.standard_normal((3, 3, 40, 300))
-    grad_out = rng.standard_normal((1, 5, 6, 300))
-    for flip in (False, True):
-        last = convlayer.conv2d_backward(grad_out, x, kernel, flip=flip)
+    size = options.pop("size", 5)  # 24: x's gradient as a correlation, the kernel's alone (like=kernel)
+    x, kernel = rng.standard_normal((2, size, size + 1, kernel_shape[2])), rng.standard_normal(kernel_shape)
+    grad_out = rng.standard_normal(convlayer.conv2d(x, kernel, **options).shape)
+    with convlayer.memory_budget(budget) if budget else contextlib.nullcontext():
+        last = convlayer.conv2d_backward(grad_out, x, kernel, **options)
         first = convlayer.conv2d_backward(*_channels_first(grad_out, kernel)[:1], *_channels_first(x, kernel),
-                                          flip=flip, data_format="channels_first")
-        np.testing.assert_allclose(first.grad_kernel, last.grad_kernel.transpose(3, 2, 0, 1), rtol=1e-12, atol=1e-12)
+                                          data_format="channels_first", **options)
+    assert first.grad_kernel.flags.c_contiguous
+    np.testing.assert_allclose(first.grad_kernel, last.grad_kernel.transpose(3, 2, 0, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.grad_x, last.grad_x.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, dtype", [((2, 9, 7, 16), np.float32), ((3, 5, 24), np.float64),

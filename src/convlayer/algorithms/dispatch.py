@@ -125,7 +125,7 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     real dtype, ``grad_x`` (n, h, w, c) in the result dtype.
     """
     if _tiny_pointwise(geom, algorithm):  # both routes would be pointwise's products: one call
-        grad_weights = np.zeros((geom.c, geom.k), grad_x.dtype)
+        grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
         if pointwise.gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights, budget):
             return grad_weights.reshape(1, 1, geom.c, geom.k)
     if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
@@ -254,6 +254,8 @@ def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, bu
     elif grad_out.size:
         ALGORITHMS[plan.input.name].correlate(grad_out, backward.transposed_kernel(kernel, geom.groups),
                                               plan.transposed, "constant", grad_x, budget)
+    if plan.kernel.name == "im2col":  # in the kernel's memory order (a channels-first kernel's: no copy back)
+        return im2col_backward.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget, like=kernel)
     return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
 
 

@@ -190,11 +190,17 @@ def weight_matrix(kernel: np.ndarray, groups: int) -> np.ndarray:
     kernel whole (2048 x 512) took 5 ms a call, more than the layer's product.
     """
     fh, fw, cg, k = kernel.shape
-    if groups == 1 and kernel.strides[3] > max(kernel.strides[:3]):
+    if groups == 1 and lies_filters_first(kernel):
         by_filter = np.ascontiguousarray(kernel.transpose(3, 0, 1, 2)).reshape(k, fh * fw * cg)
         return by_filter.T[None]
     per_group = kernel.reshape(fh, fw, cg, groups, k // groups).transpose(3, 0, 1, 2, 4)
     return np.ascontiguousarray(per_group.reshape(groups, fh * fw * cg, k // groups))
+
+
+def lies_filters_first(kernel: np.ndarray) -> bool:
+    """Whether a (fh, fw, cg, k) kernel lies filters first in memory (PyTorch's (k, c, fh, fw)
+    seen through ``data_format="channels_first"``)."""
+    return kernel.strides[3] > max(kernel.strides[:3])
 
 
 def block_cost(geom: ConvGeometry, itemsize: int, slabs: int = WORK_SLABS, banks: bool = False,

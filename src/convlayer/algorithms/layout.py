@@ -48,8 +48,9 @@ def filters_first(hwio: np.ndarray) -> np.ndarray:
     """A C-contiguous ``(k, c, fh, fw)`` copy of a ``(fh, fw, c, k)`` kernel (any strides),
     tile by tile (:data:`KERNEL_TILE_FILTERS` x :data:`KERNEL_TILE_CHANNELS`)."""
     fh, fw, c, k = hwio.shape
-    if hwio.size < TILE_MIN_ITEMS:
-        return np.ascontiguousarray(hwio.transpose(3, 2, 0, 1))
+    wanted = hwio.transpose(3, 2, 0, 1)
+    if hwio.size < TILE_MIN_ITEMS or wanted.flags.c_contiguous:  # small, or already so in memory
+        return np.ascontiguousarray(wanted)
     taps = hwio.reshape(fh * fw, c, k)
     out = np.empty((k, c, fh * fw), hwio.dtype)
     for k0 in range(0, k, KERNEL_TILE_FILTERS):

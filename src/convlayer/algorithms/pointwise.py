@@ -97,7 +97,10 @@ def gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, bu
         n1 = min(n0 + images, geom.n)
         pixels_read = x[n0:n1, ::sh, ::sw].astype(grad_weights.dtype, copy=False).reshape(-1, geom.c)
         grad = grad_out[n0:n1].astype(grad_weights.dtype, copy=False).reshape(-1, geom.k)
-        turned = geom.k > geom.c and geom.c * geom.k <= pixels_read.shape[0]  # its transpose is added cheaply
+        # the transposed product where its transpose is added cheaply, or is what grad_weights
+        # holds in memory (filters first: a channels-first kernel's)
+        turned = (geom.k > geom.c and geom.c * geom.k <= pixels_read.shape[0]) or (
+            grad_weights.flags.f_contiguous and not grad_weights.flags.c_contiguous)
         if n0 == 0:  # zeros on entry: written by the product, not added (fresh pages read before written)
             np.matmul(*((grad.T, pixels_read) if turned else (pixels_read.T, grad)),
                       out=grad_weights.T if turned else grad_weights)
