@@ -49,7 +49,10 @@ def filters_first(hwio: np.ndarray) -> np.ndarray:
     tile by tile (:data:`KERNEL_TILE_FILTERS` x :data:`KERNEL_TILE_CHANNELS`)."""
     fh, fw, c, k = hwio.shape
     wanted = hwio.transpose(3, 2, 0, 1)
-    if hwio.size < TILE_MIN_ITEMS or wanted.flags.c_contiguous:  # small, or already so in memory
+    if hwio.size < TILE_MIN_ITEMS or hwio.strides[3] >= max(hwio.strides[:3]):
+        # small, or the filters already outermost in memory (a gradient computed filters
+        # first: no copy at all, or each filter's taps and channels swapped within its own
+        # run, 1.2 ms for 3x3x512x512 against 2.2 in tiles)
         return np.ascontiguousarray(wanted)
     taps = hwio.reshape(fh * fw, c, k)
     out = np.empty((k, c, fh * fw), hwio.dtype)
