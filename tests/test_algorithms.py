@@ -541,15 +541,20 @@ def test_write_back_fills_a_channels_first_view_tile_by_tile(shape, add):
 def test_filters_first_copies_a_kernel_tile_by_tile(shape):
     """layout.filters_first: (fh, fw, c, k) into PyTorch's (k, c, fh, fw), in tiles of
     KERNEL_TILE_FILTERS x KERNEL_TILE_CHANNELS (counts that are not multiples of them, and a
-    flipped view, included), or in one go for a small kernel: NumPy's transpose, bit for bit."""
+    flipped view, included), or in one go for a small kernel; layout.filters_last the same
+    from PyTorch's order in memory: NumPy's transpose, bit for bit."""
     rng = np.random.default_rng(37)
     hwio = rng.standard_normal(shape).astype(np.float32)
+    torch_order = np.ascontiguousarray(hwio.transpose(3, 2, 0, 1)).transpose(2, 3, 1, 0)  # filters outermost
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(layout, "TILE_MIN_ITEMS", 64)  # the small case stays below it
-        for view in (hwio, hwio[::-1, ::-1]):
+        for view in (hwio, hwio[::-1, ::-1], torch_order, torch_order[::-1, ::-1]):
             got = layout.filters_first(view)
             assert got.flags.c_contiguous
             np.testing.assert_array_equal(got, view.transpose(3, 2, 0, 1))
+            back = layout.filters_last(view)  # and layout.filters_last: (fh, fw, c, k) C-contiguous
+            assert back.flags.c_contiguous
+            np.testing.assert_array_equal(back, view)
 
 
 @pytest.mark.parametrize("budget", [None, 2**16], ids=["whole", "chunks"])

@@ -54,13 +54,35 @@ def filters_first(hwio: np.ndarray) -> np.ndarray:
         # first: no copy at all, or each filter's taps and channels swapped within its own
         # run, 1.2 ms for 3x3x512x512 against 2.2 in tiles)
         return np.ascontiguousarray(wanted)
-    taps = hwio.reshape(fh * fw, c, k)
     out = np.empty((k, c, fh * fw), hwio.dtype)
-    for k0 in range(0, k, KERNEL_TILE_FILTERS):
-        for c0 in range(0, c, KERNEL_TILE_CHANNELS):
-            part = taps[:, c0 : c0 + KERNEL_TILE_CHANNELS, k0 : k0 + KERNEL_TILE_FILTERS]
-            out[k0 : k0 + KERNEL_TILE_FILTERS, c0 : c0 + KERNEL_TILE_CHANNELS] = part.transpose(2, 1, 0)
+    _reverse_axes(hwio.reshape(fh * fw, c, k), out)
     return out.reshape(k, c, fh, fw)
+
+
+def filters_last(hwio: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of a ``(fh, fw, c, k)`` kernel (itself when it is one), tile by
+    tile where its filters lie outermost in memory (PyTorch's layout, or a gradient
+    computed that way: one NumPy copy read each tap a whole filter apart, 17 ms for
+    3x3x512x512)."""
+    fh, fw, c, k = hwio.shape
+    if hwio.size < TILE_MIN_ITEMS or hwio.flags.c_contiguous or hwio.strides[3] < max(hwio.strides[:3]):
+        return np.ascontiguousarray(hwio)
+    out = np.empty((fh * fw, c, k), hwio.dtype)
+    _reverse_axes(hwio.transpose(3, 2, 0, 1).reshape(k, c, fh * fw), out)
+    return out.reshape(fh, fw, c, k)
+
+
+def _reverse_axes(source: np.ndarray, target: np.ndarray) -> None:
+    """``target[i, j, l] = source[l, j, i]`` for 3-D arrays, in tiles of
+    :data:`KERNEL_TILE_FILTERS` along the outer axes and :data:`KERNEL_TILE_CHANNELS` along
+    the middle one (a kernel's taps, the short axis, take one tile)."""
+    first, middle, last = source.shape
+    for i0 in range(0, first, KERNEL_TILE_FILTERS):
+        for j0 in range(0, middle, KERNEL_TILE_CHANNELS):
+            for l0 in range(0, last, KERNEL_TILE_FILTERS):
+                part = source[i0 : i0 + KERNEL_TILE_FILTERS, j0 : j0 + KERNEL_TILE_CHANNELS, l0 : l0 + KERNEL_TILE_FILTERS]
+                target[l0 : l0 + KERNEL_TILE_FILTERS, j0 : j0 + KERNEL_TILE_CHANNELS,
+                       i0 : i0 + KERNEL_TILE_FILTERS] = part.transpose(2, 1, 0)
 
 
 class Chunk(NamedTuple):
