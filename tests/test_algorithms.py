@@ -565,8 +565,9 @@ def test_filters_first_copies_a_kernel_tile_by_tile(shape):
 def test_channels_first_kernel_gradient_as_channels_last_transposed(kernel_shape, options, budget):
     # a channels-first kernel's gradient is computed filters first (new_gradient: F-ordered
     # matrices, by every route: both gradients in one pass, the kernel's alone, the small
-    # 1x1 path, chunks of images) or copied by filters_first's tiles: the channels-last
-    # gradient, transposed by NumPy, and C-contiguous
+    # 1x1 path, chunks of images; im2col.channel_major's reordered patches for fewer pixels
+    # than filters) or copied by filters_first's tiles: the channels-last gradient,
+    # transposed by NumPy, and C-contiguous; the forward pass likewise
     rng = np.random.default_rng(38)
     size = options.pop("size", 5)  # 24: x's gradient as a correlation, the kernel's alone (like=kernel)
     x, kernel = rng.standard_normal((2, size, size + 1, kernel_shape[2])), rng.standard_normal(kernel_shape)
@@ -575,6 +576,9 @@ def test_channels_first_kernel_gradient_as_channels_last_transposed(kernel_shape
         last = convlayer.conv2d_backward(grad_out, x, kernel, **options)
         first = convlayer.conv2d_backward(*_channels_first(grad_out, kernel)[:1], *_channels_first(x, kernel),
                                           data_format="channels_first", **options)
+        forward = convlayer.conv2d(*_channels_first(x, kernel), data_format="channels_first", **options)
+    np.testing.assert_allclose(forward, convlayer.conv2d(x, kernel, **options).transpose(0, 3, 1, 2), rtol=1e-12,
+                               atol=1e-12)  # the forward pass reorders its patches too (im2col.channel_major)
     assert first.grad_kernel.flags.c_contiguous
     np.testing.assert_allclose(first.grad_kernel, last.grad_kernel.transpose(3, 2, 0, 1), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(first.grad_x, last.grad_x.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)

@@ -35,7 +35,7 @@ def correlate_backward(
     result dtype, zeros on entry (a 1x1 layer's product writes it). Returns the kernel's gradient, shaped like
     the kernel ((fh, fw, c // groups, k), or the banks' shape with ``banks``).
     """
-    if banks is None and _channel_major(kernel, geom):  # the kernel's own memory, (k, c * fh * fw), as its matrix
+    if banks is None and im2col.channel_major(kernel, geom):  # the kernel's own memory, (k, c * fh * fw), as its matrix
         matrix = kernel.transpose(3, 2, 0, 1).reshape(geom.k, -1).T[None]
         return _backward_pass(x, matrix, kernel.shape, geom, pad_mode, grad_out, grad_x, grad_x.dtype, budget, None,
                               channel_major=True)
@@ -44,19 +44,6 @@ def correlate_backward(
     else:
         weights = banked.weight_banks(kernel)
     return _backward_pass(x, weights, kernel.shape, geom, pad_mode, grad_out, grad_x, grad_x.dtype, budget, banks)
-
-
-def _channel_major(kernel: np.ndarray, geom: ConvGeometry) -> bool:
-    """Whether the backward pass reorders the patches, not the kernel: a kernel that lies
-    PyTorch's way, ``(k, c, fh, fw)`` C-contiguous, read in place as the ``(k, c * fh * fw)``
-    matrix it is, with each patch row's (tap, channel) values reordered (channel, tap) to
-    match, and its gradient row back. That moves ``pixels * fh * fw * c`` values twice where
-    :func:`.im2col.weight_matrix` and the gradient's copy back move ``k * fh * fw * c``
-    twice: taken for fewer output pixels than filters (deep layers on small images) with
-    more than one tap and more channels than :mod:`.planar` takes. Whole channels-first
-    backward, one process, 7x7x512 -> 512 3x3: 8.3-8.4 -> 3.9-4.6 ms (channels-last 3.5-3.7)."""
-    return (geom.groups == 1 and geom.fh * geom.fw > 1 and geom.c > planar.MAX_CHANNELS
-            and geom.n * geom.out_h * geom.out_w < geom.k and kernel.transpose(3, 2, 0, 1).flags.c_contiguous)
 
 
 def kernel_gradient(x: np.ndarray, geom: ConvGeometry, pad_mode: str, grad_out: np.ndarray, dtype,
@@ -73,7 +60,7 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
     """:func:`correlate_backward`, with the kernel as its weight matrices (``None``: the
     kernel's gradient only, ``grad_x`` untouched, and ``filters_first`` says how to lay it
     out; ``channel_major``: the matrix's rows in (channel, tap) order, see
-    :func:`_channel_major`); returns the kernel's gradient, ``shape``."""
+    :func:`.im2col.channel_major`); returns the kernel's gradient, ``shape``."""
     if banks is None:
         if weights is not None:
             filters_first = _filters_first(weights[0])
@@ -103,7 +90,7 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
             # The patch matrix is used up: its gradient takes its place (never x's memory).
             grad_patches = work[used : used + patches.size].reshape(patches.shape)
             if channel_major:
-                patches = _swap_taps_and_channels(patches, geom.fh * geom.fw, geom.c)
+                patches = im2col.swap_taps_and_channels(patches, geom.fh * geom.fw, geom.c)
             if banks is None:
                 grad_block = _grad_matrix(grad_out, geom, block, work[used + patches.size :])
                 # grad_weights is fresh zeros: the first block's product writes it, not added
@@ -113,7 +100,7 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
                     continue
                 if channel_major:
                     product = np.matmul(grad_block, weights.transpose(0, 2, 1))
-                    grad_patches[...] = _swap_taps_and_channels(product, geom.c, geom.fh * geom.fw)
+                    grad_patches[...] = im2col.swap_taps_and_channels(product, geom.c, geom.fh * geom.fw)
                 else:
                     np.matmul(grad_block, weights.transpose(0, 2, 1), out=grad_patches)
             else:
@@ -125,14 +112,6 @@ def _backward_pass(x, weights, shape, geom: ConvGeometry, pad_mode: str, grad_ou
             _col2im(grad_patches, geom, block, grad_slab)
             slab.fold_gradient(grad_slab, rows, cols, geom, block, grad_x[block.n0 : block.n1])
     return _unpack_gradient(grad_weights, shape, banks, channel_major)
-
-
-def _swap_taps_and_channels(matrices: np.ndarray, first: int, second: int) -> np.ndarray:
-    """(groups, rows, first * second) matrices with each row's values reordered from
-    (first, second) to (second, first): a new C-contiguous array."""
-    groups, rows, _ = matrices.shape
-    swapped = matrices.reshape(groups, rows, first, second).transpose(0, 1, 3, 2)
-    return np.ascontiguousarray(swapped).reshape(groups, rows, first * second)
 
 
 def new_gradient(filters_first: bool, geom: ConvGeometry, dtype) -> np.ndarray:
