@@ -132,6 +132,10 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
     plan = None
     if geom.n and layout.strided(x, grad_out, grad_x):
+        if algorithm in ("auto", "im2col") and pointwise.applies(geom):  # a 1x1 layer's planes as they lie
+            grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
+            if pointwise.plane_gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights):
+                return grad_weights.reshape(1, 1, geom.c, geom.k)
         image = geom.h * geom.w * geom.c * (x.itemsize + grad_x.itemsize)
         plan = layout.chunks(geom.n, image + geom.out_h * geom.out_w * geom.k * grad_out.itemsize, budget)
     if plan is None:
