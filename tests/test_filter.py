@@ -272,13 +272,9 @@ def test_inputs_with_one_name_would_clash(tmp_path):
 def test_interrupted_folder_run_leaves_only_complete_files(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    # Many small images: the run lasts about 2 s, most of it after the third file, so the
-    # interrupt lands mid-run even when this (large) test process is slow to poll. 60 images
-    # of 384x384 left 0.2 s after the third, and the whole suite's runs sometimes finished first.
-    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    count = 500
-    for i in range(count):
-        Image.fromarray(np.roll(pixels, i, axis=1)).save(folder / f"img{i:03d}.png", compress_level=1)
+    pixels = np.random.default_rng(0).integers(0, 256, (384, 384, 3), dtype=np.uint8)
+    for i in range(60):
+        Image.fromarray(np.roll(pixels, i, axis=1)).save(folder / f"img{i:02d}.png", compress_level=1)
     out = tmp_path / "out"
     process = subprocess.Popen(CLI + [str(folder), "-k", "edge", "-k", "blur", "--save-raw", "-o", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -289,13 +285,13 @@ def test_interrupted_folder_run_leaves_only_complete_files(tmp_path):
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
     written = list(out.iterdir())
-    assert 0 < len(list(out.glob("*.json"))) < count
+    assert 0 < len(list(out.glob("*.json"))) < 60
     for path in written:
         assert not path.name.startswith("."), f"temporary file left: {path.name}"
         if path.suffix == ".png":
             Image.open(path).load()
         elif path.suffix == ".npy":
-            assert np.load(path).shape == (64, 64, 2)
+            assert np.load(path).shape == (384, 384, 2)
         else:
             json.loads(path.read_text())
 

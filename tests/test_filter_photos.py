@@ -173,11 +173,9 @@ def _checksums(folder):
 def test_an_interrupted_folder_run_resumed_with_skip_existing_ends_as_an_uninterrupted_one(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    # many small images, so the interrupt lands mid-run (see test_filter's interrupted run)
-    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    count = 400
-    for i in range(count):
-        Image.fromarray(np.roll(pixels, i, axis=1)).save(folder / f"img{i:03d}.png", compress_level=1)
+    pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    for i in range(40):
+        Image.fromarray(np.roll(pixels, i, axis=1)).save(folder / f"img{i:02d}.png", compress_level=1)
     arguments = [str(folder), "-k", "edge", "-k", "blur", "--save-raw", "--per-channel"]
     whole = subprocess.run(CLI + arguments + ["-o", str(tmp_path / "whole")], capture_output=True, text=True,
                            env=ENV)
@@ -192,13 +190,13 @@ def test_an_interrupted_folder_run_resumed_with_skip_existing_ends_as_an_uninter
     process.communicate(timeout=60)
     assert process.returncode == 130
     done = len(list(out.glob("*.json")))
-    assert 0 < done < count
+    assert 0 < done < 40
     again = subprocess.run(CLI + arguments + ["-o", str(out)], capture_output=True, text=True, env=ENV)
     assert again.returncode == 2 and "exists; use --overwrite to replace it, or --skip-existing" in again.stderr
     resumed = subprocess.run(CLI + arguments + ["--skip-existing", "-o", str(out)], capture_output=True, text=True,
                              env=ENV)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"for {count - done} images in" in resumed.stdout
+    assert f"for {40 - done} images in" in resumed.stdout
     assert f"kept the outputs of {done} images already done (--skip-existing)" in resumed.stdout
     assert _checksums(out) == _checksums(tmp_path / "whole")
 
