@@ -1,7 +1,5 @@
 """Shared test helpers."""
 
-import subprocess
-import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -26,32 +24,6 @@ def _work_memory(call):
 def work_memory():
     """``used, result = work_memory(call)``: see :func:`_work_memory`."""
     return _work_memory
-
-
-# Sends SIGINT to process argv[1] once folder argv[2] holds argv[3] sidecars: a process of
-# its own, so the interrupt lands mid-run even when this (large) test process is slow to
-# get back from its sleeps (the whole suite's process, with leftover threads of earlier
-# tests, missed a 1.5 s window in some runs, and the child finished every image).
-INTERRUPTER = """
-import os, signal, sys, time
-from pathlib import Path
-pid, folder, wanted = int(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
-deadline = time.monotonic() + 60
-while time.monotonic() < deadline and len(list(folder.glob("*.json"))) < wanted:
-    time.sleep(0.005)
-os.kill(pid, signal.SIGINT)
-"""
-
-
-def _interrupt_after(process, folder, sidecars: int = 3) -> None:
-    """SIGINT to ``process`` once ``folder`` holds ``sidecars`` .json files (:data:`INTERRUPTER`)."""
-    subprocess.run([sys.executable, "-c", INTERRUPTER, str(process.pid), str(folder), str(sidecars)], check=True)
-
-
-@pytest.fixture
-def interrupt_after():
-    """``interrupt_after(process, folder)``: see :func:`_interrupt_after` (the folder-run CLI tests)."""
-    return _interrupt_after
 
 
 # ----------------------------------------------------------------------------- float32 forward bound

@@ -3,9 +3,11 @@
 import hashlib
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -267,7 +269,7 @@ def test_inputs_with_one_name_would_clash(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_interrupted_folder_run_leaves_only_complete_files(tmp_path, interrupt_after):
+def test_interrupted_folder_run_leaves_only_complete_files(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     pixels = np.random.default_rng(0).integers(0, 256, (384, 384, 3), dtype=np.uint8)
@@ -276,7 +278,10 @@ def test_interrupted_folder_run_leaves_only_complete_files(tmp_path, interrupt_a
     out = tmp_path / "out"
     process = subprocess.Popen(CLI + [str(folder), "-k", "edge", "-k", "blur", "--save-raw", "-o", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    interrupt_after(process, out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*.json"))) < 3:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
     written = list(out.iterdir())
