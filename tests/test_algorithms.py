@@ -9,6 +9,7 @@ roundoff times log2 of the transform size times B, whatever the pixel (measured 
 1e-6 * B here); it gets 1e-5 * B too. A wrong tap or a shifted window is off by O(B).
 """
 
+import contextlib
 import importlib.util
 import time
 import warnings
@@ -534,6 +535,53 @@ def test_write_back_fills_a_channels_first_view_tile_by_tile(shape, add):
         patch.setattr(layout, "TILE_MIN_ITEMS", 64)  # the small case stays below it
         layout.write_back(planes.transpose(0, 2, 3, 1), values, add=add)
     np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), want)
+
+
+@pytest.mark.parametrize("shape", [(3, 3, 70, 300), (1, 1, 33, 129), (2, 3, 4, 5)], ids=["tiles", "edges", "small"])
+def test_filters_first_copies_a_kernel_tile_by_tile(shape):
+    """layout.filters_first: (fh, fw, c, k) into PyTorch's (k, c, fh, fw), in tiles of
+    KERNEL_TILE_FILTERS x KERNEL_TILE_CHANNELS (counts that are not multiples of them, and a
+    flipped view, included), or in one go for a small kernel; layout.filters_last the same
+    from PyTorch's order in memory: NumPy's transpose, bit for bit."""
+    rng = np.random.default_rng(37)
+    hwio = rng.standard_normal(shape).astype(np.float32)
+    torch_order = np.ascontiguousarray(hwio.transpose(3, 2, 0, 1)).transpose(2, 3, 1, 0)  # filters outermost
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(layout, "TILE_MIN_ITEMS", 64)  # the small case stays below it
+        for view in (hwio, hwio[::-1, ::-1], torch_order, torch_order[::-1, ::-1]):
+            got = layout.filters_first(view)
+            assert got.flags.c_contiguous
+            np.testing.assert_array_equal(got, view.transpose(3, 2, 0, 1))
+            back = layout.filters_last(view)  # and layout.filters_last: (fh, fw, c, k) C-contiguous
+            assert back.flags.c_contiguous
+            np.testing.assert_array_equal(back, view)
+
+
+@pytest.mark.parametrize("budget", [None, 2**16], ids=["whole", "chunks"])
+@pytest.mark.parametrize("kernel_shape, options", [
+    ((3, 3, 40, 300), dict()), ((3, 3, 40, 300), dict(flip=True)), ((3, 3, 24, 40), dict(strides=2)),
+    ((1, 1, 70, 300), dict()), ((1, 1, 300, 70), dict(strides=2)), ((1, 1, 9, 5), dict()),
+    ((3, 3, 32, 300), dict(size=24))])
+def test_channels_first_kernel_gradient_as_channels_last_transposed(kernel_shape, options, budget):
+    # a channels-first kernel's gradient is computed filters first (new_gradient: F-ordered
+    # matrices, by every route: both gradients in one pass, the kernel's alone, the small
+    # 1x1 path, chunks of images; im2col.channel_major's reordered patches for fewer pixels
+    # than filters) or copied by filters_first's tiles: the channels-last gradient,
+    # transposed by NumPy, and C-contiguous; the forward pass likewise
+    rng = np.random.default_rng(38)
+    size = options.pop("size", 5)  # 24: x's gradient as a correlation, the kernel's alone (like=kernel)
+    x, kernel = rng.standard_normal((2, size, size + 1, kernel_shape[2])), rng.standard_normal(kernel_shape)
+    grad_out = rng.standard_normal(convlayer.conv2d(x, kernel, **options).shape)
+    with convlayer.memory_budget(budget) if budget else contextlib.nullcontext():
+        last = convlayer.conv2d_backward(grad_out, x, kernel, **options)
+        first = convlayer.conv2d_backward(*_channels_first(grad_out, kernel)[:1], *_channels_first(x, kernel),
+                                          data_format="channels_first", **options)
+        forward = convlayer.conv2d(*_channels_first(x, kernel), data_format="channels_first", **options)
+    np.testing.assert_allclose(forward, convlayer.conv2d(x, kernel, **options).transpose(0, 3, 1, 2), rtol=1e-12,
+                               atol=1e-12)  # the forward pass reorders its patches too (im2col.channel_major)
+    assert first.grad_kernel.flags.c_contiguous
+    np.testing.assert_allclose(first.grad_kernel, last.grad_kernel.transpose(3, 2, 0, 1), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(first.grad_x, last.grad_x.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape, dtype", [((2, 9, 7, 16), np.float32), ((3, 5, 24), np.float64),

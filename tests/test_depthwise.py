@@ -94,6 +94,35 @@ def test_pixel_blocks_leave_every_remainder_of_a_row_right(kernel, strides, dila
         np.testing.assert_allclose(got, reference.conv2d(x, weights, **options), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("kernel, strides", [((3, 3), 1), ((3, 3), 2), ((5, 5), 1), ((7, 7), 1)])
+@pytest.mark.parametrize("low, high", [(None, None), (0.0, None), (0.0, 6.0), (None, -0.5), (-1.0, 1.0)])
+def test_bias_and_clamp_added_in_the_loop_as_by_numpy(kernel, strides, low, high):
+    # depthwise_fixed adds the bias and clamps each sum as it stores it, in the blocks of
+    # pixels and the rest of a row (widths 5 to 8): as np.clip(reference + bias), NaN kept
+    c = depthwise.FIXED_MIN_CHANNELS + 5
+    rng = np.random.default_rng(23)
+    for width in range(5, 9):
+        x = rng.standard_normal((2, 6, (width - 1) * strides + 1, c)) * 3
+        x[1, 2, 1, :4] = np.nan
+        weights, bias = rng.standard_normal(kernel + (1, c)), rng.standard_normal(c)
+        options = dict(groups=c, strides=strides)
+        got = convlayer.functional.conv2d_clamped(x, weights, bias, low, high, **options)
+        expected = np.clip(reference.conv2d(x, weights, **options) + bias, low, high)
+        assert np.isnan(got).sum() == np.isnan(expected).sum() > 0
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
+        first = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # read as views: the same loop
+        got = convlayer.conv2d(first, weights.transpose(3, 2, 0, 1), bias, data_format="channels_first", **options)
+        np.testing.assert_allclose(got, (reference.conv2d(x, weights, **options) + bias).transpose(0, 3, 1, 2),
+                                   rtol=1e-9, atol=1e-9)
+
+
+def test_no_bias_leaves_a_negative_zero_sum_negative():
+    # without a bias the loop adds -0.0, the sum's identity: a sum of -0.0 products stays -0.0
+    c = depthwise.FIXED_MIN_CHANNELS
+    got = convlayer.conv2d(np.zeros((1, 5, 9, c)), -np.ones((3, 3, 1, c)), groups=c, algorithm="depthwise")
+    assert (got == 0).all() and np.signbit(got).all()
+
+
 @pytest.mark.parametrize("budget", [None, 2**14], ids=["whole", "image-chunks"])
 @pytest.mark.parametrize("options", [
     dict(strides=2), dict(strides=(3, 2), padding="valid"), dict(strides=2, dilation=(2, 1)),

@@ -85,6 +85,28 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
         np.testing.assert_allclose(value, want, rtol=1e-9, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize("kernel_order", ["C", "F"], ids=["pytorch-kernel", "fortran-kernel"])
+def test_channels_first_one_by_one_gradients_on_the_planes(kernel_order, monkeypatch):
+    # pointwise.plane_gradients: NCHW arrays as they lie, image by image (the first image's
+    # product writes the kernel's gradient, the rest add), F-ordered gradient matrices for
+    # PyTorch's kernel layout, C-ordered for another
+    rng = np.random.default_rng(37)
+    x, kernel = rng.standard_normal((3, 40, 50, 6)), rng.standard_normal((1, 1, 6, 90))
+    grad = rng.standard_normal((3, 40, 50, 90))
+    expected = reference.conv2d_backward(grad, x, kernel, padding="valid")
+    first_x, first_kernel = _channels_first(x, kernel)
+    first_kernel = np.asarray(first_kernel, order=kernel_order)
+    calls = []
+    planes = pointwise.plane_gradients
+    monkeypatch.setattr(pointwise, "plane_gradients", lambda *a: calls.append(1) or planes(*a))
+    got = convlayer.conv2d_backward(np.ascontiguousarray(grad.transpose(0, 3, 1, 2)), first_x, first_kernel,
+                                    padding="valid", data_format="channels_first")
+    assert calls
+    want = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1), expected.grad_bias)
+    for name, value, wanted in zip(("grad_x", "grad_kernel", "grad_bias"), got, want):
+        np.testing.assert_allclose(value, wanted, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
 @pytest.mark.parametrize("c, k", [(6, 9), (9, 6)], ids=["more filters", "more channels"])
 def test_one_by_one_gradients_chunk_by_chunk(c, k):
     # pointwise.gradients two images at a time (the budget): x's gradient is written chunk by

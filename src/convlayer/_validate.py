@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import shapes
+from .algorithms import layout
 from ._args import ArgumentTypeError, as_pair, show
 
 PAD_MODES = ("constant", "reflect", "symmetric", "edge", "wrap")
@@ -271,7 +272,7 @@ def kernel_from_hwio(hwio: np.ndarray, geom: shapes.ConvGeometry, flip: bool) ->
     elif geom.kernel_rank == 3:
         kernel = hwio[..., 0].transpose(2, 0, 1) if geom.channels_first else hwio[..., 0]
     else:
-        kernel = hwio.transpose(3, 2, 0, 1) if geom.channels_first else hwio
+        kernel = layout.filters_first(hwio) if geom.channels_first else layout.filters_last(hwio)
     return np.ascontiguousarray(kernel)
 
 
@@ -486,4 +487,4 @@ def new_transpose_input_grad(geom: shapes.TransposeGeometry, dtype) -> tuple[np.
 
 def transpose_kernel_from_hwio(hwio: np.ndarray, geom: shapes.TransposeGeometry) -> np.ndarray:
     """Undo :func:`transpose_args`'s view: (fh, fw, k // groups, c) in the user's kernel layout."""
-    return np.ascontiguousarray(hwio.transpose(3, 2, 0, 1) if geom.channels_first else hwio)
+    return layout.filters_first(hwio) if geom.channels_first else layout.filters_last(hwio)

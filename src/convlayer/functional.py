@@ -12,7 +12,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, dispatch, layout
+from .algorithms import backward, buffers, dispatch
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
@@ -136,10 +136,25 @@ def conv2d(
         x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
         flip=flip, pad_mode=pad_mode, data_format=data_format,
     )
+    return _convolved(args, algorithm)
+
+
+def conv2d_clamped(x: np.ndarray, kernel: np.ndarray, bias, low, high, *, strides: IntPair = 1,
+                   padding: Padding = "same", dilation: IntPair = 1, groups: int = 1) -> np.ndarray:
+    """:func:`conv2d` of channels-last arrays, then clamped to ``[low, high]`` (None: that side
+    unbounded) as by :func:`numpy.clip`, in the same pass as the bias: an ONNX Conv and the
+    Relu or Clip after it (:mod:`convlayer.onnx.spatial`). The depthwise loop clamps each
+    sum as it stores it; other layers add and clamp in one pass over the output."""
+    args = _validate.conv_args(x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
+                               flip=False, pad_mode="constant", data_format="channels_last")
+    return _convolved(args, "auto", low, high)
+
+
+def _convolved(args: _validate.ConvArgs, algorithm, low=None, high=None) -> np.ndarray:
+    """The result of checked arguments: a new array in the caller's layout."""
     result, nhwc = _validate.new_output(args.geom, args.dtype)
-    dispatch.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm)
-    if args.bias is not None:
-        layout.add_per_channel(nhwc, args.bias)
+    dispatch.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm,
+                       args.bias, low, high)
     return result
 
 

@@ -6,8 +6,9 @@ of the ``n * out_h`` (one thread's share), reading padded input rows through the
 - :func:`depthwise_fixed` (multiplier 1, row dilation 1: every depthwise layer of the real
   networks measured), compiled per kernel size: the padded input rows of a band of output
   rows are filled once, the taps unroll and the channels are the vectorised innermost loop,
-  so each output pixel sums all its taps in registers and is stored once;
-  :func:`depthwise_gradient_fixed` is its kernel gradient.
+  so each output pixel sums all its taps in registers and is stored once, with a bias
+  added and clamped on the way (a conv2d bias, an ONNX Conv's Relu or Clip);
+  :func:`depthwise_gradient_rows` is its kernel gradient (compiled once for every kernel size).
 - :func:`depthwise` (any multiplier, row dilation): channels-last, ``line[p, ch]``. With
   multiplier 1 and column stride 1 a row is one flat run: item ``t = j * c + ch`` of the
   output row adds ``tile[t] * line_flat[t + b * dw * c]``, the tap's weights repeated along
@@ -168,8 +169,9 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
     """
 
     @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def depthwise_rows(x, rows, cols, left, w, sh, band_rows, out, first, last):
-        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch]."""
+    def depthwise_rows(x, rows, cols, left, w, bias, low, high, sh, band_rows, out, first, last):
+        """out[img, i, j, ch] = sum over a, b of w[a, b, ch] * padded x[img, i sh + a, j sw + b dw, ch],
+        plus bias[ch], clamped to [low, high] (:func:`_clamped`)."""
         _, oh, ow, c = out.shape
         width = (ow - 1) * sw + (fw - 1) * dw + 1
         band = np.empty(((band_rows - 1) * sh + fh, width, c), out.dtype)
@@ -185,7 +187,7 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                 for j in range(0, blocked, pixels):  # constant branches: only 1, 2 or 4 sums compile
                     block = row[j : j + pixels]
                     for ch in range(c):
-                        first_weight = w[0, 0, ch]
+                        first_weight, add = w[0, 0, ch], bias[ch]
                         t0 = first_weight * window[0, j * sw, ch]
                         if pixels > 1:
                             t1 = first_weight * window[0, (j + 1) * sw, ch]
@@ -202,12 +204,12 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                                     if pixels > 2:
                                         t2 += weight * window[a, (j + 2) * sw + b * dw, ch]
                                         t3 += weight * window[a, (j + 3) * sw + b * dw, ch]
-                        block[0, ch] = t0
+                        block[0, ch] = _clamped(t0 + add, low, high)
                         if pixels > 1:
-                            block[1, ch] = t1
+                            block[1, ch] = _clamped(t1 + add, low, high)
                         if pixels > 2:
-                            block[2, ch] = t2
-                            block[3, ch] = t3
+                            block[2, ch] = _clamped(t2 + add, low, high)
+                            block[3, ch] = _clamped(t3 + add, low, high)
                 for j in range(blocked, ow):  # the last ow % pixels pixels, one at a time
                     target = row[j]
                     for ch in range(c):
@@ -216,12 +218,24 @@ def depthwise_fixed(fh: int, fw: int, sw: int, dw: int, pixels: int = 1):
                             for b in range(fw):
                                 if a + b > 0:
                                     total += w[a, b, ch] * window[a, j * sw + b * dw, ch]
-                        target[ch] = total
+                        target[ch] = _clamped(total + bias[ch], low, high)
                 if not in_place:  # a channels-first output: each channel's run of the row
                     _store_planes(row, out[img, i])
             task += i1 - i0
 
     return depthwise_rows
+
+
+@numba.njit(**OPTIONS)
+def _clamped(value, low, high):
+    """``value`` clamped to ``[low, high]`` as by :func:`numpy.clip`: a NaN stays NaN (both
+    comparisons are false for it). The loops' bias and bounds when there are none, -0.0
+    (the sum's exact identity: -0.0 + -0.0 stays -0.0) and -inf, inf, change no bit."""
+    if value < low:
+        value = low
+    if value > high:
+        value = high
+    return value
 
 
 @numba.njit(**OPTIONS)
@@ -247,51 +261,52 @@ def _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows):
     return img, i0, i1
 
 
-@functools.lru_cache(maxsize=None)
-def depthwise_gradient_fixed(fh: int, fw: int):
-    """:func:`depthwise_kernel_gradient` for multiplier 1 and row dilation 1, compiled as
-    :func:`depthwise_fixed` is (per kernel size): for each block of four neighbouring output
-    pixels, their grad_out times each tap's pixels is added into the tap's sums (the four
-    products summed first, then added: one load and store of the sums per four products),
-    the channels innermost (vectorised), the taps unrolled. The sums, ``fh * fw * c``
-    values, stay in the core's first-level cache; the padded input rows are filled a band
-    at a time as in :func:`depthwise_fixed`. One thread, against one pixel at a time:
-    8x56x56x144 3x3 0.96, 8x112x112x32 3x3 0.82, 8x14x14x672 5x5 0.68, 8x56x56x96 7x7 0.78
-    (the loop reads x and grad_out once each: it is mostly waiting on memory).
+@numba.njit(fastmath={"contract"}, **OPTIONS)
+def depthwise_gradient_rows(x, rows, cols, left, grad_out, sh, sw, dw, band_rows, total, first, last):
+    """total[a, b, ch] += the sum over pixels of padded x at tap (a, b) times grad_out[..., ch]:
+    :func:`depthwise_kernel_gradient` for multiplier 1 and row dilation 1, ``total`` (fh, fw, c).
+
+    For each block of four neighbouring output pixels, their grad_out times each tap's
+    pixels is added into the tap's sums (the four products summed first, then added: one
+    load and store of the sums per four products), the channels innermost (vectorised).
+    The sums, ``fh * fw * c`` values, stay in the core's first-level cache; the padded input
+    rows are filled a band at a time as in :func:`depthwise_fixed`. One thread, against one
+    pixel at a time: 8x56x56x144 3x3 0.96, 8x112x112x32 3x3 0.82, 8x14x14x672 5x5 0.68,
+    8x56x56x96 7x7 0.78 (the loop reads x and grad_out once each: it is mostly waiting on
+    memory). So, unlike the forward loop, it is compiled once for every kernel size: against
+    a copy compiled per kernel size (the sizes as constants), one thread, 0.94-1.06 of the
+    time on 8x56x56x144 3x3, 8x14x14x672 5x5, 8x28x28x240 5x5 s2, 1x112x112x96 3x3 s2 and
+    8x56x56x96 7x7 (1.15 on 8x112x112x32 3x3), and each further kernel size no longer
+    compiles for about a second on a fresh install.
     """
-
-    @numba.njit(fastmath={"contract"}, **OPTIONS)
-    def gradient_rows(x, rows, cols, left, grad_out, sh, sw, dw, band_rows, total, first, last):
-        """total[a, b, ch] += the sum over pixels of padded x at tap (a, b) times grad_out[..., ch]."""
-        _, oh, ow, c = grad_out.shape
-        width = (ow - 1) * sw + (fw - 1) * dw + 1
-        band = np.empty(((band_rows - 1) * sh + fh, width, c), total.dtype)
-        blocked = ow - ow % 4
-        task = first
-        while task < last:
-            img, i0, i1 = _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows)
-            for i in range(i0, i1):
-                window = band[(i - i0) * sh : (i - i0) * sh + fh]
-                row = grad_out[img, i]
-                for j in range(0, blocked, 4):
-                    g0, g1, g2, g3 = row[j], row[j + 1], row[j + 2], row[j + 3]
-                    for a in range(fh):
-                        for b in range(fw):
-                            sums, p0 = total[a, b], window[a, j * sw + b * dw]
-                            p1, p2 = window[a, (j + 1) * sw + b * dw], window[a, (j + 2) * sw + b * dw]
-                            p3 = window[a, (j + 3) * sw + b * dw]
-                            for ch in range(c):
-                                sums[ch] += ((p0[ch] * g0[ch] + p1[ch] * g1[ch]) + p2[ch] * g2[ch]) + p3[ch] * g3[ch]
-                for j in range(blocked, ow):  # the last ow % 4 pixels, one at a time
-                    g = row[j]
-                    for a in range(fh):
-                        for b in range(fw):
-                            sums, pixels = total[a, b], window[a, j * sw + b * dw]
-                            for ch in range(c):
-                                sums[ch] += pixels[ch] * g[ch]
-            task += i1 - i0
-
-    return gradient_rows
+    _, oh, ow, c = grad_out.shape
+    fh, fw = total.shape[0], total.shape[1]
+    width = (ow - 1) * sw + (fw - 1) * dw + 1
+    band = np.empty(((band_rows - 1) * sh + fh, width, c), total.dtype)
+    blocked = ow - ow % 4
+    task = first
+    while task < last:
+        img, i0, i1 = _next_band(x, rows, cols, left, band, task, last, oh, sh, band_rows)
+        for i in range(i0, i1):
+            window = band[(i - i0) * sh : (i - i0) * sh + fh]
+            row = grad_out[img, i]
+            for j in range(0, blocked, 4):
+                g0, g1, g2, g3 = row[j], row[j + 1], row[j + 2], row[j + 3]
+                for a in range(fh):
+                    for b in range(fw):
+                        sums, p0 = total[a, b], window[a, j * sw + b * dw]
+                        p1, p2 = window[a, (j + 1) * sw + b * dw], window[a, (j + 2) * sw + b * dw]
+                        p3 = window[a, (j + 3) * sw + b * dw]
+                        for ch in range(c):
+                            sums[ch] += ((p0[ch] * g0[ch] + p1[ch] * g1[ch]) + p2[ch] * g2[ch]) + p3[ch] * g3[ch]
+            for j in range(blocked, ow):  # the last ow % 4 pixels, one at a time
+                g = row[j]
+                for a in range(fh):
+                    for b in range(fw):
+                        sums, pixels = total[a, b], window[a, j * sw + b * dw]
+                        for ch in range(c):
+                            sums[ch] += pixels[ch] * g[ch]
+        task += i1 - i0
 
 
 @numba.njit(**OPTIONS)

@@ -125,14 +125,21 @@ def compile_seconds() -> float:
 def loop(name: str):
     """The compiled loop ``name``, from :mod:`._loops`, :mod:`._depthwise_loops` or
     :mod:`._gemm_loops` (imported now)."""
+    found = _by_name.get(name)
+    if found is not None:
+        return found
     if _state["loops"] is None:
         from . import _depthwise_loops, _gemm_loops, _loops
 
         _state["loops"] = (_loops, _depthwise_loops, _gemm_loops)
     for module in _state["loops"]:
         if hasattr(module, name):
-            return getattr(module, name)
+            _by_name[name] = getattr(module, name)
+            return _by_name[name]
     raise AttributeError(f"no compiled loop {name!r}")
+
+
+_by_name: dict = {}  # loop's name -> the loop, as loop() found it
 
 
 def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> None:
@@ -148,9 +155,11 @@ def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> N
     """
     body = loop(name) if isinstance(name, str) else name
     threads = max(1, min(parallel.thread_count() if work is None else parallel.threads_for(work), tasks))
-    if threads == 1:  # no parts to make: a small call's whole cost is its overhead
-        with _compile_clock(body):
-            body(*args, *(() if sums is None else (sums,)), 0, tasks)
+    if threads == 1:  # no parts to make: a small call's whole cost is its overhead (no context manager)
+        known, start = len(body.overloads), time.perf_counter()
+        body(*args, *(() if sums is None else (sums,)), 0, tasks)
+        if len(body.overloads) > known:
+            _state["compile_seconds"] += time.perf_counter() - start
         return
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
     totals = [()] * threads if sums is None else [(sums,)] + [(np.zeros_like(sums),) for _ in shares[1:]]

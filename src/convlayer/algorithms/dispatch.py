@@ -34,34 +34,61 @@ ALGORITHMS = {"im2col": _IM2COL, "shift": shift, "depthwise": depthwise, "fft": 
 
 
 def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-              algorithm="auto") -> None:
-    """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names.
+              algorithm="auto", bias=None, low=None, high=None) -> None:
+    """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names,
+    plus ``bias`` ((k,) or None) and clamped to ``[low, high]`` (None: unbounded; a conv2d
+    bias, an ONNX Conv's Relu or Clip).
 
     Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
     :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).
+    The depthwise loop adds and clamps each sum as it stores it (:func:`.depthwise.correlate_biased`);
+    every other route adds the bias and clamps in one pass after (:func:`.layout.add_per_channel`).
     """
+    epilogue = None if bias is None and low is None and high is None else (bias, low, high)
+    if _routed(x, kernel, geom, pad_mode, out, budget, algorithm, epilogue) or epilogue is None:
+        return
+    if bias is not None:
+        layout.add_per_channel(out, bias, low, high)
+    else:
+        np.clip(out, low, high, out=out)
+
+
+def _routed(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm,
+            epilogue=None) -> bool:
+    """Fill ``out`` by :func:`correlate`'s route; return whether that route also added and
+    clamped ``epilogue``, ``(bias, low, high)`` or None (:func:`_run`)."""
     if _tiny_pointwise(geom, algorithm) and pointwise.correlate(x, im2col.weight_matrix(kernel, 1)[0], geom, out,
                                                                budget):
-        return
+        return False
     if spread.wanted(geom, out.itemsize, budget):
         _correlate_gathered(x, kernel, geom, pad_mode, out, budget, algorithm)
-        return
+        return False
     if not layout.strided(x, out) or pointwise.applies(geom):
-        _correlate(x, kernel, geom, pad_mode, out, budget, algorithm)
-        return
+        return _correlate(x, kernel, geom, pad_mode, out, budget, algorithm, epilogue)
     name = choose.forward(x, kernel, geom, algorithm).name  # decided once, on the whole input
     plan = None
     if not _reads_views(name, x, kernel, geom, pad_mode, out, budget):
         image = geom.h * geom.w * geom.c * x.itemsize + geom.out_h * geom.out_w * geom.k * out.itemsize
         plan = layout.chunks(geom.n, image, budget)
     if plan is None:
-        ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
-        return
+        return _run(name, x, kernel, geom, pad_mode, out, budget, epilogue)
     for n0, n1, left in plan:
         target = np.empty((n1 - n0,) + out.shape[1:], out.dtype)
         ALGORITHMS[name].correlate(layout.contiguous(x[n0:n1]), kernel, geom._replace(n=n1 - n0), pad_mode,
                                    target, left)
         layout.write_back(out[n0:n1], target)
+    return False
+
+
+def _run(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, epilogue=None) -> bool:
+    """Algorithm ``name``'s ``correlate``; return whether it also applied ``epilogue`` (see
+    :func:`_routed`): the depthwise loop adds the bias and clamps each sum as it stores it
+    (:func:`.depthwise.correlate_biased`), where that loop applies."""
+    if epilogue is not None and name == "depthwise" and depthwise.correlate_biased(x, kernel, geom, pad_mode, out,
+                                                                                   budget, *epilogue):
+        return True
+    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+    return False
 
 
 def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
@@ -98,13 +125,17 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     real dtype, ``grad_x`` (n, h, w, c) in the result dtype.
     """
     if _tiny_pointwise(geom, algorithm):  # both routes would be pointwise's products: one call
-        grad_weights = np.zeros((geom.c, geom.k), grad_x.dtype)
+        grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
         if pointwise.gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights, budget):
             return grad_weights.reshape(1, 1, geom.c, geom.k)
     if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
     plan = None
     if geom.n and layout.strided(x, grad_out, grad_x):
+        if algorithm in ("auto", "im2col") and pointwise.applies(geom):  # a 1x1 layer's planes as they lie
+            grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
+            if pointwise.plane_gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights):
+                return grad_weights.reshape(1, 1, geom.c, geom.k)
         image = geom.h * geom.w * geom.c * (x.itemsize + grad_x.itemsize)
         plan = layout.chunks(geom.n, image + geom.out_h * geom.out_w * geom.k * grad_out.itemsize, budget)
     if plan is None:
@@ -211,9 +242,8 @@ def kernel_gradient(x, geom: ConvGeometry, grad_out, dtype, budget: int, algorit
     return np.zeros((geom.fh, geom.fw, geom.c // geom.groups, geom.k), dtype) if total is None else total
 
 
-def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm) -> None:
-    name = choose.forward(x, kernel, geom, algorithm).name
-    ALGORITHMS[name].correlate(x, kernel, geom, pad_mode, out, budget)
+def _correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, algorithm, epilogue=None) -> bool:
+    return _run(choose.forward(x, kernel, geom, algorithm).name, x, kernel, geom, pad_mode, out, budget, epilogue)
 
 
 def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int, algorithm) -> np.ndarray:
@@ -228,6 +258,8 @@ def _backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, bu
     elif grad_out.size:
         ALGORITHMS[plan.input.name].correlate(grad_out, backward.transposed_kernel(kernel, geom.groups),
                                               plan.transposed, "constant", grad_x, budget)
+    if plan.kernel.name == "im2col":  # in the kernel's memory order (a channels-first kernel's: no copy back)
+        return im2col_backward.kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget, like=kernel)
     return ALGORITHMS[plan.kernel.name].kernel_gradient(x, geom, pad_mode, grad_out, grad_x.dtype, budget)
 
 

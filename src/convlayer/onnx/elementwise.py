@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..algorithms import layout, parallel
+from ..algorithms import parallel
 from ._table import BROADCAST, SAME, any_value, one_of, op
 
 # In-place forms, for an input no one else reads (the runner decides, see .model): the same
@@ -150,17 +150,15 @@ for _name in STEPS:
 
 
 # The activations that are a clamp, as ``(low, high)`` (None: unbounded) for
-# :func:`.layout.add_per_channel`: with a Conv's bias, the sum and the clamp in one pass.
+# :func:`convlayer.functional.conv2d_clamped`: with a Conv's bias, the sum and the clamp in one pass.
 CLAMPS = {"Relu": lambda node: (0, None), "Clip": lambda node: (node.attrs.get("min"), node.attrs.get("max"))}
 
 
 def activate(node, x: np.ndarray, bias=None) -> np.ndarray:
-    """Activation ``node`` (a Relu, Clip, Swish, ... that a Conv absorbed) written over x, a
+    """Activation ``node`` (a Swish, Sigmoid, ... that a Conv absorbed) written over x, a
     new channels-last array, after adding ``bias`` (per channel, the last axis) in the same
-    pass over each chunk: a Conv's output crosses memory once for both."""
-    if bias is not None and node.op in CLAMPS:  # one compiled pass (see add_per_channel)
-        layout.add_per_channel(x, np.asarray(bias, x.dtype), *CLAMPS[node.op](node))
-        return x
+    pass over each chunk: a Conv's output crosses memory once for both. (A Relu or Clip,
+    :data:`CLAMPS`, goes into the Conv itself: :func:`convlayer.functional.conv2d_clamped`.)"""
     step = STEPS[node.op](node, x.dtype)
     if bias is None:
         return _by_chunks(x, step)

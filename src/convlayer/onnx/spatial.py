@@ -16,7 +16,7 @@ from .. import pooling
 from ..transposed import conv_transpose2d
 from .layout import axis_last
 from ._table import AUTO_PAD, AXIS, SPATIAL, any_value, one_of, op, pads4, pair
-from .elementwise import activate
+from .elementwise import CLAMPS, activate
 
 
 def padding(attrs: dict):
@@ -53,8 +53,10 @@ def conv(node, x, weight, bias=None):
     kernel = conv_kernel(weight) if kernel is None else kernel
     bias = node.attrs.get("_bias", bias)
     activation = node.attrs.get("_activation")  # see prepare.fuse_activations: it adds the bias
-    out = F.conv2d(x, kernel, bias if activation is None else None, groups=node.attrs.get("group", 1),
-                   **_window(node.attrs))
+    window = dict(groups=node.attrs.get("group", 1), **_window(node.attrs))
+    if activation is not None and activation.op in CLAMPS:  # the bias and the clamp in one pass
+        return F.conv2d_clamped(x, kernel, bias, *CLAMPS[activation.op](activation), **window)
+    out = F.conv2d(x, kernel, bias if activation is None else None, **window)
     return out if activation is None else activate(activation, out, bias)
 
 
