@@ -187,8 +187,8 @@ def test_an_interrupted_folder_run_resumed_with_skip_existing_ends_as_an_uninter
     while time.monotonic() < deadline and len(list(out.glob("*.json"))) < 3:
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert process.returncode == 130
+    printed, err = process.communicate(timeout=60)
+    assert process.returncode == 130, f"exit code {process.returncode}; stdout: {printed!r}; stderr: {err!r}"
     done = len(list(out.glob("*.json")))
     assert 0 < done < 40
     again = subprocess.run(CLI + arguments + ["-o", str(out)], capture_output=True, text=True, env=ENV)
