@@ -7,8 +7,13 @@
 (16, 16, 2)
 
 ``import convlayer`` imports NumPy and nothing else; the command line, figures and image
-files load their dependencies when they are used.
+files load their dependencies when they are used. It shortens how long OpenBLAS's idle
+threads spin (``OPENBLAS_THREAD_TIMEOUT``, unless set): see :mod:`convlayer._blas`.
 """
+
+from . import _blas
+
+_blas.shorten_spin()  # first: before anything here imports NumPy
 
 from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, release_work_buffers, set_memory_budget
