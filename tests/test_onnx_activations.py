@@ -63,7 +63,11 @@ EDGES = [np.nan, np.inf, -np.inf, 88.0, 88.8, 89.0, -87.0, -87.4, -88.0, -104.0,
 def test_sigmoid_and_swish_at_the_edges_of_exp(op, attrs, formula):
     # exp(-x) overflows beyond x < -88.7 and underflows past x > 87.3; NaN stays NaN and
     # swish(-inf) is NaN (-inf / inf), as the float64 formula gives, without a warning
-    x = np.array(EDGES + [-e for e in EDGES[3:]], np.float32).reshape(1, 1, 1, -1)
+    # every value also among 2**16 others: a Swish that large goes through the compiled loop
+    # (layout.add_bias_swish, its own exp), a small one through NumPy's passes
+    edges = np.array(EDGES + [-e for e in EDGES[3:]], np.float32)
+    x = np.concatenate([edges, np.random.default_rng(5).standard_normal(2**16).astype(np.float32) * 30, edges])
+    x = x.reshape(1, 1, 1, -1)
     model = convlayer.onnx.load(one_node(op, attrs, x.shape, opset=24 if op == "Swish" else 17))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -117,9 +121,10 @@ def test_mul_of_a_sigmoid_becomes_one_swish_only_when_nothing_else_reads_it(orde
     np.testing.assert_array_less(np.abs(model(x) - want), 8 * U32 * (np.abs(want) + 1))
 
 
-def _conv_then(op, attrs, extra_reader=False, k=5):
-    """Conv (3 -> k channels, 3x3, with bias) then ``op``; with ``extra_reader`` an Add reads
-    the Conv's output too. Clip without attributes takes its bounds as constant inputs (opset 11 on)."""
+def _conv_then(op, attrs, extra_reader=False, k=5, size=(7, 9)):
+    """Conv (3 -> k channels, 3x3, with bias) on a 2x3 x ``size`` input, then ``op``; with
+    ``extra_reader`` an Add reads the Conv's output too. Clip without attributes takes its
+    bounds as constant inputs (opset 11 on)."""
     rng = np.random.default_rng(3)
     weight = rng.standard_normal((k, 3, 3, 3)).astype(np.float32)
     bias = (rng.standard_normal(k) * 4).astype(np.float32)
@@ -134,7 +139,7 @@ def _conv_then(op, attrs, extra_reader=False, k=5):
     if extra_reader:
         nodes.append(helper.make_node("Add", ["a", "c"], ["y"], name="add"))
         out = "y"
-    model = graph_model(nodes, [("x", (2, 3, 7, 9))], [(out, None)], constants,
+    model = graph_model(nodes, [("x", (2, 3) + size)], [(out, None)], constants,
                         opset=24 if op == "Swish" else 17)
     return model, weight.astype(np.float64), bias.astype(np.float64)
 
@@ -142,16 +147,19 @@ def _conv_then(op, attrs, extra_reader=False, k=5):
 ACTIVATIONS = FORMULAS + [("Clip", {}, lambda x: np.clip(x, -0.5, 1.5))]
 
 
+# 2 x 10 x 64 x 71 = 90,880 values, above layout.ADD_COMPILED_MIN: a Swish there takes the compiled pass
+@pytest.mark.parametrize("size", [(7, 9), (64, 71)], ids=["small", "compiled"])
 @pytest.mark.parametrize("extra_reader", [False, True])
 @pytest.mark.parametrize("op, attrs, formula", ACTIVATIONS, ids=[f"{op}{attrs}" for op, attrs, _ in ACTIVATIONS])
-def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formula, extra_reader):
-    # fused: one Conv node adds its bias and applies the activation chunk by chunk; with a
-    # second reader of the Conv's output (the Add) the activation stays a node of its own
-    model_proto, weight, bias = _conv_then(op, attrs, extra_reader)
+def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formula, extra_reader, size):
+    # fused: one Conv node adds its bias and applies the activation chunk by chunk (a large
+    # Swish: in one compiled pass); with a second reader of the Conv's output (the Add) the
+    # activation stays a node of its own
+    model_proto, weight, bias = _conv_then(op, attrs, extra_reader, k=5 if size == (7, 9) else 10, size=size)
     model = convlayer.onnx.load(model_proto)
     ops = [node.op for node in model.graph.nodes]
     assert (op in ops) == extra_reader
-    x = np.random.default_rng(4).standard_normal((2, 3, 7, 9)).astype(np.float32)
+    x = np.random.default_rng(4).standard_normal((2, 3) + size).astype(np.float32)
     torch = pytest.importorskip("torch")
     conv = torch.nn.functional.conv2d(torch.from_numpy(x.astype(np.float64)), torch.from_numpy(weight),
                                       torch.from_numpy(bias), padding=1).numpy()

@@ -283,6 +283,54 @@ def add_bias_clamped(flat, tile, k, low, high, first, last):
         t += run.shape[0]
 
 
+# exp for float32 (Cephes' expf): e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln 2 / 2, r
+# taken off in two parts (ln 2 = LN2_HIGH + LN2_LOW, the first exact in few bits) and e^r a
+# degree-7 polynomial; 2^k built from its bits in two factors, so that results down to the
+# smallest subnormal come out. At most 1 ulp from the correctly rounded e^x over every normal
+# result (NumPy's float32 exp: 2), checked on 4 million points of [-110, 90]. Written out
+# because Numba calls libm's expf one value at a time (3 ns a value); this vectorises.
+_LOG2E, _LN2_HIGH, _LN2_LOW = np.float32(1.4426950408889634), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_EXP_MAX, _EXP_MIN = np.float32(88.72283), np.float32(-103.972084)  # beyond: inf, and 0
+_ROUNDER = np.float32(12582912.0)  # 1.5 * 2**23: adding and taking it off rounds to an integer
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+
+
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _exp32(x):
+    """e^x for a float32 ``x``: inf above :data:`_EXP_MAX`, 0 below :data:`_EXP_MIN`, NaN for NaN."""
+    clamped = x if x < _EXP_MAX else _EXP_MAX  # (a NaN goes through as _EXP_MAX, then back to NaN)
+    clamped = clamped if clamped > _EXP_MIN else _EXP_MIN
+    k = (clamped * _LOG2E + _ROUNDER) - _ROUNDER
+    r = (clamped - k * _LN2_HIGH) - k * _LN2_LOW
+    p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    p = p * r * r + r + np.float32(1)
+    whole = np.int32(k)
+    half = whole >> np.int32(1)
+    low = np.int32((half + np.int32(127)) << np.int32(23)).view(np.float32)
+    high = np.int32((whole - half + np.int32(127)) << np.int32(23)).view(np.float32)
+    value = p * low * high
+    value = value if x <= _EXP_MAX else np.float32(np.inf)
+    value = value if x >= _EXP_MIN else np.float32(0)
+    return value if x == x else x
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
+def add_bias_swish(flat, tile, k, alpha, first, last):
+    """Pixels ``first .. last - 1`` of ``flat`` (float32, ``k`` channels a pixel, channels-last)
+    become ``t / (1 + e^(-alpha t))`` of ``t`` = the pixel plus the bias (Swish, SiLU at
+    ``alpha`` 1), ``tile`` the bias repeated as in :func:`add_bias_clamped`. The division
+    gives what NumPy's does (``-inf / inf`` is NaN), without a check per value."""
+    stop = last * k
+    t = first * k
+    while t < stop:
+        run = flat[t : t + min(tile.shape[0], stop - t)]
+        for j in range(run.shape[0]):
+            value = run[j] + tile[j]
+            run[j] = value / (np.float32(1) + _exp32(-alpha * value))
+        t += run.shape[0]
+
+
 @numba.njit(**OPTIONS)
 def column_sums(flat, width, total, first, last):
     """``total[t] += flat[r * width + t]`` for rows ``r = first .. last - 1`` of ``flat``,
