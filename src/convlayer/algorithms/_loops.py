@@ -269,10 +269,8 @@ def add_bias_clamped(flat, tile, k, low, high, first, last):
 
     A NaN sum stays NaN (both comparisons are false for it), as in NumPy's ``clip``.
     """
-    stop = last * k
-    t = first * k
-    while t < stop:
-        run = flat[t : t + min(tile.shape[0], stop - t)]
+    for start in range(first * k, last * k, tile.shape[0]):
+        run = flat[start : min(start + tile.shape[0], last * k)]
         for j in range(run.shape[0]):
             value = run[j] + tile[j]
             if value < low:
@@ -280,7 +278,6 @@ def add_bias_clamped(flat, tile, k, low, high, first, last):
             if value > high:
                 value = high
             run[j] = value
-        t += run.shape[0]
 
 
 # exp for float32 (Cephes' expf): e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln 2 / 2, r
@@ -321,14 +318,11 @@ def add_bias_swish(flat, tile, k, alpha, first, last):
     become ``t / (1 + e^(-alpha t))`` of ``t`` = the pixel plus the bias (Swish, SiLU at
     ``alpha`` 1), ``tile`` the bias repeated as in :func:`add_bias_clamped`. The division
     gives what NumPy's does (``-inf / inf`` is NaN), without a check per value."""
-    stop = last * k
-    t = first * k
-    while t < stop:
-        run = flat[t : t + min(tile.shape[0], stop - t)]
+    for start in range(first * k, last * k, tile.shape[0]):
+        run = flat[start : min(start + tile.shape[0], last * k)]
         for j in range(run.shape[0]):
             value = run[j] + tile[j]
             run[j] = value / (np.float32(1) + _exp32(-alpha * value))
-        t += run.shape[0]
 
 
 @numba.njit(**OPTIONS)
