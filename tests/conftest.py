@@ -21,6 +21,26 @@ def _work_memory(call):
 
 
 @pytest.fixture
+def ctrl_c_reaches_children():
+    """Ctrl-C reaches the test's child processes as in a terminal: SIGINT at its default in
+    this process while the test runs (restored after), so a child Python raises
+    KeyboardInterrupt on it.
+
+    A test run started as a background job without job control (``make test &`` from a
+    script) inherits SIGINT ignored, and Python keeps an inherited "ignored": a child
+    started from it then never sees the Ctrl-C a test sends (it wrote every image and
+    exited 0, in such runs only).
+    """
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.fixture
 def work_memory():
     """``used, result = work_memory(call)``: see :func:`_work_memory`."""
     return _work_memory
