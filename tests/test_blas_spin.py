@@ -66,3 +66,18 @@ def test_a_value_the_user_set_is_left_alone(openblas):
     report = _run("import numpy\nimport convlayer\n", OPENBLAS_THREAD_TIMEOUT="25")
     assert report["done"] == "left as set by the user (OPENBLAS_THREAD_TIMEOUT=25)"
     assert set(report["spins"]) == {25}
+
+
+def test_the_loaded_libraries_are_read_from_the_memory_map_whole_paths_and_all():
+    from convlayer import _blas
+
+    lines = [
+        "7f00-7f10 r--p 00000000 08:01 123   /opt/my env/numpy.libs/libscipy_openblas64_-32a4.so\n",
+        "7f10-7f20 r-xp 00010000 08:01 123   /opt/my env/numpy.libs/libscipy_openblas64_-32a4.so\n",
+        "7f20-7f30 r--p 00000000 08:01 124   /usr/lib/libopenblas.so.0\n",
+        "7f30-7f40 rw-p 00000000 00:00 0 \n",  # anonymous
+        "7f40-7f50 r--p 00000000 08:01 125   /data/openblas_notes/liblapack.so\n",  # openblas only in a folder
+        "7f50-7f60 r--p 00000000 00:00 0     [heap]\n",
+    ]
+    assert _blas.openblas_paths(lines) == ["/opt/my env/numpy.libs/libscipy_openblas64_-32a4.so",
+                                           "/usr/lib/libopenblas.so.0"]

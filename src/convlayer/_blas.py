@@ -68,10 +68,21 @@ def _loaded_openblas() -> list[str]:
     """The files of the OpenBLAS libraries this process has loaded (Linux; elsewhere none)."""
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.rsplit("/", 1)[-1].lower()}
+            return [path for path in openblas_paths(maps) if os.path.isfile(path)]
     except OSError:
         return []
-    return sorted(path for path in paths if ".so" in path and os.path.isfile(path))
+
+
+def openblas_paths(lines) -> list[str]:
+    """The OpenBLAS shared libraries named in lines of ``/proc/<pid>/maps`` (address,
+    permissions, offset, device, inode, then the path, which may hold spaces), each once."""
+    paths = set()
+    for line in lines:
+        fields = line.split(maxsplit=5)
+        name = fields[5].strip() if len(fields) == 6 else ""
+        if "openblas" in name.rsplit("/", 1)[-1].lower() and ".so" in name:
+            paths.add(name)
+    return sorted(paths)
 
 
 def _apply(path: str) -> bool:
