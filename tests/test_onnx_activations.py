@@ -63,8 +63,8 @@ EDGES = [np.nan, np.inf, -np.inf, 88.0, 88.8, 89.0, -87.0, -87.4, -88.0, -104.0,
 def test_sigmoid_and_swish_at_the_edges_of_exp(op, attrs, formula):
     # exp(-x) overflows beyond x < -88.7 and underflows past x > 87.3; NaN stays NaN and
     # swish(-inf) is NaN (-inf / inf), as the float64 formula gives, without a warning
-    # every value also among 2**16 others: a Swish that large goes through the compiled loop
-    # (layout.add_bias_swish, its own exp), a small one through NumPy's passes
+    # every value also among 2**16 others: a Sigmoid or Swish that large goes through the compiled loop
+    # (layout.add_bias_activation, its own exp), a small one through NumPy's passes
     edges = np.array(EDGES + [-e for e in EDGES[3:]], np.float32)
     x = np.concatenate([edges, np.random.default_rng(5).standard_normal(2**16).astype(np.float32) * 30, edges])
     x = x.reshape(1, 1, 1, -1)
@@ -147,14 +147,15 @@ def _conv_then(op, attrs, extra_reader=False, k=5, size=(7, 9)):
 ACTIVATIONS = FORMULAS + [("Clip", {}, lambda x: np.clip(x, -0.5, 1.5))]
 
 
-# 2 x 10 x 64 x 71 = 90,880 values, above layout.ADD_COMPILED_MIN: a Swish there takes the compiled pass
+# 2 x 10 x 64 x 71 = 90,880 values, above layout.ADD_COMPILED_MIN: a Sigmoid, Swish,
+# HardSigmoid or HardSwish there takes the compiled pass
 @pytest.mark.parametrize("size", [(7, 9), (64, 71)], ids=["small", "compiled"])
 @pytest.mark.parametrize("extra_reader", [False, True])
 @pytest.mark.parametrize("op, attrs, formula", ACTIVATIONS, ids=[f"{op}{attrs}" for op, attrs, _ in ACTIVATIONS])
 def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formula, extra_reader, size):
     # fused: one Conv node adds its bias and applies the activation chunk by chunk (a large
-    # Swish: in one compiled pass); with a second reader of the Conv's output (the Add) the
-    # activation stays a node of its own
+    # Sigmoid, Swish, HardSigmoid or HardSwish: in one compiled pass); with a second reader
+    # of the Conv's output (the Add) the activation stays a node of its own
     model_proto, weight, bias = _conv_then(op, attrs, extra_reader, k=5 if size == (7, 9) else 10, size=size)
     model = convlayer.onnx.load(model_proto)
     ops = [node.op for node in model.graph.nodes]

@@ -30,6 +30,8 @@ any pixel, so an infinite weight over the padding gives NaN exactly as in im2col
 
 from __future__ import annotations
 
+import functools
+
 import numba
 import numpy as np
 from numba.extending import overload
@@ -312,17 +314,56 @@ def _exp32(x):
     return value if x == x else x
 
 
-@numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
-def add_bias_swish(flat, tile, k, alpha, first, last):
-    """Pixels ``first .. last - 1`` of ``flat`` (float32, ``k`` channels a pixel, channels-last)
-    become ``t / (1 + e^(-alpha t))`` of ``t`` = the pixel plus the bias (Swish, SiLU at
-    ``alpha`` 1), ``tile`` the bias repeated as in :func:`add_bias_clamped`. The division
-    gives what NumPy's does (``-inf / inf`` is NaN), without a check per value."""
-    for start in range(first * k, last * k, tile.shape[0]):
-        run = flat[start : min(start + tile.shape[0], last * k)]
-        for j in range(run.shape[0]):
-            value = run[j] + tile[j]
-            run[j] = value / (np.float32(1) + _exp32(-alpha * value))
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _sigmoid(t, alpha, beta):
+    return np.float32(1) / (np.float32(1) + _exp32(-t))
+
+
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _swish(t, alpha, beta):
+    return t / (np.float32(1) + _exp32(-alpha * t))
+
+
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _hard_sigmoid(t, alpha, beta):
+    return _unit(alpha * t + beta)
+
+
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _hard_swish(t, alpha, beta):
+    return t * _unit(t / np.float32(6) + np.float32(0.5))
+
+
+@numba.njit(inline="always", **OPTIONS)
+def _unit(value):
+    """``value`` clamped to [0, 1]; a NaN stays NaN (both comparisons are false for it)."""
+    value = np.float32(0) if value < np.float32(0) else value
+    return np.float32(1) if value > np.float32(1) else value
+
+
+# The activations bias_activation compiles, each ``formula(t, alpha, beta)`` of a float32 t
+# (ONNX's Sigmoid, Swish with alpha, HardSigmoid with alpha and beta, HardSwish).
+ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish}
+
+
+@functools.lru_cache(maxsize=None)
+def bias_activation(name: str):
+    """The loop that writes ``formula(pixel + bias)`` over pixels ``first .. last - 1`` of
+    ``flat`` (float32, ``k`` channels a pixel, channels-last), ``formula`` the activation
+    ``name`` of :data:`ACTIVATIONS`, ``tile`` the bias repeated as in
+    :func:`add_bias_clamped`; compiled once per activation (Numba takes the closure's
+    formula as a constant, and caches each on disk). Divisions give what NumPy's do
+    (``-inf / inf`` is NaN), without a check per value."""
+    formula = ACTIVATIONS[name]
+
+    @numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
+    def add_bias_activate(flat, tile, k, alpha, beta, first, last):
+        for start in range(first * k, last * k, tile.shape[0]):
+            run = flat[start : min(start + tile.shape[0], last * k)]
+            for j in range(run.shape[0]):
+                run[j] = formula(run[j] + tile[j], alpha, beta)
+
+    return add_bias_activate
 
 
 @numba.njit(**OPTIONS)

@@ -173,16 +173,18 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
         np.clip(out, low, high, out=out)
 
 
-def add_bias_swish(out: np.ndarray, values, alpha: float = 1.0) -> bool:
-    """``out`` becomes ``t / (1 + exp(-alpha t))`` of ``t = out + values`` (``values``, a bias
-    along the last axis, or None), in one compiled pass (:func:`._loops.add_bias_swish`, on
-    every core for a large out); return False, doing nothing, where that does not apply: an
-    out that is not float32 and C-contiguous, fewer than :data:`ADD_COMPILED_MIN` items, no
-    compiled loops. The caller then takes NumPy's passes.
+def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, beta: float = 0.0) -> bool:
+    """``out`` becomes activation ``name`` (a key of :data:`._loops.ACTIVATIONS`: Sigmoid,
+    Swish, HardSigmoid, HardSwish, with ONNX's ``alpha`` and ``beta``) of ``out + values``
+    (``values``, a bias along the last axis, or None), in one compiled pass
+    (:func:`._loops.bias_activation`, on every core for a large out); return False, doing
+    nothing, where that does not apply: an out that is not float32 and C-contiguous, fewer
+    than :data:`ADD_COMPILED_MIN` items, no compiled loops. The caller then takes NumPy's
+    passes.
 
-    The loop's exp is its own (``_loops._exp32``, within 1 ulp; NumPy's is within 2), so the
-    result differs from NumPy's passes in the last bits. One thread, against NumPy's passes
-    over cache-sized chunks: 1x112x112x96 with a bias 1.68 -> 0.75 ns a value.
+    The loops' exp is their own (``_loops._exp32``, within 1 ulp; NumPy's is within 2), so
+    results differ from NumPy's passes in the last bits. One thread, Swish with a bias on
+    1x112x112x96, against NumPy's passes over cache-sized chunks: 1.68 -> 0.75 ns a value.
     """
     k = out.shape[-1] if values is not None and out.ndim else 1
     if not (out.dtype == np.float32 and out.flags.c_contiguous and out.size >= ADD_COMPILED_MIN and k
@@ -192,14 +194,15 @@ def add_bias_swish(out: np.ndarray, values, alpha: float = 1.0) -> bool:
     if values.shape != (k,):
         return False
     tile = np.tile(values, max(1, ADD_ROW // k))  # -0.0 for no bias: x + -0.0 is x, whatever its sign
-    compiled.run_loop("add_bias_swish", out.size // k, out.reshape(-1), tile, k, np.float32(alpha),
-                      work=out.size * SWISH_WORK)
+    loop = compiled.loop("bias_activation")(name)
+    compiled.run_loop(loop, out.size // k, out.reshape(-1), tile, k, np.float32(alpha), np.float32(beta),
+                      work=out.size * ACTIVATION_WORK)
     return True
 
 
-# add_bias_swish's work per value, in multiply-adds as parallel.threads_for counts them (an
-# exp and a division: a few times a multiply-add's time).
-SWISH_WORK = 4
+# add_bias_activation's work per value, in multiply-adds as parallel.threads_for counts them
+# (an exp and a division: a few times a multiply-add's time).
+ACTIVATION_WORK = 4
 
 
 def bound(limit, dtype: np.dtype, default: float):

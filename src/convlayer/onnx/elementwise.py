@@ -137,19 +137,25 @@ def hard_swish(node, x):
 
 
 def _in_place(node, x, *bounds):
-    """Activation ``node`` written over x, chunk by chunk (its step in :data:`STEPS`); a Swish
-    in one compiled pass where that applies (:func:`_swish_compiled`)."""
-    if _swish_compiled(node, x):
+    """Activation ``node`` written over x, chunk by chunk (its step in :data:`STEPS`); in one
+    compiled pass where that applies (:func:`_compiled`)."""
+    if _compiled(node, x):
         return x
     return _by_chunks(x, STEPS[node.op](node, x.dtype, *bounds))
 
 
-def _swish_compiled(node, x, bias=None) -> bool:
-    """Whether a Swish (bias added first) was written over x by :func:`.layout.add_bias_swish`:
-    float32, large enough, the compiled loops there. On efficientnet_b0, whose Swish layers
-    these are, the NumPy passes (exp, add, divide over cache-sized chunks) took 7 of 31 ms at
-    batch 1 and 34 of 139 at batch 8."""
-    return node.op == "Swish" and layout.add_bias_swish(x, bias, node.attrs.get("alpha", 1.0))
+# The activations with a compiled pass (.layout.add_bias_activation) and their (alpha, beta)
+# defaults, ONNX's. On efficientnet_b0, whose Swish layers these are, the NumPy passes (exp,
+# add, divide over cache-sized chunks) took 7 of 31 ms at batch 1 and 34 of 139 at batch 8.
+COMPILED = {"Sigmoid": (1.0, 0.0), "Swish": (1.0, 0.0), "HardSigmoid": (0.2, 0.5), "HardSwish": (1.0, 0.0)}
+
+
+def _compiled(node, x, bias=None) -> bool:
+    """Whether activation ``node`` (bias added first) was written over x in one compiled pass."""
+    if node.op not in COMPILED:
+        return False
+    alpha, beta = (node.attrs.get(key, default) for key, default in zip(("alpha", "beta"), COMPILED[node.op]))
+    return layout.add_bias_activation(x, bias, node.op, alpha, beta)
 
 
 def _new(node, x):
@@ -170,7 +176,7 @@ def activate(node, x: np.ndarray, bias=None) -> np.ndarray:
     new channels-last array, after adding ``bias`` (per channel, the last axis) in the same
     pass over each chunk: a Conv's output crosses memory once for both. (A Relu or Clip,
     :data:`CLAMPS`, goes into the Conv itself: :func:`convlayer.functional.conv2d_clamped`.)"""
-    if _swish_compiled(node, x, bias):
+    if _compiled(node, x, bias):
         return x
     step = STEPS[node.op](node, x.dtype)
     if bias is None:
