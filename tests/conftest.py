@@ -29,7 +29,8 @@ def ctrl_c_reaches_children():
     A test run started as a background job without job control (``make test &`` from a
     script) inherits SIGINT ignored, and Python keeps an inherited "ignored": a child
     started from it then never sees the Ctrl-C a test sends (it wrote every image and
-    exited 0, in such runs only).
+    exited 0, in such runs only; under ``timeout``, which catches SIGINT itself, the run
+    starts with it at the default again, which is why it came and went).
     """
     import signal
 
