@@ -64,7 +64,7 @@ def test_an_openblas_already_running_threads_rereads_it_and_still_multiplies(ope
 
 def test_a_value_the_user_set_is_left_alone(openblas):
     report = _run("import numpy\nimport convlayer\n", OPENBLAS_THREAD_TIMEOUT="25")
-    assert report["done"] == "left as set by the user (OPENBLAS_THREAD_TIMEOUT=25)"
+    assert report["done"] == "left as set in the environment (OPENBLAS_THREAD_TIMEOUT=25)"
     assert set(report["spins"]) == {25}
 
 

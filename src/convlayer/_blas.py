@@ -49,7 +49,7 @@ def shorten_spin() -> str:
     """Set OpenBLAS's spin to 2**:data:`SPIN` cycles where the user has not chosen one; return
     (and keep in :data:`status`) what was done, in words."""
     if os.environ.get(VARIABLE):
-        return _say(f"left as set by the user ({VARIABLE}={os.environ[VARIABLE]})")
+        return _say(f"left as set in the environment ({VARIABLE}={os.environ[VARIABLE]})")
     os.environ[VARIABLE] = SPIN
     if "numpy" not in sys.modules:
         return _say(f"{VARIABLE}={SPIN} set before NumPy loaded OpenBLAS")
