@@ -50,7 +50,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     if bias is not None:
         layout.add_per_channel(out, bias, low, high)
     else:
-        np.clip(out, low, high, out=out)
+        layout.clamp(out, low, high)
 
 
 def _routed(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm,

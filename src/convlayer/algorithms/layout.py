@@ -169,8 +169,17 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
             compiled.run_loop("add_bias_clamped", out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
             return
     _add_rows(out, values, k)
-    if low is not None or high is not None:
-        np.clip(out, low, high, out=out)
+    clamp(out, low, high)
+
+
+def clamp(out: np.ndarray, low=None, high=None) -> None:
+    """``out`` clamped to ``[low, high]`` in place (None: no bound), as :func:`numpy.clip`
+    defines it, ``minimum(maximum(out, low), high)`` (a NaN stays NaN), without its
+    wrapper's cost: 4-5 us a call, half a squeeze-excite layer's 1x1 convolution."""
+    if low is not None:
+        np.maximum(out, low, out=out)
+    if high is not None:
+        np.minimum(out, high, out=out)
 
 
 def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, beta: float = 0.0) -> bool:
@@ -215,8 +224,9 @@ def bound(limit, dtype: np.dtype, default: float):
 
 
 def _add_rows(out: np.ndarray, values: np.ndarray, k: int) -> None:
-    """``out += values`` by NumPy, over rows of :data:`ADD_ROW` items where ``k`` is small."""
-    if np.ndim(values) != 1 or not out.flags.c_contiguous or not 0 < k < ADD_ROW // 2:
+    """``out += values`` by NumPy, over rows of :data:`ADD_ROW` items where ``k`` is small
+    and there are several such rows (a squeeze-excite layer's 1x1 output is one broadcast)."""
+    if np.ndim(values) != 1 or not out.flags.c_contiguous or not 0 < k < ADD_ROW // 2 or out.size <= ADD_ROW:
         out += values
         return
     repeats = ADD_ROW // k
