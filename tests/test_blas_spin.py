@@ -62,6 +62,17 @@ def test_an_openblas_already_running_threads_rereads_it_and_still_multiplies(ope
     assert report["product"] == _exact_product()  # the restarted threads compute as before
 
 
+def test_a_loaded_openblas_is_left_alone_while_other_threads_run(openblas):
+    # a thread that may be inside OpenBLAS: its threads are not stopped under it
+    code = ("import threading, numpy as np\nstop = threading.Event()\n"
+            "worker = threading.Thread(target=stop.wait, daemon=True); worker.start()\n"
+            "b = np.ones((400, 400)); b @ b\nimport convlayer\nstop.set(); worker.join()\n")
+    report = _run(code)
+    assert report["done"].startswith("OPENBLAS_THREAD_TIMEOUT=20 set for OpenBLAS loaded from now on (the loaded one")
+    assert 20 not in report["spins"]  # the loaded library never re-read its environment
+    assert report["product"] == _exact_product()
+
+
 def test_a_value_the_user_set_is_left_alone(openblas):
     report = _run("import numpy\nimport convlayer\n", OPENBLAS_THREAD_TIMEOUT="25")
     assert report["done"] == "left as set in the environment (OPENBLAS_THREAD_TIMEOUT=25)"

@@ -14,8 +14,8 @@ or on BLAS held to one thread, and a spinning OpenBLAS thread holds the core the
   re-reads its environment (``openblas_read_env``) and stops its threads
   (``blas_thread_shutdown_``, what OpenBLAS itself runs before a ``fork``), and the next
   product on several threads starts them again with the new timeout. That is done once, at
-  import; a product running in another thread at that moment would be cut short, as by a
-  ``fork``.
+  import, and only while the importing thread is the process's only one: a product running
+  in another thread at that moment would be cut short, as by a ``fork``.
 
 The variable stays set, so child processes and an OpenBLAS loaded later (SciPy's own) read
 it too. To keep OpenBLAS's default, set ``OPENBLAS_THREAD_TIMEOUT=28`` before starting
@@ -37,6 +37,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import threading
 
 VARIABLE = "OPENBLAS_THREAD_TIMEOUT"
 SPIN = "20"
@@ -53,6 +54,9 @@ def shorten_spin() -> str:
     os.environ[VARIABLE] = SPIN
     if "numpy" not in sys.modules:
         return _say(f"{VARIABLE}={SPIN} set before NumPy loaded OpenBLAS")
+    if threading.active_count() > 1:  # one of them may be inside OpenBLAS: leave its threads alone
+        return _say(f"{VARIABLE}={SPIN} set for OpenBLAS loaded from now on (the loaded one left as it is: "
+                    f"other threads are running)")
     applied = [path for path in _loaded_openblas() if _apply(path)]
     if applied:
         return _say(f"{VARIABLE}={SPIN} set and applied to the loaded OpenBLAS")
