@@ -263,25 +263,6 @@ def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, 
                         total[a, b, ch, q] += _dot(grad[q], line[ch, o % sw], o // sw)
 
 
-@numba.njit(**OPTIONS)
-def add_bias_clamped(flat, tile, k, low, high, first, last):
-    """Pixels ``first .. last - 1`` of ``flat`` (``k`` channels a pixel, channels-last) get
-    the bias added and are clamped to ``[low, high]``: ``tile`` is the bias repeated for a
-    whole number of pixels, so the inner loop is as long as the tile whatever ``k`` is.
-
-    A NaN sum stays NaN (both comparisons are false for it), as in NumPy's ``clip``.
-    """
-    for start in range(first * k, last * k, tile.shape[0]):
-        run = flat[start : min(start + tile.shape[0], last * k)]
-        for j in range(run.shape[0]):
-            value = run[j] + tile[j]
-            if value < low:
-                value = low
-            if value > high:
-                value = high
-            run[j] = value
-
-
 # exp for float32 (Cephes' expf): e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln 2 / 2, r
 # taken off in two parts (ln 2 = LN2_HIGH + LN2_LOW, the first exact in few bits) and e^r a
 # degree-7 polynomial; 2^k built from its bits in two factors, so that results down to the
@@ -335,25 +316,36 @@ def _hard_swish(t, alpha, beta):
 
 
 @numba.njit(inline="always", **OPTIONS)
+def _clip(t, low, high):
+    """``t`` clamped to ``[low, high]`` as by NumPy's ``clip`` (low, then high: a minimum
+    above the maximum gives the maximum); a NaN stays NaN (both comparisons are false for
+    it). Any float dtype: a conv2d bias with a Relu or Clip, float32 or float64."""
+    t = low if t < low else t
+    return high if t > high else t
+
+
+@numba.njit(inline="always", **OPTIONS)
 def _unit(value):
     """``value`` clamped to [0, 1]; a NaN stays NaN (both comparisons are false for it)."""
     value = np.float32(0) if value < np.float32(0) else value
     return np.float32(1) if value > np.float32(1) else value
 
 
-# The activations bias_activation compiles, each ``formula(t, alpha, beta)`` of a float32 t
-# (ONNX's Sigmoid, Swish with alpha, HardSigmoid with alpha and beta, HardSwish).
-ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish}
+# The activations bias_activation compiles, each ``formula(t, alpha, beta)``: ONNX's Sigmoid,
+# Swish with alpha, HardSigmoid with alpha and beta, HardSwish (of a float32 t), and Clip
+# with its bounds as alpha and beta (of any float t).
+ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish,
+               "Clip": _clip}
 
 
 @functools.lru_cache(maxsize=None)
 def bias_activation(name: str):
-    """The loop that writes ``formula(pixel + bias)`` over pixels ``first .. last - 1`` of
-    ``flat`` (float32, ``k`` channels a pixel, channels-last), ``formula`` the activation
-    ``name`` of :data:`ACTIVATIONS`, ``tile`` the bias repeated as in
-    :func:`add_bias_clamped`; compiled once per activation (Numba takes the closure's
-    formula as a constant, and caches each on disk). Divisions give what NumPy's do
-    (``-inf / inf`` is NaN), without a check per value."""
+    """The loop that writes ``formula(pixel + bias, alpha, beta)`` over pixels ``first ..
+    last - 1`` of ``flat`` (``k`` channels a pixel, channels-last), ``formula`` the activation
+    ``name`` of :data:`ACTIVATIONS`; ``tile`` is the bias repeated for a whole number of
+    pixels, so the inner loop is as long as the tile whatever ``k`` is. Compiled once per
+    activation (Numba takes the closure's formula as a constant, and caches each on disk).
+    Divisions give what NumPy's do (``-inf / inf`` is NaN), without a check per value."""
     formula = ACTIVATIONS[name]
 
     @numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)

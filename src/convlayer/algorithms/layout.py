@@ -154,7 +154,7 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
     Clip after the bias). The sums are those of ``out += values``.
 
     A C-contiguous out of at least :data:`ADD_COMPILED_MIN` items that the compiled loops
-    read, with values of its dtype, takes one pass (:func:`._loops.add_bias_clamped`, on
+    read, with values of its dtype, takes one pass (:func:`._loops.bias_activation`'s Clip, on
     every core for a large out): one thread, float32, against the NumPy passes (the loop
     alone), 1x112x112x16 32 -> 18 us, 1x56x56x144 75 -> 44, 1x14x14x384 17 -> 6, 8x56x56x24
     108 -> 61, each with a clamp included. Otherwise NumPy adds ``values`` repeated to
@@ -166,7 +166,8 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
         bounds = bound(low, out.dtype, -np.inf), bound(high, out.dtype, np.inf)
         if None not in bounds:
             tile = np.tile(values, max(1, ADD_ROW // k))
-            compiled.run_loop("add_bias_clamped", out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
+            clip = compiled.loop("bias_activation")("Clip")
+            compiled.run_loop(clip, out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
             return
     _add_rows(out, values, k)
     clamp(out, low, high)
