@@ -269,7 +269,8 @@ def test_inputs_with_one_name_would_clash(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_interrupted_folder_run_leaves_only_complete_files(tmp_path, ctrl_c_reaches_children):
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
+def test_interrupted_folder_run_leaves_only_complete_files(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     pixels = np.random.default_rng(0).integers(0, 256, (384, 384, 3), dtype=np.uint8)

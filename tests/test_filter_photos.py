@@ -170,7 +170,8 @@ def _checksums(folder):
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_an_interrupted_folder_run_resumed_with_skip_existing_ends_as_an_uninterrupted_one(tmp_path, ctrl_c_reaches_children):
+@pytest.mark.usefixtures("ctrl_c_reaches_children")
+def test_an_interrupted_folder_run_resumed_with_skip_existing_ends_as_an_uninterrupted_one(tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     pixels = np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)
