@@ -8,7 +8,7 @@ from . import layout
 from ._table import AXIS, BROADCAST, OPS, PLAIN, SAME, SHAPE, SPATIAL
 from .graph import Graph
 from .elementwise import INPLACE, binary_into
-from .prepare import last_uses, readers
+from .prepare import last_uses
 
 
 class OnnxModel:
@@ -26,7 +26,6 @@ class OnnxModel:
         self.input_names = [t.name for t in graph.inputs]
         self.output_names = [t.name for t in graph.outputs]
         self._freed = last_uses(graph)
-        self._readers = readers(graph)
 
     def __call__(self, x) -> np.ndarray:
         """The one output of a one-input, one-output model, for input ``x``."""
@@ -51,13 +50,13 @@ class OnnxModel:
         kept = {id(array) for array, _ in values.values()}  # the caller's arrays and the weights
         for node, freed in zip(self.graph.nodes, self._freed):
             inputs = [values.get(name, (None, False)) if name else (None, False) for name in node.inputs]
-            owned = [name in freed and self._readers[name] == 1 and _owns(array, kept)
+            owned = [name in freed and node.inputs.count(name) == 1 and _owns(array, kept)
                      for name, (array, _) in zip(node.inputs, inputs)]
             try:
                 results, flag = _run_node(node, inputs, owned)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"node {node.name!r} ({node.op}): {error}") from None
-            kept.update(id(r) for r in results if any(r is array for array, _ in inputs))  # Identity, Dropout
+            kept.update(_viewed(results, inputs))
             if trace is not None:
                 trace(node, inputs, results, flag)
             for name, result in zip(node.outputs, results):
@@ -102,6 +101,14 @@ def _owns(array, kept) -> bool:
     weight, not an input passed through by Identity or Dropout)."""
     return (isinstance(array, np.ndarray) and array.base is None and id(array) not in kept
             and np.issubdtype(array.dtype, np.floating))
+
+
+def _viewed(results, inputs) -> list:
+    """The ids of the inputs whose memory a result holds (Identity and Dropout pass an input
+    through, Reshape or Flatten return a view): a later node may not write over them even
+    where it reads them last, since the result lives on."""
+    return [id(array) for array, _ in inputs if isinstance(array, np.ndarray)
+            and any(r is array or (isinstance(r, np.ndarray) and r.base is array) for r in results)]
 
 
 def _run_node(node, values, owned=None):
