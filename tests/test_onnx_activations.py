@@ -14,6 +14,7 @@ pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
 
 import convlayer.onnx  # noqa: E402
+from convlayer.algorithms import compiled  # noqa: E402
 from convlayer.onnx import elementwise  # noqa: E402
 
 from .test_onnx_load import graph_model, one_node  # noqa: E402
@@ -41,14 +42,18 @@ FORMULAS = [  # (op, attributes, float64 formula)
 SHAPES = [(1, 2, 4, 4), (3, 5, 311, 229)]
 
 
+@pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("op, attrs, formula", FORMULAS, ids=[f"{op}{attrs}" for op, attrs, _ in FORMULAS])
-def test_activation_matches_its_formula(op, attrs, formula, shape):
+def test_activation_matches_its_formula(op, attrs, formula, shape, compiled_loops):
+    # Sigmoid, Swish, HardSigmoid and HardSwish on float32 take one compiled pass at every
+    # size where Numba is installed (layout.add_bias_activation), NumPy's passes otherwise
     rng = np.random.default_rng(len(shape))
     x = (rng.standard_normal(shape) * 8).astype(np.float32)
     x.flat[:4] = [-100.0, 100.0, 0.0, -3.0]  # exp's overflow, saturation, the kinks
     before = x.copy()
-    got = convlayer.onnx.load(one_node(op, attrs, shape, opset=24 if op == "Swish" else 17))(x)
+    with compiled.use_compiled(compiled_loops):
+        got = convlayer.onnx.load(one_node(op, attrs, shape, opset=24 if op == "Swish" else 17))(x)
     exact = formula(x.astype(np.float64))
     # a few roundings of values no larger than |x| (or 1): far below any wrong formula's error
     np.testing.assert_array_less(np.abs(got - exact), 8 * U32 * (np.abs(x) + 1))
@@ -147,13 +152,13 @@ def _conv_then(op, attrs, extra_reader=False, k=5, size=(7, 9)):
 ACTIVATIONS = FORMULAS + [("Clip", {}, lambda x: np.clip(x, -0.5, 1.5))]
 
 
-# 2 x 10 x 64 x 71 = 90,880 values, above layout.ADD_COMPILED_MIN: a Sigmoid, Swish,
-# HardSigmoid or HardSwish there takes the compiled pass
-@pytest.mark.parametrize("size", [(7, 9), (64, 71)], ids=["small", "compiled"])
+# 2 x 10 x 64 x 71 = 90,880 values, above layout.ADD_COMPILED_MIN: a Relu or Clip there takes
+# the compiled pass (a Sigmoid, Swish, HardSigmoid or HardSwish takes it at every size)
+@pytest.mark.parametrize("size", [(7, 9), (64, 71)], ids=["small", "large"])
 @pytest.mark.parametrize("extra_reader", [False, True])
 @pytest.mark.parametrize("op, attrs, formula", ACTIVATIONS, ids=[f"{op}{attrs}" for op, attrs, _ in ACTIVATIONS])
 def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formula, extra_reader, size):
-    # fused: one Conv node adds its bias and applies the activation chunk by chunk (a large
+    # fused: one Conv node adds its bias and applies the activation chunk by chunk (a
     # Sigmoid, Swish, HardSigmoid or HardSwish: in one compiled pass); with a second reader
     # of the Conv's output (the Add) the activation stays a node of its own
     model_proto, weight, bias = _conv_then(op, attrs, extra_reader, k=5 if size == (7, 9) else 10, size=size)
