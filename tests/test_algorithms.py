@@ -494,6 +494,23 @@ def test_concurrent_calls_give_blas_its_threads_back():
     assert [lib.num_threads for lib in controller.select(user_api="blas").lib_controllers] == before
 
 
+def test_a_pool_thread_that_ran_blocks_leaves_blas_to_the_others():
+    # threadpoolctl (3.8 on) hears only one thread at a time on OpenBLAS's thread count: a
+    # pool thread that limited BLAS for its blocks, and lives on, must not keep that turn
+    assert compiled.blocked_gemm_ready()
+    controller = threadpoolctl.ThreadpoolController()
+    blas = controller.select(user_api="blas")
+    before = [lib.num_threads for lib in blas.lib_controllers]
+    rng = np.random.default_rng(24)
+    x, kernel = rng.random((2, 16, 16, 16), np.float32), rng.random((3, 3, 16, 16), np.float32)
+    with ThreadPoolExecutor(1) as pool:  # its thread lives until the end of the block
+        pool.submit(convlayer.conv2d_backward, x, x, kernel, algorithm="winograd").result()
+        limiter = blas.limit(limits=1)
+        assert [lib.num_threads for lib in blas.lib_controllers] == [1] * len(before)
+        limiter.restore_original_limits()
+    assert [lib.num_threads for lib in blas.lib_controllers] == before
+
+
 @pytest.mark.parametrize("algorithm", ["winograd", RowBlocks("im2col"), NumPyPath("shift"), NumPyPath("depthwise")],
                          ids=["winograd", "im2col-rows", "shift-numpy", "depthwise-numpy"])
 def test_the_callers_errstate_holds_on_every_thread(algorithm):

@@ -241,7 +241,9 @@ def _one_blas_thread():
     """
     with _blas_lock:
         if _blas["holders"] == 0:
+            _release_blas_control()
             _blas["limiter"] = _state["threadpools"].limit(limits=1, user_api="blas")
+            _release_blas_control()
         _blas["holders"] += 1
     try:
         yield
@@ -249,5 +251,26 @@ def _one_blas_thread():
         with _blas_lock:
             _blas["holders"] -= 1
             if _blas["holders"] == 0:
+                _release_blas_control()
                 _blas["limiter"].restore_original_limits()
                 _blas["limiter"] = None
+                _release_blas_control()
+
+
+def _release_blas_control() -> None:
+    """Let the next thread that sets OpenBLAS's thread count be heard.
+
+    threadpoolctl (from 3.8) lets one thread at a time set a pthreads OpenBLAS's thread
+    count: the first to set it, until it is cleared; the others' settings are dropped
+    without a word. :func:`_one_blas_thread`'s first caller in and last caller out can be
+    different threads (a thread pool's), and the restore of the last one out was dropped:
+    BLAS stayed on one thread for the rest of the process. So the control is cleared
+    around each setting (threadpoolctl's ``clear_controlling_thread(force=True)``).
+    """
+    try:
+        from threadpoolctl import OpenBLASController
+    except ImportError:
+        return
+    clear = getattr(OpenBLASController, "clear_controlling_thread", None)  # before 3.8: every thread is heard
+    if clear is not None:
+        clear(force=True)
