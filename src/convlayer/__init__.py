@@ -8,12 +8,15 @@
 
 ``import convlayer`` imports NumPy and nothing else; the command line, figures and image
 files load their dependencies when they are used. It shortens how long OpenBLAS's idle
-threads spin (``OPENBLAS_THREAD_TIMEOUT``, unless set): see :mod:`convlayer._blas`.
+threads spin (``OPENBLAS_THREAD_TIMEOUT``, unless set): see :mod:`convlayer._blas`; and
+has glibc's malloc keep freed memory for the next call (unless a ``MALLOC_*`` variable is
+set): see :mod:`convlayer._malloc`.
 """
 
-from . import _blas
+from . import _blas, _malloc
 
 _blas.shorten_spin()  # first: before anything here imports NumPy
+_malloc.keep_freed_memory()
 
 from . import kernels, reference, shapes
 from .algorithms.buffers import get_memory_budget, memory_budget, release_work_buffers, set_memory_budget

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .. import _blas, _validate, reference
+from .. import _blas, _malloc, _validate, reference
 from ..algorithms import choose, compiled
 from ..functional import conv2d, conv2d_backward
 from .cases import SUITE, Case, Layer, inputs, loops_case
@@ -109,6 +109,7 @@ def environment(found: dict) -> dict:
                 env={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                     "OPENBLAS_NUM_THREADS", "OPENBLAS_THREAD_TIMEOUT")})
     info["blas_spin"] = _blas.status["done"]  # whether convlayer set OPENBLAS_THREAD_TIMEOUT
+    info["malloc"] = _malloc.status["done"]  # whether convlayer set glibc's thresholds
     if "torch" in found:
         info["torch"] = found["torch"].torch.__version__
     if "jax" in found:
@@ -197,6 +198,7 @@ def environment_line(info: dict) -> str:
     loops = f"numba {info['numba']} (compiled loops)" if "numba" in info else "no numba (NumPy loops)"
     line = f"numpy {info['numpy']}, {loops}{torch}, {info['cpus']} CPUs; BLAS: {blas}"
     spin = f"; OpenBLAS's idle spin: {info['blas_spin']}" if "blas_spin" in info else ""
+    spin += f"; malloc: {info['malloc']}" if "malloc" in info else ""
     return line + (f"; set: {set_}" if set_ else "") + spin
 
 
