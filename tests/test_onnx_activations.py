@@ -175,3 +175,37 @@ def test_an_activation_alone_reading_a_conv_becomes_part_of_it(op, attrs, formul
                                            padding=1).numpy()
     # the convolution's float32 sums (28 terms) and the activation's few roundings
     np.testing.assert_array_less(np.abs(model(x) - want), 64 * U32 * (magnitude + 1))
+
+
+DEPTHWISE = [  # (channels, image, kernel, stride): one thread, two (enough work), a pixel remainder
+    (16, (7, 9), 3, 1), (64, (64, 61), 3, 1), (24, (29, 31), 5, 2), (48, (23, 23), 7, 1)]
+
+
+@pytest.mark.parametrize("channels, size, kernel, stride", DEPTHWISE, ids=[f"{c}x{s[0]}x{s[1]}-{f}s{t}" for c, s, f, t
+                                                                         in DEPTHWISE])
+@pytest.mark.parametrize("op, attrs, formula", FORMULAS[4:], ids=[f"{op}{attrs}" for op, attrs, _ in FORMULAS[4:]])
+def test_a_depthwise_conv_and_its_activation_against_pytorch(op, attrs, formula, channels, size, kernel, stride):
+    # the depthwise loop adds the bias to each sum; each of its threads then activates the
+    # output rows it has just written (layout.activation_rows)
+    rng = np.random.default_rng(channels)
+    weight = (rng.standard_normal((channels, 1, kernel, kernel)) / kernel).astype(np.float32)
+    bias = rng.standard_normal(channels).astype(np.float32)
+    pad = kernel // 2
+    nodes = [helper.make_node("Conv", ["x", "W", "B"], ["c"], name="conv", group=channels, pads=[pad] * 4,
+                              strides=[stride] * 2),
+             helper.make_node(op, ["c"], ["y"], name="act", **attrs)]
+    model = convlayer.onnx.load(graph_model(nodes, [("x", (2, channels) + size)], [("y", None)],
+                                            [("W", weight), ("B", bias)], opset=24 if op == "Swish" else 17))
+    assert [node.op for node in model.graph.nodes] == ["Conv"]
+    x = rng.standard_normal((2, channels) + size).astype(np.float32)
+    torch = pytest.importorskip("torch")
+
+    def conv(a, w, b):
+        return torch.nn.functional.conv2d(torch.from_numpy(a.astype(np.float64)), torch.from_numpy(w.astype(np.float64)),
+                                          torch.from_numpy(b.astype(np.float64)), stride=stride, padding=pad,
+                                          groups=channels).numpy()
+
+    want = formula(conv(x, weight, bias))
+    magnitude = conv(np.abs(x), np.abs(weight), np.abs(bias))
+    # the float32 sums (at most 50 terms) and the activation's few roundings
+    np.testing.assert_array_less(np.abs(model(x) - want), 128 * U32 * (magnitude + 1))

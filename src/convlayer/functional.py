@@ -12,7 +12,7 @@ from typing import NamedTuple, Union
 import numpy as np
 
 from . import _validate
-from .algorithms import backward, buffers, dispatch
+from .algorithms import backward, buffers, dispatch, layout
 from .shapes import IntPair, Padding
 
 ArrayLike = Union[np.ndarray, "list", "tuple", float, int]
@@ -150,11 +150,26 @@ def conv2d_clamped(x: np.ndarray, kernel: np.ndarray, bias, low, high, *, stride
     return _convolved(args, "auto", low, high)
 
 
-def _convolved(args: _validate.ConvArgs, algorithm, low=None, high=None) -> np.ndarray:
+def conv2d_activated(x: np.ndarray, kernel: np.ndarray, bias, activation: tuple, *, strides: IntPair = 1,
+                     padding: Padding = "same", dilation: IntPair = 1, groups: int = 1) -> "np.ndarray | None":
+    """:func:`conv2d` of channels-last arrays, then ``activation``, ``(name, alpha, beta)``:
+    Sigmoid, Swish, HardSigmoid or HardSwish with ONNX's parameters (an ONNX Conv and the
+    activation after it, :mod:`convlayer.onnx.spatial`), in the compiled pass that adds the
+    bias (:func:`.algorithms.layout.add_bias_activation`); the depthwise loop's threads each
+    activate the rows they have just computed. None, computing nothing, where that pass does
+    not apply (a result that is not float32, no compiled loops): the caller activates its way."""
+    args = _validate.conv_args(x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
+                               flip=False, pad_mode="constant", data_format="channels_last")
+    if not layout.activation_ready(args.dtype):
+        return None
+    return _convolved(args, "auto", activation=activation)
+
+
+def _convolved(args: _validate.ConvArgs, algorithm, low=None, high=None, activation=None) -> np.ndarray:
     """The result of checked arguments: a new array in the caller's layout."""
     result, nhwc = _validate.new_output(args.geom, args.dtype)
     dispatch.correlate(args.x, args.kernel, args.geom, args.pad_mode, nhwc, buffers.get_memory_budget(), algorithm,
-                       args.bias, low, high)
+                       args.bias, low, high, activation)
     return result
 
 

@@ -142,23 +142,28 @@ def loop(name: str):
 _by_name: dict = {}  # loop's name -> the loop, as loop() found it
 
 
-def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> None:
+def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None, then=None) -> None:
     """Run loop ``name`` (or the compiled loop itself) over rows ``0 .. tasks - 1``, shared
     among the threads of :mod:`.parallel`.
 
     Each thread takes one contiguous run of rows (its row ring is reused from row to row)
     and, with ``sums`` (a zeroed array), adds into a zeroed array of its own, added into
     ``sums`` at the end. ``work``, the multiply-adds of the whole run where the caller
-    knows them, keeps a small run on this thread (:func:`.parallel.threads_for`). A run that
-    compiled the loop for new argument types (or loaded it from the cache) counts as compile
-    time, whole.
+    knows them, keeps a small run on this thread (:func:`.parallel.threads_for`). ``then``,
+    ``(loop, *arguments)``, is a second compiled loop that each thread runs over its own
+    rows right after the first, ``loop(*arguments, first, last)``, while they are in its
+    core's cache (an activation over a layer's output rows). A run that compiled a loop for
+    new argument types (or loaded it from the cache) counts as compile time, whole.
     """
     body = loop(name) if isinstance(name, str) else name
+    after, after_args = (then[0], then[1:]) if then is not None else (None, ())
     threads = max(1, min(parallel.thread_count() if work is None else parallel.threads_for(work), tasks))
     if threads == 1:  # no parts to make: a small call's whole cost is its overhead (no context manager)
-        known, start = len(body.overloads), time.perf_counter()
+        known, start = len(body.overloads) + (len(after.overloads) if after else 0), time.perf_counter()
         body(*args, *(() if sums is None else (sums,)), 0, tasks)
-        if len(body.overloads) > known:
+        if after is not None:
+            after(*after_args, 0, tasks)
+        if len(body.overloads) + (len(after.overloads) if after else 0) > known:
             _state["compile_seconds"] += time.perf_counter() - start
         return
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
@@ -167,8 +172,10 @@ def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None) -> N
     def worker(part):
         for index in part:
             body(*args, *totals[index], *shares[index])
+            if after is not None:
+                after(*after_args, *shares[index])
 
-    with _compile_clock(body):
+    with _compile_clock(body, *(() if after is None else (after,))):
         parallel.run_parts(worker, list(range(threads)), threads)
     for (total,) in totals[1:] if sums is not None else ():
         sums += total

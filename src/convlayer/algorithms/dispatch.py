@@ -34,20 +34,29 @@ ALGORITHMS = {"im2col": _IM2COL, "shift": shift, "depthwise": depthwise, "fft": 
 
 
 def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int,
-              algorithm="auto", bias=None, low=None, high=None) -> None:
+              algorithm="auto", bias=None, low=None, high=None, activation=None) -> None:
     """Fill ``out`` with the cross-correlation, by the algorithm :func:`.choose.forward` names,
     plus ``bias`` ((k,) or None) and clamped to ``[low, high]`` (None: unbounded; a conv2d
-    bias, an ONNX Conv's Relu or Clip).
+    bias, an ONNX Conv's Relu or Clip), or with ``activation`` (``(name, alpha, beta)`` of
+    :func:`.layout.add_bias_activation`, for an ``out`` that pass takes: an ONNX Conv's
+    Sigmoid, Swish, HardSigmoid or HardSwish) applied after the bias.
 
     Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
     :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).
-    The depthwise loop adds and clamps each sum as it stores it (:func:`.depthwise.correlate_biased`);
-    every other route adds the bias and clamps in one pass after (:func:`.layout.add_per_channel`).
+    The depthwise loop adds and clamps each sum as it stores it, and each of its threads
+    applies the activation to its rows (:func:`.depthwise.correlate_biased`); every other
+    route adds the bias and clamps, or activates, in one pass after (:func:`.layout.add_per_channel`,
+    :func:`.layout.add_bias_activation`).
     """
-    epilogue = None if bias is None and low is None and high is None else (bias, low, high)
+    epilogue = None if bias is None and low is None and high is None and activation is None else (
+        bias, low, high, activation)
     if _routed(x, kernel, geom, pad_mode, out, budget, algorithm, epilogue) or epilogue is None:
         return
-    if bias is not None:
+    if activation is not None:
+        if not layout.add_bias_activation(out, bias, *activation):
+            raise ValueError(f"activation {activation[0]!r} needs a C-contiguous float32 output and the compiled "
+                             f"loops; got {out.dtype} (see layout.activation_ready)")
+    elif bias is not None:
         layout.add_per_channel(out, bias, low, high)
     else:
         layout.clamp(out, low, high)
@@ -56,7 +65,7 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
 def _routed(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budget: int, algorithm,
             epilogue=None) -> bool:
     """Fill ``out`` by :func:`correlate`'s route; return whether that route also added and
-    clamped ``epilogue``, ``(bias, low, high)`` or None (:func:`_run`)."""
+    clamped (or activated) ``epilogue``, ``(bias, low, high, activation)`` or None (:func:`_run`)."""
     if _tiny_pointwise(geom, algorithm) and pointwise.correlate(x, im2col.weight_matrix(kernel, 1)[0], geom, out,
                                                                budget):
         return False
@@ -82,8 +91,8 @@ def _routed(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, budge
 
 def _run(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, epilogue=None) -> bool:
     """Algorithm ``name``'s ``correlate``; return whether it also applied ``epilogue`` (see
-    :func:`_routed`): the depthwise loop adds the bias and clamps each sum as it stores it
-    (:func:`.depthwise.correlate_biased`), where that loop applies."""
+    :func:`_routed`): the depthwise loop adds the bias and clamps each sum as it stores it,
+    and activates its rows (:func:`.depthwise.correlate_biased`), where that loop applies."""
     if epilogue is not None and name == "depthwise" and depthwise.correlate_biased(x, kernel, geom, pad_mode, out,
                                                                                    budget, *epilogue):
         return True

@@ -200,7 +200,7 @@ def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, 
     103 -> 96, 1x14x14x672 250 -> 153 (without the product before: 16 -> 7, 80 -> 55, 193 -> 114).
     """
     k = out.shape[-1] if values is not None and out.ndim else 1
-    if not (out.dtype == np.float32 and out.flags.c_contiguous and out.size and k and compiled.usable(out)):
+    if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size and k):
         return False
     values = np.full(1, -0.0, np.float32) if values is None else np.asarray(values, np.float32)
     if values.shape != (k,):
@@ -210,6 +210,28 @@ def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, 
     compiled.run_loop(loop, out.size // k, out.reshape(-1), tile, k, np.float32(alpha), np.float32(beta),
                       work=out.size * ACTIVATION_WORK)
     return True
+
+
+def activation_ready(dtype) -> bool:
+    """Whether the compiled activation pass takes an output of ``dtype``: float32, with the
+    compiled loops (their exp is float32's)."""
+    return dtype == np.float32 and compiled.enabled()
+
+
+def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float):
+    """The ``then`` step of :func:`.compiled.run_loop` that writes activation ``name`` over
+    the rows of ``out``, a C-contiguous float32 (n, out_h, out_w, k) whose tasks are its
+    output rows (image, row): ``(loop, *arguments)``, each thread's rows done right after
+    the loop that wrote them, while they are in its core's cache. None where that does not
+    apply (see :func:`add_bias_activation`)."""
+    if not (activation_ready(out.dtype) and out.ndim == 4 and out.flags.c_contiguous and out.size):
+        return None
+    loop = compiled.loop("bias_activation")(name)
+    return loop, out.reshape(-1), _NO_BIAS, out.shape[2] * out.shape[3], np.float32(alpha), np.float32(beta)
+
+
+_NO_BIAS = np.full(ADD_ROW, -0.0, np.float32)  # x + -0.0 is x, whatever its sign
+_NO_BIAS.flags.writeable = False
 
 
 # add_bias_activation's work per value, in multiply-adds as parallel.threads_for counts them

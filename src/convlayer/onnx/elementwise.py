@@ -150,12 +150,17 @@ def _in_place(node, x, *bounds):
 COMPILED = {"Sigmoid": (1.0, 0.0), "Swish": (1.0, 0.0), "HardSigmoid": (0.2, 0.5), "HardSwish": (1.0, 0.0)}
 
 
+def compiled_parameters(node) -> "tuple[float, float] | None":
+    """``(alpha, beta)`` of activation ``node`` for its compiled pass, or None where it has none."""
+    if node.op not in COMPILED:
+        return None
+    return tuple(node.attrs.get(key, default) for key, default in zip(("alpha", "beta"), COMPILED[node.op]))
+
+
 def _compiled(node, x, bias=None) -> bool:
     """Whether activation ``node`` (bias added first) was written over x in one compiled pass."""
-    if node.op not in COMPILED:
-        return False
-    alpha, beta = (node.attrs.get(key, default) for key, default in zip(("alpha", "beta"), COMPILED[node.op]))
-    return layout.add_bias_activation(x, bias, node.op, alpha, beta)
+    parameters = compiled_parameters(node)
+    return parameters is not None and layout.add_bias_activation(x, bias, node.op, *parameters)
 
 
 def _new(node, x):

@@ -16,7 +16,7 @@ from .. import pooling
 from ..transposed import conv_transpose2d
 from .layout import axis_last
 from ._table import AUTO_PAD, AXIS, SPATIAL, any_value, one_of, op, pads4, pair
-from .elementwise import CLAMPS, activate
+from .elementwise import CLAMPS, activate, compiled_parameters
 
 
 def padding(attrs: dict):
@@ -56,6 +56,11 @@ def conv(node, x, weight, bias=None):
     window = dict(groups=node.attrs.get("group", 1), **_window(node.attrs))
     if activation is not None and activation.op in CLAMPS:  # the bias and the clamp in one pass
         return F.conv2d_clamped(x, kernel, bias, *CLAMPS[activation.op](activation), **window)
+    parameters = compiled_parameters(activation) if activation is not None else None
+    if parameters is not None:  # the bias and the activation in one compiled pass, where it applies
+        out = F.conv2d_activated(x, kernel, bias, (activation.op, *parameters), **window)
+        if out is not None:
+            return out
     out = F.conv2d(x, kernel, bias if activation is None else None, **window)
     return out if activation is None else activate(activation, out, bias)
 
