@@ -243,3 +243,75 @@ def test_a_value_that_a_live_view_holds_is_not_written_over():
     got = convlayer.onnx.load(model).run({"x": X}, trace=trace)["y"]
     assert seen["view"]  # the case this test is about: Slice's result is a view of c
     np.testing.assert_allclose(got, c * c.mean((2, 3), keepdims=True) + c[:1], rtol=1e-5)
+
+
+def _squeeze_excite(first_act, second_act, order=0, after=None, extra=()):
+    """x (2, 6, 5, 7; a Conv's copy of the input, so a value the runner owns) ->
+    GlobalAveragePool -> 1x1 Conv 6->3 (+ first_act) -> 1x1 Conv 3->6 (+ second_act) -> Mul
+    with x (``order`` 1: Mul(s, x)); ``after``: a node reading "y" (and maybe x) that makes
+    the output "z"; ``extra``: more nodes."""
+    rng = np.random.default_rng(8)
+    w1, b1 = rng.standard_normal((3, 6, 1, 1)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    w2, b2 = rng.standard_normal((6, 3, 1, 1)).astype(np.float32), rng.standard_normal(6).astype(np.float32)
+    identity = np.eye(6, dtype=np.float32)[:, :, None, None]
+    nodes = [helper.make_node("Conv", ["input", "identity"], ["x"], name="copy"),
+             helper.make_node("GlobalAveragePool", ["x"], ["g"], name="pool"),
+             helper.make_node("Conv", ["g", "w1", "b1"], ["h0"], name="fc1")]
+    nodes += [helper.make_node(first_act, ["h0"], ["h"], name="act1")] if first_act else []
+    nodes += [helper.make_node("Conv", ["h" if first_act else "h0", "w2", "b2"], ["s0"], name="fc2")]
+    nodes += [helper.make_node(second_act, ["s0"], ["s"], name="act2")] if second_act else []
+    nodes += [helper.make_node("Mul", ["x", "s" if second_act else "s0"][::1 - 2 * order], ["y"], name="scale")]
+    nodes += ([after] if after else []) + list(extra)
+    model = graph_model(nodes, [("input", (2, 6, 5, 7))], [("z" if after else "y", None)],
+                        [("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("identity", identity)],
+                        opset=24 if "Swish" in (first_act,) else 17)
+    return model, (w1[:, :, 0, 0].astype(np.float64), b1, w2[:, :, 0, 0].astype(np.float64), b2)
+
+
+_SE_ACTIVATIONS = {None: lambda v: v, "Relu": lambda v: np.maximum(v, 0), "Swish": lambda v: v / (1 + np.exp(-v)),
+                   "Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "HardSigmoid": lambda v: np.clip(0.2 * v + 0.5, 0, 1)}
+SE_CASES = [("Relu", "Sigmoid", 0), ("Swish", "Sigmoid", 1), ("Relu", "HardSigmoid", 0), (None, None, 1)]
+
+
+@pytest.mark.parametrize("first, second, order", SE_CASES)
+def test_a_squeeze_excite_block_runs_as_one_node_with_the_values_of_its_nodes(first, second, order, monkeypatch):
+    model, (w1, b1, w2, b2) = _squeeze_excite(first, second, order)
+    x = np.random.default_rng(9).standard_normal((2, 6, 5, 7)).astype(np.float32)
+    loaded = convlayer.onnx.load(model)
+    assert [node.op for node in loaded.graph.nodes] == ["Conv", "SqueezeExcite"]
+    got = loaded(x)
+    means = x.astype(np.float64).mean((2, 3))
+    scale = _SE_ACTIVATIONS[second](_SE_ACTIVATIONS[first](means @ w1.T + b1) @ w2.T + b2)
+    np.testing.assert_allclose(got, x * scale[:, :, None, None], rtol=1e-5, atol=1e-6)
+    from convlayer.onnx import fused
+
+    monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
+    apart = convlayer.onnx.load(model)
+    assert "SqueezeExcite" not in [node.op for node in apart.graph.nodes]
+    np.testing.assert_array_equal(got, apart(x))  # the same products and passes: the same bits
+
+
+def test_a_squeeze_excite_block_leaves_x_alone_while_a_later_node_reads_it():
+    # the Add reads x after the block: the block must not write its product over x
+    model, (w1, b1, w2, b2) = _squeeze_excite("Relu", "Sigmoid", after=helper.make_node("Add", ["y", "x"], ["z"]))
+    x = np.random.default_rng(10).standard_normal((2, 6, 5, 7)).astype(np.float32)
+    loaded = convlayer.onnx.load(model)
+    assert [node.op for node in loaded.graph.nodes] == ["Conv", "SqueezeExcite", "Add"]
+    means = x.astype(np.float64).mean((2, 3))
+    scale = 1 / (1 + np.exp(-(np.maximum(means @ w1.T + b1, 0) @ w2.T + b2)))
+    np.testing.assert_allclose(loaded(x), x * scale[:, :, None, None] + x, rtol=1e-5, atol=1e-6)
+
+
+def test_a_squeeze_excite_block_whose_inner_value_is_read_elsewhere_stays_apart():
+    # the pooled means are read by a second node too: fusing would lose them
+    model, _ = _squeeze_excite("Relu", "Sigmoid", extra=[helper.make_node("Relu", ["g"], ["unused"])])
+    assert "SqueezeExcite" not in [node.op for node in convlayer.onnx.load(model).graph.nodes]
+
+
+def test_the_summary_shows_the_layers_of_a_fused_block():
+    from convlayer.onnx import summary
+
+    model, _ = _squeeze_excite("Relu", "Sigmoid")
+    rows = summary.rows(convlayer.onnx.load(model), (2, 6, 5, 7))
+    assert [(row.op, row.output_shape, row.params) for row in rows] == [
+        ("Conv", (2, 6, 5, 7), (6 + 0) * 6), ("GlobalAveragePool", (2, 6, 1, 1), 0), ("Conv", (2, 3, 1, 1), (6 + 1) * 3), ("Conv", (2, 6, 1, 1), (3 + 1) * 6)]

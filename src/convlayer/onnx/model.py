@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import layout
+from . import fused, layout
 from ._table import AXIS, BROADCAST, OPS, PLAIN, SAME, SHAPE, SPATIAL
 from .graph import Graph
 from .elementwise import INPLACE, binary_into
@@ -53,11 +53,14 @@ class OnnxModel:
             owned = [name in freed and node.inputs.count(name) == 1 and _owns(array, kept)
                      for name, (array, _) in zip(node.inputs, inputs)]
             try:
-                results, flag = _run_node(node, inputs, owned)
+                if trace is not None and "_parts" in node.attrs:  # a fused node: its layers one by one, traced
+                    results, flag = _run_parts(node.attrs["_parts"], values, trace)
+                else:
+                    results, flag = _run_node(node, inputs, owned)
             except (ValueError, TypeError) as error:
                 raise type(error)(f"node {node.name!r} ({node.op}): {error}") from None
             kept.update(_viewed(results, inputs))
-            if trace is not None:
+            if trace is not None and "_parts" not in node.attrs:
                 trace(node, inputs, results, flag)
             for name, result in zip(node.outputs, results):
                 values[name] = (result, flag)
@@ -111,16 +114,31 @@ def _viewed(results, inputs) -> list:
             and any(r is array or (isinstance(r, np.ndarray) and r.base is array) for r in results)]
 
 
+def _run_parts(parts, values: dict, trace):
+    """Run a fused node's original nodes in order, each traced; return the last's outputs."""
+    local = {}
+    for part in parts:
+        inputs = [local.get(name) or values.get(name, (None, False)) if name else (None, False)
+                  for name in part.inputs]
+        results, flag = _run_node(part, inputs)
+        trace(part, inputs, results, flag)
+        local.update((name, (result, flag)) for name, result in zip(part.outputs, results))
+    return results, flag
+
+
 def _run_node(node, values, owned=None):
     """Run one node on ``values`` [(array, channels_last)]; return (outputs, channels_last).
 
     ``owned[i]`` says input i is a new array no later node reads: an element-wise op may
     write its result over it.
     """
-    entry = OPS[node.op]
     arrays = [array for array, _ in values]
     flags = [flag for _, flag in values]
     owned = owned or [False] * len(values)
+    if node.domain == fused.DOMAIN:  # made by prepare, never read from a file (check refuses other domains)
+        x = arrays[0] if flags[0] else layout.to_last(arrays[0])
+        return [fused.run(node, x, owned[0] and flags[0])], True
+    entry = OPS[node.op]
     kind = entry.kind
     if kind == SAME:
         if owned[0] and node.op in INPLACE:

@@ -15,6 +15,8 @@
    Conv's output becomes part of that Conv: its bias and the activation in one pass over
    each chunk of the output.
 6. Kernels are laid out channels-last once, not on every call.
+7. :func:`.fused.fuse`: each squeeze-excite block (GlobalAveragePool, two 1x1 Convs, Mul)
+   becomes one node.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import normalization
+from . import fused
 from ._table import OPS, SHAPE
 from .elementwise import STEPS
 from .graph import Graph, Node
@@ -201,6 +204,7 @@ def prepare(graph: Graph) -> Graph:
     fuse_swish(graph)
     fuse_activations(graph)
     lay_out_kernels(graph)
+    fused.fuse(graph, readers(graph))
     return graph
 
 
