@@ -202,13 +202,10 @@ def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, 
     k = out.shape[-1] if values is not None and out.ndim else 1
     if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size and k):
         return False
-    values = np.full(1, -0.0, np.float32) if values is None else np.asarray(values, np.float32)
-    if values.shape != (k,):
+    if values is not None and np.shape(values) != (k,):
         return False
-    tile = np.tile(values, max(1, ADD_ROW // k))  # -0.0 for no bias: x + -0.0 is x, whatever its sign
-    loop = compiled.loop("bias_activation")(name)
-    compiled.run_loop(loop, out.size // k, out.reshape(-1), tile, k, np.float32(alpha), np.float32(beta),
-                      work=out.size * ACTIVATION_WORK)
+    loop, *arguments = activation_step(out, values, name, alpha, beta, k)
+    compiled.run_loop(loop, out.size // k, *arguments, work=out.size * ACTIVATION_WORK)
     return True
 
 
@@ -218,16 +215,26 @@ def activation_ready(dtype) -> bool:
     return dtype == np.float32 and compiled.enabled()
 
 
+def activation_step(out: np.ndarray, bias, name: str, alpha: float, beta: float, per_task: int):
+    """``(loop, *arguments)``: the compiled loop that writes activation ``name`` of ``out +
+    bias`` over tasks ``first .. last - 1`` of ``out`` (C-contiguous float32, channels last),
+    ``per_task`` items a task (a multiple of its channel count), called as ``loop(*arguments,
+    first, last)``: :func:`add_bias_activation`'s pass, or a :func:`.compiled.run_loop`
+    ``then`` step (:func:`activation_rows`). None where it does not apply."""
+    if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size):
+        return None
+    k = out.shape[-1] if out.ndim else 1
+    tile = _NO_BIAS if bias is None else np.tile(np.asarray(bias, np.float32), max(1, ADD_ROW // k))
+    return (compiled.loop("bias_activation")(name), out.reshape(-1), tile, per_task, np.float32(alpha),
+            np.float32(beta))
+
+
 def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float):
     """The ``then`` step of :func:`.compiled.run_loop` that writes activation ``name`` over
     the rows of ``out``, a C-contiguous float32 (n, out_h, out_w, k) whose tasks are its
-    output rows (image, row): ``(loop, *arguments)``, each thread's rows done right after
-    the loop that wrote them, while they are in its core's cache. None where that does not
-    apply (see :func:`add_bias_activation`)."""
-    if not (activation_ready(out.dtype) and out.ndim == 4 and out.flags.c_contiguous and out.size):
-        return None
-    loop = compiled.loop("bias_activation")(name)
-    return loop, out.reshape(-1), _NO_BIAS, out.shape[2] * out.shape[3], np.float32(alpha), np.float32(beta)
+    output rows (image, row), each thread's rows done right after the loop that wrote them,
+    while they are in its core's cache (:func:`activation_step`)."""
+    return activation_step(out, None, name, alpha, beta, out.shape[2] * out.shape[3]) if out.ndim == 4 else None
 
 
 _NO_BIAS = np.full(ADD_ROW, -0.0, np.float32)  # x + -0.0 is x, whatever its sign
