@@ -315,3 +315,36 @@ def test_the_summary_shows_the_layers_of_a_fused_block():
     rows = summary.rows(convlayer.onnx.load(model), (2, 6, 5, 7))
     assert [(row.op, row.output_shape, row.params) for row in rows] == [
         ("Conv", (2, 6, 5, 7), (6 + 0) * 6), ("GlobalAveragePool", (2, 6, 1, 1), 0), ("Conv", (2, 3, 1, 1), (6 + 1) * 3), ("Conv", (2, 6, 1, 1), (3 + 1) * 6)]
+
+
+def _conv_of(x, weight, bias):
+    """The float64 convolution of NCHW x with an OIHW weight, stride 1, no padding."""
+    from convlayer import reference
+
+    out = reference.conv2d(x.transpose(0, 2, 3, 1).astype(np.float64), weight.transpose(2, 3, 1, 0), padding=0)
+    return out.transpose(0, 3, 1, 2) + bias[:, None, None]
+
+
+def test_a_conv_node_checks_each_new_input_shape_and_reuses_the_checks_of_one_seen():
+    rng = np.random.default_rng(12)
+    weight, bias = rng.standard_normal((4, 3, 2, 2)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    model = convlayer.onnx.load(graph_model([helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")],
+                                            [("x", None)], [("y", None)], [("w", weight), ("b", bias)]))
+    for shape in [(1, 3, 5, 6), (2, 3, 7, 4), (1, 3, 5, 6), (1, 3, 6, 5)]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(model(x), _conv_of(x, weight, bias), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="channel"):  # a shape that fails the checks fails every time
+        model(np.zeros((1, 2, 5, 6), np.float32))
+    with pytest.raises(ValueError, match="channel"):
+        model(np.zeros((1, 2, 5, 6), np.float32))
+
+
+def test_a_conv_whose_weights_are_an_input_is_checked_with_each_call_s_weights():
+    rng = np.random.default_rng(13)
+    model = convlayer.onnx.load(graph_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")],
+                                            [("x", (1, 3, 5, 6)), ("w", None)], [("y", None)]))
+    x = rng.standard_normal((1, 3, 5, 6)).astype(np.float32)
+    for k in (4, 2, 4):
+        weight = rng.standard_normal((k, 3, 2, 2)).astype(np.float32)
+        np.testing.assert_allclose(model.run({"x": x, "w": weight})["y"], _conv_of(x, weight, np.zeros(k)),
+                                   rtol=1e-5, atol=1e-5)

@@ -172,7 +172,7 @@ for _name in STEPS:
 
 
 # The activations that are a clamp, as ``(low, high)`` (None: unbounded) for
-# :func:`convlayer.functional.conv2d_clamped`: with a Conv's bias, the sum and the clamp in one pass.
+# :func:`convlayer.functional.conv2d_checked`: with a Conv's bias, the sum and the clamp in one pass.
 CLAMPS = {"Relu": lambda node: (0, None), "Clip": lambda node: (node.attrs.get("min"), node.attrs.get("max"))}
 
 
@@ -180,7 +180,7 @@ def activate(node, x: np.ndarray, bias=None) -> np.ndarray:
     """Activation ``node`` (a Swish, Sigmoid, ... that a Conv absorbed) written over x, a
     new channels-last array, after adding ``bias`` (per channel, the last axis) in the same
     pass over each chunk: a Conv's output crosses memory once for both. (A Relu or Clip,
-    :data:`CLAMPS`, goes into the Conv itself: :func:`convlayer.functional.conv2d_clamped`.)"""
+    :data:`CLAMPS`, goes into the Conv itself: :func:`convlayer.functional.conv2d_checked`.)"""
     if _compiled(node, x, bias):
         return x
     step = STEPS[node.op](node, x.dtype)
