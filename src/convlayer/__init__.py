@@ -9,8 +9,8 @@
 ``import convlayer`` imports NumPy and nothing else; the command line, figures and image
 files load their dependencies when they are used. It shortens how long OpenBLAS's idle
 threads spin (``OPENBLAS_THREAD_TIMEOUT``, unless set): see :mod:`convlayer._blas`; and
-has glibc's malloc keep freed memory for the next call (unless a ``MALLOC_*`` variable is
-set): see :mod:`convlayer._malloc`.
+has glibc's malloc keep freed memory for the next call (unless ``CONVLAYER_MALLOC=glibc``
+or a ``MALLOC_*`` variable is set): see :mod:`convlayer._malloc`.
 """
 
 from . import _blas, _malloc

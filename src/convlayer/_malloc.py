@@ -16,9 +16,10 @@ So :func:`keep_freed_memory` fixes the mmap threshold at :data:`MMAP_THRESHOLD` 
 own ceiling for it, 32 MiB: larger blocks still come from the OS and go back to it) and
 the trim threshold at :data:`TRIM_THRESHOLD`: a heap keeps up to 256 MiB of freed memory
 for the next call rather than returning it. That is done once, at ``import convlayer``, on
-glibc only (Linux), and not at all where the user set any of glibc's ``MALLOC_*``
-variables (``MALLOC_TRIM_THRESHOLD_=131072`` keeps glibc's own behaviour). The process's
-memory then stays at its peak until the end, plus at most 256 MiB of free heap per arena.
+glibc only (Linux), and not at all where the user set ``CONVLAYER_MALLOC=glibc`` (glibc's
+own, moving thresholds) or any of glibc's ``MALLOC_*`` variables (theirs; note that setting
+any one of them fixes every threshold glibc would otherwise move). The process's memory
+then stays at its peak until the end, plus at most 256 MiB of free heap per arena.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ TRIM_THRESHOLD = 2**28
 # mallopt's parameter numbers (glibc's malloc.h) and the variables that set them
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 VARIABLES = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+OPT_OUT = "CONVLAYER_MALLOC"  # =glibc: leave glibc's thresholds as glibc moves them
 
 # What keep_freed_memory did, for convlayer bench's report.
 status = {"done": "not yet"}
@@ -40,6 +42,8 @@ status = {"done": "not yet"}
 def keep_freed_memory() -> str:
     """Set glibc's mmap and trim thresholds where the user has not; return (and keep in
     :data:`status`) what was done, in words."""
+    if os.environ.get(OPT_OUT, "").lower() == "glibc":
+        return _say(f"left to glibc ({OPT_OUT}=glibc)")
     chosen = [name for name in VARIABLES if name in os.environ]
     if chosen:
         return _say(f"left as set in the environment ({', '.join(chosen)})")
