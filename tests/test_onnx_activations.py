@@ -201,9 +201,8 @@ def test_a_depthwise_conv_and_its_activation_against_pytorch(op, attrs, formula,
     torch = pytest.importorskip("torch")
 
     def conv(a, w, b):
-        return torch.nn.functional.conv2d(torch.from_numpy(a.astype(np.float64)), torch.from_numpy(w.astype(np.float64)),
-                                          torch.from_numpy(b.astype(np.float64)), stride=stride, padding=pad,
-                                          groups=channels).numpy()
+        a, w, b = (torch.from_numpy(v.astype(np.float64)) for v in (a, w, b))
+        return torch.nn.functional.conv2d(a, w, b, stride=stride, padding=pad, groups=channels).numpy()
 
     want = formula(conv(x, weight, bias))
     magnitude = conv(np.abs(x), np.abs(weight), np.abs(bias))

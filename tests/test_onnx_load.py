@@ -208,7 +208,8 @@ def _conv_then(nodes, x_shape=(2, 3, 5, 6)):
     """A model whose nodes read ``c``, a 1x1 Conv's output of 2 channels (sums of x's)."""
     w = np.ones((2, 3, 1, 1), np.float32)
     return graph_model([helper.make_node("Conv", ["x", "w"], ["c"], name="conv")] + nodes,
-                       [("x", x_shape)], [("y", None)], [("w", w), ("zero", np.array([0], np.int64)), ("one", np.array([1], np.int64))])
+                       [("x", x_shape)], [("y", None)],
+                       [("w", w), ("zero", np.array([0], np.int64)), ("one", np.array([1], np.int64))])
 
 
 def test_the_last_reader_of_a_value_read_twice_writes_over_it():
@@ -314,7 +315,8 @@ def test_the_summary_shows_the_layers_of_a_fused_block():
     model, _ = _squeeze_excite("Relu", "Sigmoid")
     rows = summary.rows(convlayer.onnx.load(model), (2, 6, 5, 7))
     assert [(row.op, row.output_shape, row.params) for row in rows] == [
-        ("Conv", (2, 6, 5, 7), (6 + 0) * 6), ("GlobalAveragePool", (2, 6, 1, 1), 0), ("Conv", (2, 3, 1, 1), (6 + 1) * 3), ("Conv", (2, 6, 1, 1), (3 + 1) * 6)]
+        ("Conv", (2, 6, 5, 7), (6 + 0) * 6), ("GlobalAveragePool", (2, 6, 1, 1), 0),
+        ("Conv", (2, 3, 1, 1), (6 + 1) * 3), ("Conv", (2, 6, 1, 1), (3 + 1) * 6)]
 
 
 def _conv_of(x, weight, bias):
