@@ -274,22 +274,28 @@ _SE_ACTIVATIONS = {None: lambda v: v, "Relu": lambda v: np.maximum(v, 0), "Swish
 SE_CASES = [("Relu", "Sigmoid", 0), ("Swish", "Sigmoid", 1), ("Relu", "HardSigmoid", 0), (None, None, 1)]
 
 
+@pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])
 @pytest.mark.parametrize("first, second, order", SE_CASES)
-def test_a_squeeze_excite_block_runs_as_one_node_with_the_values_of_its_nodes(first, second, order, monkeypatch):
-    model, (w1, b1, w2, b2) = _squeeze_excite(first, second, order)
-    x = np.random.default_rng(9).standard_normal((2, 6, 5, 7)).astype(np.float32)
-    loaded = convlayer.onnx.load(model)
-    assert [node.op for node in loaded.graph.nodes] == ["Conv", "SqueezeExcite"]
-    got = loaded(x)
-    means = x.astype(np.float64).mean((2, 3))
-    scale = _SE_ACTIVATIONS[second](_SE_ACTIVATIONS[first](means @ w1.T + b1) @ w2.T + b2)
-    np.testing.assert_allclose(got, x * scale[:, :, None, None], rtol=1e-5, atol=1e-6)
+def test_a_squeeze_excite_block_runs_as_one_node_with_the_values_of_its_nodes(first, second, order, compiled_loops,
+                                                                             monkeypatch):
+    # with the compiled loops, each dense layer is a product and one compiled call planned
+    # for the node; without, the Conv node's own handler on a 1x1 image
+    from convlayer.algorithms import compiled
     from convlayer.onnx import fused
 
-    monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
-    apart = convlayer.onnx.load(model)
-    assert "SqueezeExcite" not in [node.op for node in apart.graph.nodes]
-    np.testing.assert_array_equal(got, apart(x))  # the same products and passes: the same bits
+    model, (w1, b1, w2, b2) = _squeeze_excite(first, second, order)
+    x = np.random.default_rng(9).standard_normal((2, 6, 5, 7)).astype(np.float32)
+    with compiled.use_compiled(compiled_loops):
+        loaded = convlayer.onnx.load(model)
+        assert [node.op for node in loaded.graph.nodes] == ["Conv", "SqueezeExcite"]
+        got = loaded(x)
+        means = x.astype(np.float64).mean((2, 3))
+        scale = _SE_ACTIVATIONS[second](_SE_ACTIVATIONS[first](means @ w1.T + b1) @ w2.T + b2)
+        np.testing.assert_allclose(got, x * scale[:, :, None, None], rtol=1e-5, atol=1e-6)
+        monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
+        apart = convlayer.onnx.load(model)
+        assert "SqueezeExcite" not in [node.op for node in apart.graph.nodes]
+        np.testing.assert_array_equal(got, apart(x))  # the same products and passes: the same bits
 
 
 def test_a_squeeze_excite_block_leaves_x_alone_while_a_later_node_reads_it():

@@ -165,12 +165,19 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
             and getattr(values, "dtype", None) == out.dtype and out.dtype.kind == "f" and compiled.usable(out)):
         bounds = bound(low, out.dtype, -np.inf), bound(high, out.dtype, np.inf)
         if None not in bounds:
-            tile = np.tile(values, max(1, ADD_ROW // k))
+            tile = bias_tile(values, k)
             clip = compiled.loop("bias_activation")("Clip")
             compiled.run_loop(clip, out.size // k, out.reshape(-1), tile, k, *bounds, work=out.size)
             return
     _add_rows(out, values, k)
     clamp(out, low, high)
+
+
+def bias_tile(values: np.ndarray, k: int) -> np.ndarray:
+    """``values`` (a bias of ``k`` channels) repeated for a whole number of pixels, about
+    :data:`ADD_ROW` items: the compiled bias loops' inner run, as long as the tile whatever
+    ``k`` is (:func:`._loops.bias_activation`)."""
+    return np.tile(values, max(1, ADD_ROW // k))
 
 
 def clamp(out: np.ndarray, low=None, high=None) -> None:
@@ -224,7 +231,7 @@ def activation_step(out: np.ndarray, bias, name: str, alpha: float, beta: float,
     if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size):
         return None
     k = out.shape[-1] if out.ndim else 1
-    tile = _NO_BIAS if bias is None else np.tile(np.asarray(bias, np.float32), max(1, ADD_ROW // k))
+    tile = _NO_BIAS if bias is None else bias_tile(np.asarray(bias, np.float32), k)
     return (compiled.loop("bias_activation")(name), out.reshape(-1), tile, per_task, np.float32(alpha),
             np.float32(beta))
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import pooling
 from ..algorithms import compiled, layout
-from .elementwise import CLAMPS, activate, compiled_parameters
+from .elementwise import CLAMPS, compiled_parameters
+from .spatial import conv as conv_node
 
 DOMAIN = "convlayer"
 OP = "SqueezeExcite"
@@ -89,24 +90,16 @@ def _dense_layer(conv, values: np.ndarray) -> np.ndarray:
     (:func:`_plan`): the same loop and bias tile as the Conv node's own pass, or the same
     sums and clamp as its NumPy one, so the same values; 46 -> 16 us a layer inside
     efficientnet_b0 at batch 1, where every call runs on caches the layer before emptied.
+    Otherwise the Conv node's own handler, on the values as a 1x1 image.
     """
-    kernel, bias = conv.attrs["_kernel"], conv.attrs.get("_bias")
     plan = conv.attrs.get("_plan") or conv.attrs.setdefault("_plan", _plan(conv))
     if plan is not False and values.dtype == np.float32:
         matrix, loop, tile, alpha, beta = plan
         out = values @ matrix
         loop(out.reshape(-1), tile, matrix.shape[1], alpha, beta, 0, out.shape[0])
         return out
-    out = values.astype(np.result_type(values, kernel), copy=False) @ kernel.reshape(kernel.shape[2:])
-    activation = conv.attrs.get("_activation")
-    if activation is not None and activation.op not in CLAMPS:
-        return activate(activation, out, bias)
-    low, high = CLAMPS[activation.op](activation) if activation is not None else (None, None)
-    if bias is not None:
-        layout.add_per_channel(out, np.asarray(bias, out.dtype), low, high)
-    elif activation is not None:
-        layout.clamp(out, low, high)
-    return out
+    n, c = values.shape
+    return conv_node(conv, values.reshape(n, 1, 1, c), None).reshape(n, -1)  # the Conv node itself
 
 
 def _plan(conv):
@@ -130,6 +123,6 @@ def _plan(conv):
     k = kernel.shape[3]
     bias = conv.attrs.get("_bias")
     bias = np.full(k, -0.0, np.float32) if bias is None else np.asarray(bias, np.float32)
-    tile = np.tile(bias, max(1, layout.ADD_ROW // k))  # as add_bias_activation and add_per_channel tile it
+    tile = layout.bias_tile(bias, k)  # as add_bias_activation and add_per_channel tile it
     matrix = np.ascontiguousarray(kernel.reshape(kernel.shape[2:]))
     return matrix, compiled.loop("bias_activation")(name), tile, alpha, beta
