@@ -156,14 +156,18 @@ def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None, then
     new argument types (or loaded it from the cache) counts as compile time, whole.
     """
     body = loop(name) if isinstance(name, str) else name
-    after, after_args = (then[0], then[1:]) if then is not None else (None, ())
+    loops = (body,) if then is None else (body, then[0])
+
+    def rows(first, last, total=()):  # one thread's run: the loop, then ``then`` over the same rows
+        body(*args, *total, first, last)
+        if then is not None:
+            then[0](*then[1:], first, last)
+
     threads = max(1, min(parallel.thread_count() if work is None else parallel.threads_for(work), tasks))
     if threads == 1:  # no parts to make: a small call's whole cost is its overhead (no context manager)
-        known, start = len(body.overloads) + (len(after.overloads) if after else 0), time.perf_counter()
-        body(*args, *(() if sums is None else (sums,)), 0, tasks)
-        if after is not None:
-            after(*after_args, 0, tasks)
-        if len(body.overloads) + (len(after.overloads) if after else 0) > known:
+        known, start = _overloads(loops), time.perf_counter()
+        rows(0, tasks, () if sums is None else (sums,))
+        if _overloads(loops) > known:
             _state["compile_seconds"] += time.perf_counter() - start
         return
     shares = [(t * tasks // threads, (t + 1) * tasks // threads) for t in range(threads)]
@@ -171,24 +175,26 @@ def run_loop(name, tasks: int, *args, sums=None, work: "int | None" = None, then
 
     def worker(part):
         for index in part:
-            body(*args, *totals[index], *shares[index])
-            if after is not None:
-                after(*after_args, *shares[index])
+            rows(*shares[index], totals[index])
 
-    with _compile_clock(body, *(() if after is None else (after,))):
+    with _compile_clock(*loops):
         parallel.run_parts(worker, list(range(threads)), threads)
     for (total,) in totals[1:] if sums is not None else ():
         sums += total
+
+
+def _overloads(loops) -> int:
+    """How many argument types ``loops`` are compiled for (a dict each: len() is free, .signatures is not)."""
+    return sum(len(each.overloads) for each in loops)
 
 
 @contextmanager
 def _compile_clock(*loops):
     """Count the block's time as compile time if it compiled one of ``loops`` for new
     argument types (or loaded them from the cache): the whole call, its one run included."""
-    known = sum(len(each.overloads) for each in loops)  # a dict: len() is free, .signatures is not
-    start = time.perf_counter()
+    known, start = _overloads(loops), time.perf_counter()
     yield
-    if sum(len(each.overloads) for each in loops) > known:
+    if _overloads(loops) > known:
         _state["compile_seconds"] += time.perf_counter() - start
 
 
