@@ -64,3 +64,44 @@ def test_gradients_chunk_by_chunk(data_format, monkeypatch):
     assert calls
     np.testing.assert_allclose(got.grad_x, want_x, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got.grad_kernel, want_kernel, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["one image, fewer pixels than filters", "images of more pixels than filters",
+                                  "a kernel view", "float32 with a bias"])
+def test_channels_first_many_channels_read_their_planes(case, monkeypatch):
+    # channels-first calls with more channels than MAX_CHANNELS go plane by plane (one
+    # image, or images of at least as many output pixels as filters): the kernel read as
+    # it lies, each product written into the NCHW output; counted, and against the float64
+    # reference loops. Several images of fewer pixels than filters keep im2col's route.
+    rng = np.random.default_rng(10)
+    n, c, k, size, options = {
+        "one image, fewer pixels than filters": (1, 12, 40, 5, dict(padding=1)),
+        "images of more pixels than filters": (3, 6, 5, 9, dict(strides=2, padding=((1, 2), (0, 1)), dilation=(1, 2))),
+        "a kernel view": (1, 7, 9, 8, dict(strides=(1, 2), padding="same")),
+        "float32 with a bias": (2, 16, 8, 6, dict(padding=1)),
+    }[case]
+    x, kernel = rng.standard_normal((n, c, size, size + 1)), rng.standard_normal((k, c, 3, 3))
+    bias = rng.standard_normal(k) if case == "float32 with a bias" else None
+    if case == "a kernel view":  # (k, c, fh, fw) that does not lie as PyTorch's: copied
+        kernel = np.ascontiguousarray(kernel.transpose(2, 3, 1, 0)).transpose(3, 2, 0, 1)
+    calls = []
+    correlate = planar.correlate
+    monkeypatch.setattr(planar, "correlate", lambda *a: calls.append(1) or correlate(*a))
+    nhwc, hwck = x.transpose(0, 2, 3, 1), kernel.transpose(2, 3, 1, 0)
+    want = reference.conv2d(nhwc, hwck, bias, **options).transpose(0, 3, 1, 2)
+    if case == "float32 with a bias":
+        got = convlayer.conv2d(x.astype(np.float32), kernel.astype(np.float32), bias.astype(np.float32),
+                               data_format="channels_first", **options)
+        bound = 3 * 9 * c * 2.0**-24 * reference.conv2d(abs(nhwc), abs(hwck), abs(bias), **options)
+        assert (abs(got - want) <= bound.transpose(0, 3, 1, 2)).all()
+    else:
+        got = convlayer.conv2d(x, kernel, data_format="channels_first", **options)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert calls
+    calls.clear()
+    few = rng.standard_normal((3, c, 5, 5))  # 25 pixels an image, fewer than 40 filters: not planes
+    many = rng.standard_normal((40, c, 3, 3))
+    got = convlayer.conv2d(few, many, data_format="channels_first", padding=1)
+    want = reference.conv2d(few.transpose(0, 2, 3, 1), many.transpose(2, 3, 1, 0), padding=1)
+    np.testing.assert_allclose(got, want.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
+    assert not calls

@@ -79,11 +79,11 @@ def correlate(
     if banks is None and channel_major(kernel, geom) and takes_one_fill(x, geom, out, budget):
         matrix = kernel.transpose(3, 2, 0, 1).reshape(geom.k, -1).T  # the kernel's own memory, rows (channel, tap)
         return correlate_filled(x, matrix, geom, pad_mode, out, channel_major=True)
-    weights = weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
-    if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
-        return out
     if (banks is None and planar.applies(geom, pad_mode, views=not (x.flags.c_contiguous and out.flags.c_contiguous))
             and planar.correlate(x, kernel, geom, out, budget)):
+        return out
+    weights = weight_matrix(kernel, geom.groups) if banks is None else banked.weight_banks(kernel)
+    if banks is None and pointwise.correlate(x, weights[0], geom, out, budget):
         return out
     if banks is None and takes_row_blocks(x, geom, out.itemsize, budget):
         return correlate_rows(x, weights[0], geom, pad_mode, out, budget)

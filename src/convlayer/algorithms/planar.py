@@ -18,6 +18,19 @@ stride 2 0.92 -> 0.63 ms | 1.51 -> 0.62 (0.16), batch 8 0.70-0.76 | 0.53; -> 64 
 1 2.11 -> 1.68 | 6.18 -> 1.56 (0.76); 1 channel (224x224 -> 16 3x3) 0.43 | 0.32; 4
 channels 0.80 | 0.53; 64x8x8x1 -> 16 0.58. Channels-last, wider kernel rows stay with
 im2col (:data:`MAX_RUN`); channels-first, the 7x7 stride-2 stem 3.59 -> 2.12 ms.
+
+Channels-first calls with more channels (an NCHW network's deeper layers) take the planes
+too where im2col would make one patch matrix (:data:`VIEWS_MAX_PIXELS`), for one image or
+images of at least as many output pixels as filters: the weight matrix is PyTorch's
+``(k, c, fh, fw)`` kernel as it lies and each product lands in the NCHW output, where
+im2col copied the input channels-last, the kernel (or the patches, see
+:func:`.im2col.channel_major`) and the output back. Same process, alternating, channels-first
+1x56x56x128 -> 128 3x3 stride 2 2.11-2.17 -> 1.76-1.80 ms, 1x28x28x128 -> 128 1.67-1.71 ->
+1.44-1.46, 1x14x14x256 -> 256 1.66-1.69 -> 1.35-1.39, 1x7x7x512 -> 512 1.88 -> 1.52-1.58,
+8x56x56x128 -> 128 stride 2 15.9-16.7 -> 13.1-13.3 (channels-last, the four at batch 1:
+1.27-1.38, 1.19-1.22, 1.22-1.23, 1.50-1.54). Several images of fewer pixels than filters
+(8x7x7x512 -> 512) took 1.4x longer this way (8.3-8.4 -> 11.5-11.8 ms): each image's
+product reads the whole kernel again.
 """
 
 from __future__ import annotations
@@ -46,6 +59,10 @@ MAX_RUN = 12
 # 0.72. The per-tap additions onto the planes outgrow the gain with the kernel: 5x5 1.00-1.02
 # at stride 2, the 7x7 stride-2 stem 1.15-1.17.
 GRADIENT_MAX_TAPS = 9
+# Channels-first calls with more channels (an NCHW network's deeper layers) take the planes
+# below this many output pixels, where im2col would make one patch matrix (its row blocks
+# start at :data:`.im2col.ROWS_MIN`).
+VIEWS_MAX_PIXELS = 2**13
 # Images a chunk: as many as fit in this many bytes of planes and patches (at least one).
 # The patches are read by the products right after the copy: all 8 images of 8x224x224x3
 # -> 64 7x7 stride 2 at once (59 MB) took 1.48x im2col's time, one at a time 0.98-1.02.
@@ -53,12 +70,18 @@ CHUNK_BYTES = CACHE_BLOCK_BYTES
 
 
 def applies(geom: ConvGeometry, pad_mode: str, views: bool = False) -> bool:
-    """Whether :func:`correlate` computes this call: groups=1, at most :data:`MAX_CHANNELS`
-    input channels, zero padding, a kernel larger than 1x1 (a 1x1 layer's patch matrix is
-    the input itself, :mod:`.pointwise`) and, unless x and the output are channels-first
-    ``views``, at most :data:`MAX_RUN` values a kernel row."""
-    return (geom.groups == 1 and 0 < geom.c <= MAX_CHANNELS and pad_mode == "constant"
-            and geom.fh * geom.fw > 1 and (views or geom.fw * geom.c <= MAX_RUN))
+    """Whether :func:`correlate` computes this call: groups=1, zero padding, a kernel larger
+    than 1x1 (a 1x1 layer's patch matrix is the input itself, :mod:`.pointwise`) and either
+    at most :data:`MAX_CHANNELS` input channels with, unless x and the output are
+    channels-first ``views``, at most :data:`MAX_RUN` values a kernel row; or channels-first
+    ``views`` of fewer than :data:`VIEWS_MAX_PIXELS` output pixels, of one image or of images
+    of at least as many output pixels as filters."""
+    if geom.groups != 1 or geom.c == 0 or pad_mode != "constant" or geom.fh * geom.fw == 1:
+        return False
+    if geom.c <= MAX_CHANNELS:
+        return views or geom.fw * geom.c <= MAX_RUN
+    pixels = geom.out_h * geom.out_w
+    return views and geom.n * pixels < VIEWS_MAX_PIXELS and (geom.n == 1 or pixels >= geom.k)
 
 
 def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.ndarray, budget: int) -> bool:
@@ -73,17 +96,18 @@ def correlate(x: np.ndarray, kernel: np.ndarray, geom: ConvGeometry, out: np.nda
     if images is None:
         return False
     length, pixels = geom.fh * geom.fw * geom.c, geom.out_h * geom.out_w
-    weights = np.ascontiguousarray(kernel.transpose(2, 0, 1, 3)).reshape(length, geom.k)
+    # (k, (c, fh, fw)): PyTorch's kernel (channels-first) as it lies, others copied
+    weights = np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)).reshape(geom.k, length)
     first = out.transpose(0, 3, 1, 2)
     for n0, n1, _, patches in _chunks(x, geom, out.dtype, images):
         for image in range(n1 - n0):
             matrix = patches[image].reshape(length, pixels)
             if out[n0 + image].flags.c_contiguous:
-                np.matmul(matrix.T, weights, out=out[n0 + image].reshape(pixels, geom.k))
+                np.matmul(matrix.T, weights.T, out=out[n0 + image].reshape(pixels, geom.k))
             elif first[n0 + image].flags.c_contiguous:  # a channels-first output: plane by plane
-                np.matmul(weights.T, matrix, out=first[n0 + image].reshape(geom.k, pixels))
+                np.matmul(weights, matrix, out=first[n0 + image].reshape(geom.k, pixels))
             else:
-                out[n0 + image] = (matrix.T @ weights).reshape(geom.out_h, geom.out_w, geom.k)
+                out[n0 + image] = (matrix.T @ weights.T).reshape(geom.out_h, geom.out_w, geom.k)
     return True
 
 
