@@ -5,12 +5,36 @@ import numpy as np
 import pytest
 
 import convlayer
-from convlayer import reference
+from convlayer import reference, shapes
 from convlayer.algorithms import pointwise
 
 
 def _channels_first(x, kernel):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
+
+
+@pytest.mark.parametrize("case", [
+    dict(shape=(3, 2, 2, 24), strides=1, dtype=np.float64, budget=None),
+    dict(shape=(5, 3, 6, 24), strides=(2, 3), dtype=np.uint8, budget=None),
+    dict(shape=(5, 2, 2, 24), strides=1, dtype=np.float32, budget=2 * 4 * (24 + 30) * 8),  # float64 out
+], ids=["stride1", "strided-uint8", "two-images-a-chunk"])
+def test_channels_first_small_images_go_side_by_side(case, monkeypatch):
+    # channels-first 1x1 layers whose images' planes are small next to the kernel (2x2
+    # pixels, 24 -> 30 channels): all the chunk's images in one product, against the
+    # float64 reference loops, the calls counted; within the budget, a chunk at a time
+    rng = np.random.default_rng(33)
+    x = (rng.random(case["shape"]) * 100).astype(case["dtype"])
+    kernel = rng.standard_normal((1, 1, 24, 30))
+    expected = reference.conv2d(x.astype(np.float64), kernel, strides=case["strides"], padding="valid")
+    x, kernel = _channels_first(x, kernel)
+    calls = []
+    beside = pointwise._beside
+    monkeypatch.setattr(pointwise, "_beside", lambda *a: calls.append(a[2].shape[0]) or beside(*a))
+    with convlayer.memory_budget(case["budget"] or convlayer.get_memory_budget()):
+        got = convlayer.conv2d(x, kernel, strides=case["strides"], padding="valid", data_format="channels_first")
+    assert calls == ([2, 2, 1] if case["budget"] else [x.shape[0]])
+    np.testing.assert_allclose(got, expected.transpose(0, 3, 1, 2), rtol=1e-9, atol=1e-9)
+    assert not pointwise.side_by_side(shapes.conv_geometry((2, 3, 3, 24), (1, 1, 24, 30), padding="valid"))
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
