@@ -536,22 +536,24 @@ def _channels_first(x, kernel):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2)), np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))
 
 
-@pytest.mark.parametrize("add", [False, True])
-@pytest.mark.parametrize("shape", [(2, 19, 13, 70), (1, 8, 9, 33), (3, 4, 4, 4)], ids=["tiles", "edges", "small"])
-def test_write_back_fills_a_channels_first_view_tile_by_tile(shape, add):
-    """layout.write_back: a chunk's NHWC values into the NHWC view of an NCHW array, in tiles of
-    TILE_ROWS x TILE_CHANNELS (rows and channels that are not multiples of them included),
-    or in one go for a small chunk or a contiguous target: the same as one assignment."""
-    from convlayer.algorithms import layout
+@pytest.mark.parametrize("route", ["compiled", "threads", "tiles"])
+@pytest.mark.parametrize("shape", [(2, 19, 13, 70), (1, 8, 9, 33), (3, 4, 4, 4)], ids=["runs", "edges", "small"])
+def test_write_back_fills_a_channels_first_view(shape, route):
+    """layout.write_back: a chunk's NHWC values into the NHWC view of an NCHW array, by the
+    compiled transposing copy (whole runs of 16 pixels and a last short one; on one thread
+    and on two), or without the compiled loops in tiles of TILE_ROWS x TILE_CHANNELS (rows
+    and channels that are not multiples of them included), or in one go for a small chunk
+    or a contiguous target: the same as one assignment, bit for bit."""
+    from convlayer.algorithms import compiled, layout
 
     rng = np.random.default_rng(36)
-    values = rng.standard_normal(shape)
-    planes = rng.standard_normal((shape[0], shape[3], shape[1], shape[2]))
-    want = planes.transpose(0, 2, 3, 1) + values if add else values
-    with pytest.MonkeyPatch.context() as patch:
+    values = rng.standard_normal(shape).astype(np.float32)
+    planes = rng.standard_normal((shape[0], shape[3], shape[1], shape[2])).astype(np.float32)
+    with pytest.MonkeyPatch.context() as patch, compiled.use_compiled(route != "tiles"):
         patch.setattr(layout, "TILE_MIN_ITEMS", 64)  # the small case stays below it
-        layout.write_back(planes.transpose(0, 2, 3, 1), values, add=add)
-    np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), want)
+        patch.setattr(layout, "COPY_PARALLEL_ITEMS", 64 if route == "threads" else 2**40)
+        layout.write_back(planes.transpose(0, 2, 3, 1), values)
+    np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), values)
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 70, 300), (1, 1, 33, 129), (2, 3, 4, 5)], ids=["tiles", "edges", "small"])

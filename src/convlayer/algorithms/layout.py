@@ -18,7 +18,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
-from . import compiled
+from . import compiled, parallel
 
 # Of the budget, the share the channels-last copies of a chunk may take (the algorithm
 # gets the rest for its own work).
@@ -32,6 +32,13 @@ SHARE = 0.5
 TILE_ROWS = 8
 TILE_CHANNELS = 32
 TILE_MIN_ITEMS = 2**16
+# The compiled copy into channels-first planes (write_back) beat these tiles on every chunk
+# measured, one thread: 1x112x112x96 1.24 -> 0.57 ms, 1x56x56x128 0.54 -> 0.22, 8x28x28x128
+# 1.05 -> 0.40, 8x56x56x64 2.13 -> 0.82, 1x224x224x64 4.23 -> 1.86, 1x14x14x512 0.10 ->
+# 0.02 (8x56x56x144 1.86 -> 1.83). Two threads from this many values (1x224x224x64 1.86 ->
+# 1.15, 8x56x56x144 -> 1.16, 1x112x112x96 -> 0.50); below, the hand-off cost more than half
+# (1x56x56x128 0.22 -> 0.24, 1x14x14x512 0.02 -> 0.16).
+COPY_PARALLEL_ITEMS = 2**20
 
 
 # filters_first's and filters_last's tiles: filters and channels per copy. A channels-first kernel's gradient,
@@ -116,25 +123,30 @@ def contiguous(view: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(view)
 
 
-def write_back(target: np.ndarray, values: np.ndarray, add: bool = False) -> None:
-    """``target[...] = values`` (or ``+=`` with ``add``): a C-contiguous (n, h, w, c) chunk
-    into the caller's (n, h, w, c) view, tile by tile (:data:`TILE_ROWS` x
-    :data:`TILE_CHANNELS`) where that view is strided (a channels-first array's)."""
+def write_back(target: np.ndarray, values: np.ndarray) -> None:
+    """``target[...] = values``: a C-contiguous (n, h, w, c) chunk into the caller's (n, h,
+    w, c) view. A channels-first array's view (C-contiguous NCHW planes) of ``values``' dtype
+    is written by the compiled transposing copy (:func:`._layout_loops.transpose_rows`), two
+    threads from :data:`COPY_PARALLEL_ITEMS`; other strided views tile by tile
+    (:data:`TILE_ROWS` x :data:`TILE_CHANNELS`)."""
     if target.flags.c_contiguous or values.size < TILE_MIN_ITEMS:
-        if add:
-            target += values
-        else:
-            target[...] = values
+        target[...] = values
         return
-    n, h, _, c = values.shape
+    n, h, w, c = values.shape
+    planes = target.transpose(0, 3, 1, 2)
+    if planes.flags.c_contiguous and planes.dtype == values.dtype and compiled.usable(values):
+        from ._layout_loops import ROWS  # imports Numba: here, not at import convlayer
+
+        runs = n * -(-(h * w) // ROWS)
+        work = 0 if values.size < COPY_PARALLEL_ITEMS else parallel.PARALLEL_MIN_WORK
+        compiled.run_loop("transpose_rows", runs, values.reshape(n, h * w, c), planes.reshape(n, c, h * w),
+                          work=work)
+        return
     for image in range(n):
         for r0 in range(0, h, TILE_ROWS):
             for c0 in range(0, c, TILE_CHANNELS):
-                part = values[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS]
-                if add:
-                    target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] += part
-                else:
-                    target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] = part
+                target[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS] = \
+                    values[image, r0 : r0 + TILE_ROWS, :, c0 : c0 + TILE_CHANNELS]
 
 
 # add_per_channel's rows: values broadcast to at least this many items, so the addition's
