@@ -100,9 +100,10 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
         grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
         expected = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1),
                     expected.grad_bias)
-    calls = []
-    products = pointwise.gradients
-    monkeypatch.setattr(pointwise, "gradients", lambda *a: calls.append(1) or products(*a))
+    calls = []  # the products of pointwise.gradients, or of plane_gradients (channels-first, stride 1)
+    for name in ("gradients", "plane_gradients"):
+        products = getattr(pointwise, name)
+        monkeypatch.setattr(pointwise, name, lambda *a, products=products: products(*a) and not calls.append(1))
     got = convlayer.conv2d_backward(grad, x, kernel, data_format=data_format, **options)
     assert calls
     for name, value, want in zip(("grad_x", "grad_kernel", "grad_bias"), got, expected):
@@ -110,13 +111,15 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
 
 
 @pytest.mark.parametrize("kernel_order", ["C", "F"], ids=["pytorch-kernel", "fortran-kernel"])
-def test_channels_first_one_by_one_gradients_on_the_planes(kernel_order, monkeypatch):
+@pytest.mark.parametrize("size", [(3, 40, 50), (2, 5, 6)], ids=["layer", "small"])
+def test_channels_first_one_by_one_gradients_on_the_planes(size, kernel_order, monkeypatch):
     # pointwise.plane_gradients: NCHW arrays as they lie, image by image (the first image's
     # product writes the kernel's gradient, the rest add), F-ordered gradient matrices for
-    # PyTorch's kernel layout, C-ordered for another
+    # PyTorch's kernel layout, C-ordered for another; a small layer too (dispatch's lean
+    # path for small 1x1 layers)
     rng = np.random.default_rng(37)
-    x, kernel = rng.standard_normal((3, 40, 50, 6)), rng.standard_normal((1, 1, 6, 90))
-    grad = rng.standard_normal((3, 40, 50, 90))
+    x, kernel = rng.standard_normal(size + (6,)), rng.standard_normal((1, 1, 6, 90))
+    grad = rng.standard_normal(size + (90,))
     expected = reference.conv2d_backward(grad, x, kernel, padding="valid")
     first_x, first_kernel = _channels_first(x, kernel)
     first_kernel = np.asarray(first_kernel, order=kernel_order)

@@ -107,7 +107,10 @@ def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
     :func:`.pointwise.correlate`'s products; so the choice, the gather test and im2col's own
     steps are skipped (1x1x1x120 -> 32: 19.6 to 12.4 us a call; PyTorch 5-6 us). Its
     gradients, x's (a 1x1 layer from k channels to c) and the kernel's, are pointwise's two
-    products by the same rules (conv2d_backward: 53 to 34 us)."""
+    products by the same rules (conv2d_backward: 53 to 34 us), on channels-first planes as
+    they lie where those allow (:func:`.pointwise.plane_gradients`: 1x28x28x144 -> 40 0.30-0.32
+    -> 0.21 ms, 1x14x14x1024 -> 256 1.42-1.45 -> 0.98, where the other products read
+    transposing copies and added x's gradient through the strided view)."""
     pixels = geom.n * geom.out_h * geom.out_w
     return (algorithm in ("auto", "im2col") and geom.strides == (1, 1) and geom.c > 0
             and 0 < pixels * max(geom.c, geom.k) < choose.SHIFT_MIN_OUTPUTS and pointwise.applies(geom))
@@ -135,7 +138,9 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     """
     if _tiny_pointwise(geom, algorithm):  # both routes would be pointwise's products: one call
         grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
-        if pointwise.gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights, budget):
+        weights = im2col.weight_matrix(kernel, 1)[0]
+        if (pointwise.plane_gradients(x, weights, geom, grad_out, grad_x, grad_weights)  # channels-first
+                or pointwise.gradients(x, weights, geom, grad_out, grad_x, grad_weights, budget)):
             return grad_weights.reshape(1, 1, geom.c, geom.k)
     if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
