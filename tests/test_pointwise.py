@@ -111,23 +111,25 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
 
 
 @pytest.mark.parametrize("kernel_order", ["C", "F"], ids=["pytorch-kernel", "fortran-kernel"])
-@pytest.mark.parametrize("size", [(3, 40, 50), (2, 5, 6)], ids=["layer", "small"])
-def test_channels_first_one_by_one_gradients_on_the_planes(size, kernel_order, monkeypatch):
+@pytest.mark.parametrize("size, strides", [((3, 40, 50), 1), ((2, 5, 6), 1), ((2, 9, 11), (2, 3))],
+                         ids=["layer", "small", "strided"])
+def test_channels_first_one_by_one_gradients_on_the_planes(size, strides, kernel_order, monkeypatch):
     # pointwise.plane_gradients: NCHW arrays as they lie, image by image (the first image's
     # product writes the kernel's gradient, the rest add), F-ordered gradient matrices for
     # PyTorch's kernel layout, C-ordered for another; a small layer too (dispatch's lean
-    # path for small 1x1 layers)
+    # path for small 1x1 layers), and strides (the pixels read copied, x's gradient written
+    # at them, zeros between)
     rng = np.random.default_rng(37)
     x, kernel = rng.standard_normal(size + (6,)), rng.standard_normal((1, 1, 6, 90))
-    grad = rng.standard_normal(size + (90,))
-    expected = reference.conv2d_backward(grad, x, kernel, padding="valid")
+    grad = rng.standard_normal(reference.conv2d(x, kernel, strides=strides, padding="valid").shape)
+    expected = reference.conv2d_backward(grad, x, kernel, strides=strides, padding="valid")
     first_x, first_kernel = _channels_first(x, kernel)
     first_kernel = np.asarray(first_kernel, order=kernel_order)
     calls = []
     planes = pointwise.plane_gradients
-    monkeypatch.setattr(pointwise, "plane_gradients", lambda *a: calls.append(1) or planes(*a))
+    monkeypatch.setattr(pointwise, "plane_gradients", lambda *a: planes(*a) and not calls.append(1))  # taken
     got = convlayer.conv2d_backward(np.ascontiguousarray(grad.transpose(0, 3, 1, 2)), first_x, first_kernel,
-                                    padding="valid", data_format="channels_first")
+                                    strides=strides, padding="valid", data_format="channels_first")
     assert calls
     want = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1), expected.grad_bias)
     for name, value, wanted in zip(("grad_x", "grad_kernel", "grad_bias"), got, want):

@@ -150,27 +150,37 @@ def gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights, bu
 
 def plane_gradients(x, weights, geom: ConvGeometry, grad_out, grad_x, grad_weights) -> bool:
     """:func:`gradients` of channels-first arrays as they lie (``x``, ``grad_out`` and
-    ``grad_x`` views of C-contiguous NCHW arrays, stride 1, one dtype): per image, with its
-    planes as ``(c, pixels)`` and ``(k, pixels)`` matrices, ``grad_weights^T += grad_out @
-    x^T`` and x's gradient ``weights @ grad_out`` written into its planes. No copies where
+    ``grad_x`` views of C-contiguous NCHW arrays, one dtype): per image, with its planes as
+    ``(c, pixels)`` and ``(k, pixels)`` matrices, ``grad_weights^T += grad_out @ x^T`` and
+    x's gradient ``weights @ grad_out`` written into its planes. No copies where
     :mod:`.dispatch` would copy each chunk channels-last and back; ``grad_weights`` ((c,
     k), zeros) is best F-ordered (a channels-first kernel's, :func:`.im2col_backward.new_gradient`),
-    which the products then write in order. False, computing nothing, elsewhere.
+    which the products then write in order. With strides, each image's pixels the windows
+    read are copied into a ``(c, pixels)`` matrix, and x's gradient is written into the
+    planes at those pixels (``grad_x`` is zeros on entry). False, computing nothing, elsewhere.
     Whole channels-first backward against the copies, alternating processes: 1x112x112x32
     -> 16 2.8-3.0 -> 0.77 ms, 1x56x56x256 -> 64 7.0-7.1 -> 1.6, 1x56x56x64 -> 256 3.1 ->
     1.5-1.6, 8x56x56x24 -> 144 11.5-12.8 -> 4.2-4.4 (channels-last, networks bench: 0.61,
-    1.42, 1.48 at batch 1).
+    1.42, 1.48 at batch 1); stride 2, 1x56x56x256 -> 512 4.5-5.2 -> 2.7-2.9 ms, 8x28x28x512 ->
+    1024 24-28 -> 18-20 (channels-last 2.0-2.2 at batch 1).
     """
     arrays = (x, grad_out, grad_x)
-    if not (applies(geom) and geom.strides == (1, 1) and all(_is_channels_first(a) for a in arrays)
+    if not (applies(geom) and all(_is_channels_first(a) for a in arrays)
             and x.dtype == grad_out.dtype == grad_x.dtype == grad_weights.dtype):
         return False
+    sh, sw = geom.strides
     pixels = geom.out_h * geom.out_w
-    planes = [a.transpose(0, 3, 1, 2).reshape(geom.n, a.shape[3], pixels) for a in arrays]
-    for image, (pixels_read, grad, grad_planes) in enumerate(zip(*planes)):
+    read = [a.transpose(0, 3, 1, 2)[:, :, ::sh, ::sw] for a in (x, grad_x)]  # the pixels the windows read
+    grads = grad_out.transpose(0, 3, 1, 2).reshape(geom.n, geom.k, pixels)
+    for image, (pixels_read, grad_planes) in enumerate(zip(*read)):
+        pixels_read = pixels_read.reshape(geom.c, pixels)  # a copy where strided
+        grad = grads[image]
         if image == 0:  # zeros on entry: written, not added (see gradients)
             np.matmul(grad, pixels_read.T, out=grad_weights.T)
         else:
             grad_weights.T[...] += grad @ pixels_read.T
-        np.matmul(weights, grad, out=grad_planes)
+        if (sh, sw) == (1, 1):
+            np.matmul(weights, grad, out=grad_planes.reshape(geom.c, pixels))
+        else:
+            grad_planes[...] = (weights @ grad).reshape(grad_planes.shape)
     return True
