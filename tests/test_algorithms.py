@@ -556,6 +556,24 @@ def test_write_back_fills_a_channels_first_view(shape, route):
     np.testing.assert_array_equal(planes.transpose(0, 2, 3, 1), values)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_contiguous_copies_a_channels_first_view_on_every_thread(threads):
+    """layout.contiguous: the NHWC view of an NCHW array copied C-contiguous, from
+    COPY_PARALLEL_ITEMS values each image's rows in one part a thread (row counts that do
+    not split evenly): NumPy's copy, bit for bit; a C-contiguous array comes back as itself."""
+    from convlayer.algorithms import layout, parallel
+
+    planes = np.random.default_rng(38).standard_normal((3, 5, 7, 11)).astype(np.float32)
+    view = planes.transpose(0, 2, 3, 1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(layout, "COPY_PARALLEL_ITEMS", 64)
+        patch.setattr(parallel, "thread_count", lambda: threads)
+        got = layout.contiguous(view)
+    assert got.flags.c_contiguous and got is not view
+    np.testing.assert_array_equal(got, view)
+    assert layout.contiguous(got) is got
+
+
 @pytest.mark.parametrize("shape", [(3, 3, 70, 300), (1, 1, 33, 129), (2, 3, 4, 5)], ids=["tiles", "edges", "small"])
 def test_filters_first_copies_a_kernel_tile_by_tile(shape):
     """layout.filters_first: (fh, fw, c, k) into PyTorch's (k, c, fh, fw), in tiles of
