@@ -105,3 +105,18 @@ def test_channels_first_many_channels_read_their_planes(case, monkeypatch):
     want = reference.conv2d(few.transpose(0, 2, 3, 1), many.transpose(2, 3, 1, 0), padding=1)
     np.testing.assert_allclose(got, want.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
     assert not calls
+
+
+def test_channels_first_planes_past_the_budget_are_copied_channels_last(monkeypatch):
+    # one image's planes and patches (8 x 12 x 12 + 72 x 100 values) pass the budget while
+    # its channels-last copies fit: dispatch copies it channels-last (planar not called)
+    rng = np.random.default_rng(11)
+    x, kernel = rng.standard_normal((2, 8, 10, 10)), rng.standard_normal((12, 8, 3, 3))
+    calls = []
+    correlate = planar.correlate
+    monkeypatch.setattr(planar, "correlate", lambda *a: calls.append(1) or correlate(*a))
+    with convlayer.memory_budget(8 * (8 * 12 * 12 + 72 * 100) - 8):
+        got = convlayer.conv2d(x, kernel, padding=1, data_format="channels_first")
+    want = reference.conv2d(x.transpose(0, 2, 3, 1), kernel.transpose(2, 3, 1, 0), padding=1)
+    np.testing.assert_allclose(got, want.transpose(0, 3, 1, 2), rtol=1e-12, atol=1e-12)
+    assert not calls

@@ -119,14 +119,14 @@ def _tiny_pointwise(geom: ConvGeometry, algorithm) -> bool:
 def _reads_views(name: str, x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int) -> bool:
     """Whether algorithm ``name`` computes a channels-first call on its views as well as on
     channels-last copies: the depthwise loop (it gathers each row's channels from their
-    planes), im2col's few-channel patches (:mod:`.planar`: built from the planes, the
-    product written plane by plane) and its row blocks (a compiled fill reads the patches,
-    each output row goes back to the planes by itself; copying a stem's 64-channel output
-    back to NCHW took 2-3x the layer)."""
+    planes), im2col's patches built from the planes where one image's fit the budget
+    (:mod:`.planar`: the product written plane by plane) and its row blocks (a compiled
+    fill reads the patches, each output row goes back to the planes by itself; copying a
+    stem's 64-channel output back to NCHW took 2-3x the layer)."""
     if name == "depthwise":
         return depthwise.reads_views(x, kernel, geom, out)
-    return name == "im2col" and (planar.applies(geom, pad_mode, views=True)
-                                 or im2col.takes_row_blocks(x, geom, out.itemsize, budget))
+    planes = planar.applies(geom, pad_mode, views=True) and planar.fits(geom, out.itemsize, budget)
+    return name == "im2col" and (planes or im2col.takes_row_blocks(x, geom, out.itemsize, budget))
 
 
 def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, budget: int,

@@ -149,13 +149,18 @@ def gradients(x, weights, geom: ConvGeometry, pad_mode: str, grad_out, grad_x, g
     return True
 
 
+def fits(geom: ConvGeometry, itemsize: int, budget: int) -> bool:
+    """Whether one image's padded planes and patches fit in ``budget`` bytes (otherwise
+    :func:`correlate` computes nothing)."""
+    return _per_image(geom) * itemsize <= budget
+
+
 def _images_a_chunk(geom: ConvGeometry, itemsize: int, budget: int) -> "int | None":
     """Images whose padded planes and patches go at once: as many as :data:`CHUNK_BYTES`
     holds (at least one); None when one image's pass ``budget``."""
-    per_image = _per_image(geom) * itemsize
-    if per_image > budget:
+    if not fits(geom, itemsize, budget):
         return None
-    return max(1, min(geom.n, min(budget, CHUNK_BYTES) // per_image))
+    return max(1, min(geom.n, min(budget, CHUNK_BYTES) // (_per_image(geom) * itemsize)))
 
 
 def _per_image(geom: ConvGeometry) -> int:
