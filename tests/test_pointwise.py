@@ -100,7 +100,7 @@ def test_one_by_one_gradients_are_two_products(case, data_format, monkeypatch):
         grad = np.ascontiguousarray(grad.transpose(0, 3, 1, 2))
         expected = (expected.grad_x.transpose(0, 3, 1, 2), expected.grad_kernel.transpose(3, 2, 0, 1),
                     expected.grad_bias)
-    calls = []  # the products of pointwise.gradients, or of plane_gradients (channels-first, stride 1)
+    calls = []  # the products of pointwise.gradients, or of plane_gradients (channels-first)
     for name in ("gradients", "plane_gradients"):
         products = getattr(pointwise, name)
         monkeypatch.setattr(pointwise, name, lambda *a, products=products: products(*a) and not calls.append(1))
