@@ -136,20 +136,19 @@ def correlate_backward(x, kernel, geom: ConvGeometry, pad_mode: str, grad_out, g
     The routes are :func:`.choose.backward`'s; ``grad_out`` is (n, out_h, out_w, k) of any
     real dtype, ``grad_x`` (n, h, w, c) in the result dtype.
     """
-    if _tiny_pointwise(geom, algorithm):  # both routes would be pointwise's products: one call
+    tiny = _tiny_pointwise(geom, algorithm)  # both routes would be pointwise's products: one call
+    strided = geom.n and layout.strided(x, grad_out, grad_x)
+    if tiny or (strided and algorithm in ("auto", "im2col") and pointwise.applies(geom)):
+        # a 1x1 layer: its products on NCHW planes as they lie, or (a small layer) on the arrays
         grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
         weights = im2col.weight_matrix(kernel, 1)[0]
-        if (pointwise.plane_gradients(x, weights, geom, grad_out, grad_x, grad_weights)  # channels-first
-                or pointwise.gradients(x, weights, geom, grad_out, grad_x, grad_weights, budget)):
+        if (pointwise.plane_gradients(x, weights, geom, grad_out, grad_x, grad_weights)
+                or tiny and pointwise.gradients(x, weights, geom, grad_out, grad_x, grad_weights, budget)):
             return grad_weights.reshape(1, 1, geom.c, geom.k)
     if spread.wanted(geom, 2 * grad_x.itemsize, budget):  # the chunk and its gradient
         return _backward_gathered(x, kernel, geom, pad_mode, grad_out, grad_x, budget, algorithm)
     plan = None
-    if geom.n and layout.strided(x, grad_out, grad_x):
-        if algorithm in ("auto", "im2col") and pointwise.applies(geom):  # a 1x1 layer's planes as they lie
-            grad_weights = im2col_backward.new_gradient(im2col.lies_filters_first(kernel), geom, grad_x.dtype)[0]
-            if pointwise.plane_gradients(x, im2col.weight_matrix(kernel, 1)[0], geom, grad_out, grad_x, grad_weights):
-                return grad_weights.reshape(1, 1, geom.c, geom.k)
+    if strided:
         image = geom.h * geom.w * geom.c * (x.itemsize + grad_x.itemsize)
         plan = layout.chunks(geom.n, image + geom.out_h * geom.out_w * geom.k * grad_out.itemsize, budget)
     if plan is None:
