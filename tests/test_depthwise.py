@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import convlayer
-from convlayer import reference
+from convlayer import _validate, reference
 from convlayer.algorithms import backward, depthwise, parallel
 
 
@@ -106,7 +106,9 @@ def test_bias_and_clamp_added_in_the_loop_as_by_numpy(kernel, strides, low, high
         x[1, 2, 1, :4] = np.nan
         weights, bias = rng.standard_normal(kernel + (1, c)), rng.standard_normal(c)
         options = dict(groups=c, strides=strides)
-        got = convlayer.functional.conv2d_clamped(x, weights, bias, low, high, **options)
+        args = _validate.conv_args(x, weights, bias, flip=False, pad_mode="constant", data_format="channels_last",
+                                   dilation=1, padding="same", **options)
+        got = convlayer.functional.conv2d_checked(args, low, high)  # as convlayer.onnx runs a Conv and its Clip
         expected = np.clip(reference.conv2d(x, weights, **options) + bias, low, high)
         assert np.isnan(got).sum() == np.isnan(expected).sum() > 0
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)

@@ -139,27 +139,16 @@ def conv2d(
     return _convolved(args, algorithm)
 
 
-def conv2d_clamped(x: np.ndarray, kernel: np.ndarray, bias, low, high, *, strides: IntPair = 1,
-                   padding: Padding = "same", dilation: IntPair = 1, groups: int = 1) -> np.ndarray:
-    """:func:`conv2d` of channels-last arrays, then clamped to ``[low, high]`` (None: that side
-    unbounded) as by :func:`numpy.clip`, in the same pass as the bias: a layer and its Relu
-    or ReLU6, as :mod:`convlayer.onnx` runs them (through :func:`conv2d_checked`). The
-    depthwise loop clamps each sum as it stores it; other layers add and clamp in one pass
-    over the output."""
-    args = _validate.conv_args(x, kernel, bias, strides=strides, padding=padding, dilation=dilation, groups=groups,
-                               flip=False, pad_mode="constant", data_format="channels_last")
-    return _convolved(args, "auto", low, high)
-
-
 def conv2d_checked(args: _validate.ConvArgs, low=None, high=None, activation=None) -> np.ndarray:
     """:func:`conv2d` of arguments :func:`._validate.conv_args` has checked (the ONNX runner
     keeps them per layer and input shape: :mod:`convlayer.onnx.spatial`), then clamped to
-    ``[low, high]`` (None: that side unbounded) as by :func:`conv2d_clamped`, or with
-    ``activation``, ``(name, alpha, beta)``: Sigmoid, Swish, HardSigmoid or HardSwish with
-    ONNX's parameters, for a float32 result with the compiled loops
-    (:func:`.algorithms.layout.activation_ready`), in the compiled pass that adds the bias
-    (:func:`.algorithms.layout.add_bias_activation`); the depthwise loop's threads each
-    activate the rows they have just computed."""
+    ``[low, high]`` (None: that side unbounded) as by :func:`numpy.clip`, in the same pass
+    as the bias (a layer and its Relu or ReLU6; the depthwise loop clamps each sum as it
+    stores it), or with ``activation``, ``(name, alpha, beta)``: Sigmoid, Swish,
+    HardSigmoid or HardSwish with ONNX's parameters, for a float32 result with the compiled
+    loops (:func:`.algorithms.layout.activation_ready`), in the compiled pass that adds the
+    bias (:func:`.algorithms.layout.add_bias_activation`); the depthwise loop's threads
+    each activate the rows they have just computed."""
     return _convolved(args, "auto", low, high, activation)
 
 
