@@ -335,7 +335,7 @@ def _unit(value):
 # Swish with alpha, HardSigmoid with alpha and beta, HardSwish (of a float32 t), and Clip
 # with its bounds as alpha and beta (of any float t).
 ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish,
-               "Clip": _clip}
+               "Clip": _clip}  # in the order of bias_activation's branches
 
 
 @functools.lru_cache(maxsize=None)
@@ -344,16 +344,33 @@ def bias_activation(name: str):
     last - 1`` of ``flat`` (``k`` channels a pixel, channels-last), ``formula`` the activation
     ``name`` of :data:`ACTIVATIONS`; ``tile`` is the bias repeated for a whole number of
     pixels, so the inner loop is as long as the tile whatever ``k`` is. Compiled once per
-    activation (Numba takes the closure's formula as a constant, and caches each on disk).
-    Divisions give what NumPy's do (``-inf / inf`` is NaN), without a check per value."""
-    formula = ACTIVATIONS[name]
+    activation and cached on disk. Divisions give what NumPy's do (``-inf / inf`` is NaN),
+    without a check per value.
+
+    The closure holds the activation's number, not its function: Numba keys a closure's
+    cache entry by its cells pickled, and a compiled function pickles differently in every
+    process, so a closure over one was compiled afresh by every new process (0.2-0.26 s
+    for each activation on its first call) and added an entry to the cache's index each
+    time (940 KB after a day of test runs). The branches on the number are constants:
+    Numba compiles only the one taken."""
+    which = tuple(ACTIVATIONS).index(name)
 
     @numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
     def add_bias_activate(flat, tile, k, alpha, beta, first, last):
         for start in range(first * k, last * k, tile.shape[0]):
             run = flat[start : min(start + tile.shape[0], last * k)]
             for j in range(run.shape[0]):
-                run[j] = formula(run[j] + tile[j], alpha, beta)
+                t = run[j] + tile[j]
+                if which == 0:
+                    run[j] = _sigmoid(t, alpha, beta)
+                elif which == 1:
+                    run[j] = _swish(t, alpha, beta)
+                elif which == 2:
+                    run[j] = _hard_sigmoid(t, alpha, beta)
+                elif which == 3:
+                    run[j] = _hard_swish(t, alpha, beta)
+                else:
+                    run[j] = _clip(t, alpha, beta)
 
     return add_bias_activate
 
