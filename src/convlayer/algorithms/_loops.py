@@ -263,46 +263,48 @@ def shift_kernel_gradient(x, rows, cols, left, grad_out, sh, sw, dh, dw, total, 
                         total[a, b, ch, q] += _dot(grad[q], line[ch, o % sw], o // sw)
 
 
-# exp for float32 (Cephes' expf): e^x = 2^k e^r with k = round(x / ln 2), |r| <= ln 2 / 2, r
-# taken off in two parts (ln 2 = LN2_HIGH + LN2_LOW, the first exact in few bits) and e^r a
-# degree-7 polynomial; 2^k built from its bits in two factors, so that results down to the
-# smallest subnormal come out. At most 1 ulp from the correctly rounded e^x over every normal
-# result (NumPy's float32 exp: 2), checked on 4 million points of [-110, 90]. Written out
+# exp for a sigmoid's denominator, float32 (Cephes' expf): e^x = 2^k e^r with k = round(x /
+# ln 2), |r| <= ln 2 / 2, r taken off in two parts (ln 2 = LN2_HIGH + LN2_LOW, the first exact
+# in few bits) and e^r a degree-7 polynomial, 2^k built from its bits. Within 1 ulp of the
+# correctly rounded e^x (NumPy's float32 exp: 2), checked on 4 million points. Written out
 # because Numba calls libm's expf one value at a time (3 ns a value); this vectorises.
+#
+# x is first clamped to [_GATE_LOW, _GATE_HIGH], where 2^k and e^x are normal numbers: no
+# subnormal scaling and no check per value but one (above _GATE_HIGH, or NaN: inf). What
+# 1 / (1 + e^x) needs: below -86, 1 + e^x is 1 (e^-86 is 2^-124); above 88, 1 / (1 + e^x) is
+# below 2^-126 (a sigmoid of t < -88 is 0 for float32's normal numbers, as is t times it,
+# and -inf / inf is NaN: swish(-inf)). One thread, in cache, against the exp with exact
+# subnormal results and checks for each edge: Swish 0.71 -> 0.54 ns a value, Sigmoid 0.69
+# -> 0.49; the same results for every x in [-86, 88] (ulp for ulp: the scaling is exact).
 _LOG2E, _LN2_HIGH, _LN2_LOW = np.float32(1.4426950408889634), np.float32(0.693359375), np.float32(-2.12194440e-4)
-_EXP_MAX, _EXP_MIN = np.float32(88.72283), np.float32(-103.972084)  # beyond: inf, and 0
+_GATE_LOW, _GATE_HIGH = np.float32(-86.0), np.float32(88.0)
 _ROUNDER = np.float32(12582912.0)  # 1.5 * 2**23: adding and taking it off rounds to an integer
 _P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
 _P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
 
 
 @numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
-def _exp32(x):
-    """e^x for a float32 ``x``: inf above :data:`_EXP_MAX`, 0 below :data:`_EXP_MIN`, NaN for NaN."""
-    clamped = x if x < _EXP_MAX else _EXP_MAX  # (a NaN goes through as _EXP_MAX, then back to NaN)
-    clamped = clamped if clamped > _EXP_MIN else _EXP_MIN
+def _gate_exp(x):
+    """e^x for a float32 ``x`` in [-86, 88] (below: e^-86; above 88, or NaN: inf)."""
+    clamped = x if x < _GATE_HIGH else _GATE_HIGH  # (a NaN goes through as _GATE_HIGH, then inf)
+    clamped = clamped if clamped > _GATE_LOW else _GATE_LOW
     k = (clamped * _LOG2E + _ROUNDER) - _ROUNDER
     r = (clamped - k * _LN2_HIGH) - k * _LN2_LOW
     p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
     p = p * r * r + r + np.float32(1)
-    whole = np.int32(k)
-    half = whole >> np.int32(1)
-    low = np.int32((half + np.int32(127)) << np.int32(23)).view(np.float32)
-    high = np.int32((whole - half + np.int32(127)) << np.int32(23)).view(np.float32)
-    value = p * low * high
-    value = value if x <= _EXP_MAX else np.float32(np.inf)
-    value = value if x >= _EXP_MIN else np.float32(0)
-    return value if x == x else x
+    value = p * np.int32((np.int32(k) + np.int32(127)) << np.int32(23)).view(np.float32)
+    return value if x <= _GATE_HIGH else np.float32(np.inf)
 
 
 @numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
 def _sigmoid(t, alpha, beta):
-    return np.float32(1) / (np.float32(1) + _exp32(-t))
+    value = np.float32(1) / (np.float32(1) + _gate_exp(-t))
+    return value if t == t else t  # NaN stays NaN
 
 
 @numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
 def _swish(t, alpha, beta):
-    return t / (np.float32(1) + _exp32(-alpha * t))
+    return t / (np.float32(1) + _gate_exp(-alpha * t))  # NaN / inf is NaN
 
 
 @numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)

@@ -227,7 +227,7 @@ def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, 
     nothing, where that does not apply: an out that is not float32 and C-contiguous, or no
     compiled loops. The caller then takes NumPy's passes.
 
-    The loops' exp is their own (``_loops._exp32``, within 1 ulp; NumPy's is within 2), so
+    The loops' exp is their own (``_loops._gate_exp``, within 1 ulp; NumPy's is within 2), so
     results differ from NumPy's passes in the last bits. One thread, Swish with a bias on
     1x112x112x96, against NumPy's passes over cache-sized chunks: 1.68 -> 0.75 ns a value.
     Unlike a plain addition's (:func:`add_per_channel`), this pass wins at every size, NumPy's
