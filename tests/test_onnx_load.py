@@ -325,6 +325,93 @@ def test_the_summary_shows_the_layers_of_a_fused_block():
         ("Conv", (2, 3, 1, 1), (6 + 1) * 3), ("Conv", (2, 6, 1, 1), (3 + 1) * 6)]
 
 
+ACTIVATED = {"Swish": lambda v: v / (1 + np.exp(-v)), "HardSwish": lambda v: v * np.clip(v / 6 + 0.5, 0, 1),
+             "Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "Relu": lambda v: np.maximum(v, 0)}
+
+
+def _activated_squeeze_excite(activation, groups, also_reads_x=False):
+    """input (2, 16, 9, 11) -> 3x3 Conv 16->16 (``groups``, pads 1, bias) -> ``activation``
+    (Swish as the exporters write it: Mul(c, Sigmoid(c))) = x -> the block of
+    :func:`_squeeze_excite` (Relu, Sigmoid) -> y; ``also_reads_x``: y + x is the output."""
+    rng = np.random.default_rng(11)
+    wc = (rng.standard_normal((16, 16 // groups, 3, 3)) * 0.3).astype(np.float32)
+    bc = rng.standard_normal(16).astype(np.float32)
+    w1, b1 = rng.standard_normal((4, 16, 1, 1)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    w2, b2 = rng.standard_normal((16, 4, 1, 1)).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["input", "wc", "bc"], ["c"], name="conv", group=groups, pads=[1, 1, 1, 1])]
+    if activation == "Swish":
+        nodes += [helper.make_node("Sigmoid", ["c"], ["gate"], name="gate"),
+                  helper.make_node("Mul", ["c", "gate"], ["x"], name="swish")]
+    else:
+        nodes += [helper.make_node(activation, ["c"], ["x"], name="act")]
+    nodes += [helper.make_node("GlobalAveragePool", ["x"], ["g"], name="pool"),
+              helper.make_node("Conv", ["g", "w1", "b1"], ["h0"], name="fc1"),
+              helper.make_node("Relu", ["h0"], ["h"], name="act1"),
+              helper.make_node("Conv", ["h", "w2", "b2"], ["s0"], name="fc2"),
+              helper.make_node("Sigmoid", ["s0"], ["s"], name="act2"),
+              helper.make_node("Mul", ["x", "s"], ["y"], name="scale")]
+    nodes += [helper.make_node("Add", ["y", "x"], ["z"], name="add")] if also_reads_x else []
+    model = graph_model(nodes, [("input", (2, 16, 9, 11))], [("z" if also_reads_x else "y", None)],
+                        [("wc", wc), ("bc", bc), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)])
+
+    def exact(inp):  # float64
+        from convlayer import reference
+
+        kernel = wc.transpose(2, 3, 1, 0).astype(np.float64)
+        c = reference.conv2d(inp.transpose(0, 2, 3, 1).astype(np.float64), kernel, bc, padding=1, groups=groups)
+        x = ACTIVATED[activation](c)  # (n, h, w, c)
+        means = x.mean((1, 2))
+        scale = 1 / (1 + np.exp(-(np.maximum(means @ w1[:, :, 0, 0].T + b1, 0) @ w2[:, :, 0, 0].T + b2)))
+        y = x * scale[:, None, None, :]
+        return (y + x if also_reads_x else y).transpose(0, 3, 1, 2)
+
+    return model, exact
+
+
+@pytest.mark.parametrize("groups", [1, 16], ids=["dense", "depthwise"])
+@pytest.mark.parametrize("activation", ["Swish", "HardSwish", "Sigmoid"])
+def test_a_squeeze_excite_block_takes_in_the_activated_conv_before_it(activation, groups, monkeypatch):
+    # the Conv's activation pass sums each output row's channels as it writes them (the
+    # depthwise loop's threads, or the pass after a product): the block's means without a
+    # pass of their own; the Conv's output is the block's to write over
+    from convlayer.onnx import fused
+
+    model, exact = _activated_squeeze_excite(activation, groups)
+    x = np.random.default_rng(12).standard_normal((2, 16, 9, 11)).astype(np.float32)
+    loaded = convlayer.onnx.load(model)
+    assert [node.op for node in loaded.graph.nodes] == ["SqueezeExcite"]
+    assert [part.name for part in loaded.graph.nodes[0].attrs["_parts"]] == ["conv", "pool", "fc1", "fc2", "scale"]
+    got = loaded(x)
+    want = exact(x)
+    # the 3x3 conv: 16 / groups * 9 taps and the bias, then an activation and the block's
+    # few roundings; values of order 10: far below any wrong sum or scale
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
+    np.testing.assert_allclose(convlayer.onnx.load(model)(x), got, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("activation, also_reads_x", [("Relu", False), ("Swish", True)])
+def test_the_conv_before_a_squeeze_excite_block_stays_apart_when_it_cannot_sum(activation, also_reads_x):
+    # a Relu is a clamp inside the convolution's loops (no activation pass to sum in); a
+    # later node that reads x needs it as the Conv wrote it
+    model, exact = _activated_squeeze_excite(activation, 16, also_reads_x)
+    x = np.random.default_rng(13).standard_normal((2, 16, 9, 11)).astype(np.float32)
+    loaded = convlayer.onnx.load(model)
+    ops = [node.op for node in loaded.graph.nodes]
+    assert ops[:2] == ["Conv", "SqueezeExcite"]
+    want = exact(x)
+    np.testing.assert_allclose(loaded(x), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_the_summary_shows_the_conv_a_block_took_in():
+    from convlayer.onnx import summary
+
+    model, _ = _activated_squeeze_excite("HardSwish", 16)
+    rows = summary.rows(convlayer.onnx.load(model), (2, 16, 9, 11))
+    assert [(row.op, row.output_shape) for row in rows][:4] == [
+        ("Conv", (2, 16, 9, 11)), ("GlobalAveragePool", (2, 16, 1, 1)), ("Conv", (2, 4, 1, 1)), ("Conv", (2, 16, 1, 1))]
+
+
 def _conv_of(x, weight, bias):
     """The float64 convolution of NCHW x with an OIHW weight, stride 1, no padding."""
     from convlayer import reference

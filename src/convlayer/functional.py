@@ -148,7 +148,9 @@ def conv2d_checked(args: _validate.ConvArgs, low=None, high=None, activation=Non
     HardSigmoid or HardSwish with ONNX's parameters, for a float32 result with the compiled
     loops (:func:`.algorithms.layout.activation_ready`), in the compiled pass that adds the
     bias (:func:`.algorithms.layout.add_bias_activation`); the depthwise loop's threads
-    each activate the rows they have just computed."""
+    each activate the rows they have just computed. ``(name, alpha, beta, sums)`` also
+    writes each output row's channel sums of the activated values into ``sums``, a float32
+    ``(n * out_h, k)`` array (:func:`.algorithms.layout.activation_rows`)."""
     return _convolved(args, "auto", low, high, activation)
 
 

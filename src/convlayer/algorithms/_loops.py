@@ -340,6 +340,21 @@ ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoi
                "Clip": _clip}  # in the order of bias_activation's branches
 
 
+@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
+def _activate(which, t, alpha, beta):
+    """Activation number ``which`` of :data:`ACTIVATIONS` at ``t`` (the loops below pass a
+    constant: only its branch remains)."""
+    if which == 0:
+        return _sigmoid(t, alpha, beta)
+    if which == 1:
+        return _swish(t, alpha, beta)
+    if which == 2:
+        return _hard_sigmoid(t, alpha, beta)
+    if which == 3:
+        return _hard_swish(t, alpha, beta)
+    return _clip(t, alpha, beta)
+
+
 @functools.lru_cache(maxsize=None)
 def bias_activation(name: str):
     """The loop that writes ``formula(pixel + bias, alpha, beta)`` over pixels ``first ..
@@ -353,8 +368,7 @@ def bias_activation(name: str):
     cache entry by its cells pickled, and a compiled function pickles differently in every
     process, so a closure over one was compiled afresh by every new process (0.2-0.26 s
     for each activation on its first call) and added an entry to the cache's index each
-    time (940 KB after a day of test runs). The branches on the number are constants:
-    Numba compiles only the one taken."""
+    time (940 KB after a day of test runs)."""
     which = tuple(ACTIVATIONS).index(name)
 
     @numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
@@ -362,19 +376,36 @@ def bias_activation(name: str):
         for start in range(first * k, last * k, tile.shape[0]):
             run = flat[start : min(start + tile.shape[0], last * k)]
             for j in range(run.shape[0]):
-                t = run[j] + tile[j]
-                if which == 0:
-                    run[j] = _sigmoid(t, alpha, beta)
-                elif which == 1:
-                    run[j] = _swish(t, alpha, beta)
-                elif which == 2:
-                    run[j] = _hard_sigmoid(t, alpha, beta)
-                elif which == 3:
-                    run[j] = _hard_swish(t, alpha, beta)
-                else:
-                    run[j] = _clip(t, alpha, beta)
+                run[j] = _activate(which, run[j] + tile[j], alpha, beta)
 
     return add_bias_activate
+
+
+@functools.lru_cache(maxsize=None)
+def activation_sums(name: str):
+    """:func:`bias_activation` that also sums each task's values channel by channel: tasks
+    ``first .. last - 1`` of ``per_task`` items each (whole pixels of ``k = bias.size``
+    channels; ``bias`` holds one pixel's), ``sums[task, ch]`` (float32) becomes the sum of
+    the task's activated values of channel ``ch``, written over what it held. A
+    squeeze-excite block's channel means, summed while each row of the layer before it is
+    in the core's cache (:mod:`convlayer.onnx.fused`)."""
+    which = tuple(ACTIVATIONS).index(name)
+
+    @numba.njit(fastmath={"contract"}, error_model="numpy", **OPTIONS)
+    def activate_and_sum(flat, bias, per_task, alpha, beta, sums, first, last):
+        k = bias.shape[0]
+        for task in range(first, last):
+            total = sums[task]
+            for ch in range(k):
+                total[ch] = 0
+            for start in range(task * per_task, (task + 1) * per_task, k):
+                pixel = flat[start : start + k]
+                for ch in range(k):
+                    value = _activate(which, pixel[ch] + bias[ch], alpha, beta)
+                    pixel[ch] = value
+                    total[ch] += value
+
+    return activate_and_sum
 
 
 @numba.njit(**OPTIONS)

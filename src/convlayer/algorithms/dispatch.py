@@ -39,7 +39,8 @@ def correlate(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarray, bud
     plus ``bias`` ((k,) or None) and clamped to ``[low, high]`` (None: unbounded; a conv2d
     bias, an ONNX Conv's Relu or Clip), or with ``activation`` (``(name, alpha, beta)`` of
     :func:`.layout.add_bias_activation`, for an ``out`` that pass takes: an ONNX Conv's
-    Sigmoid, Swish, HardSigmoid or HardSwish) applied after the bias.
+    Sigmoid, Swish, HardSigmoid or HardSwish) applied after the bias; with a fourth item,
+    ``sums``, that pass also writes each output row's channel sums into it.
 
     Arguments as for the modules' ``correlate``; ``algorithm`` is ``"auto"`` or a name of
     :data:`.choose.ALGORITHMS` (ValueError for an unknown one or one that cannot compute it).

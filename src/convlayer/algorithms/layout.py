@@ -219,7 +219,8 @@ def clamp(out: np.ndarray, low=None, high=None) -> None:
         np.minimum(out, high, out=out)
 
 
-def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, beta: float = 0.0) -> bool:
+def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, beta: float = 0.0,
+                        sums=None) -> bool:
     """``out`` becomes activation ``name`` (a key of :data:`._loops.ACTIVATIONS`: Sigmoid,
     Swish, HardSigmoid, HardSwish, with ONNX's ``alpha`` and ``beta``) of ``out + values``
     (``values``, a bias along the last axis, or None), in one compiled pass
@@ -234,12 +235,21 @@ def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, 
     four passes each costing a call: Swish with a bias, one thread, right after a product on
     BLAS's threads, NumPy's passes -> the compiled pass: 1x1x1x1152 53 -> 25 us, 1x7x7x1152
     103 -> 96, 1x14x14x672 250 -> 153 (without the product before: 16 -> 7, 80 -> 55, 193 -> 114).
+
+    ``sums``, for a 4-D out, a float32 ``(n * out_h, k)`` array: each output row's sums of
+    its activated values, channel by channel, are written into it (:func:`activation_rows`).
     """
-    k = out.shape[-1] if values is not None and out.ndim else 1
+    k = out.shape[-1] if (values is not None or sums is not None) and out.ndim else 1
     if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size and k):
         return False
     if values is not None and np.shape(values) != (k,):
         return False
+    if sums is not None:
+        then = activation_rows(out, name, alpha, beta, sums, values)
+        if then is None:
+            return False
+        compiled.run_loop(then[0], out.shape[0] * out.shape[1], *then[1:], work=out.size * ACTIVATION_WORK)
+        return True
     loop, *arguments = activation_step(out, values, name, alpha, beta, k)
     compiled.run_loop(loop, out.size // k, *arguments, work=out.size * ACTIVATION_WORK)
     return True
@@ -265,12 +275,28 @@ def activation_step(out: np.ndarray, bias, name: str, alpha: float, beta: float,
             np.float32(beta))
 
 
-def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float):
+def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float, sums=None, bias=None):
     """The ``then`` step of :func:`.compiled.run_loop` that writes activation ``name`` over
     the rows of ``out``, a C-contiguous float32 (n, out_h, out_w, k) whose tasks are its
     output rows (image, row), each thread's rows done right after the loop that wrote them,
-    while they are in its core's cache (:func:`activation_step`)."""
-    return activation_step(out, None, name, alpha, beta, out.shape[2] * out.shape[3]) if out.ndim == 4 else None
+    while they are in its core's cache (:func:`activation_step`). None where it does not apply.
+
+    With ``sums``, a float32 C-contiguous ``(n * out_h, k)`` array, the step also writes
+    each row's channel sums of the activated values into it (:func:`._loops.activation_sums`):
+    the means of a squeeze-excite block that follows, without another pass over ``out``;
+    ``bias`` (k values or None) is then added first, as by :func:`add_bias_activation`."""
+    if out.ndim != 4:
+        return None
+    per_row = out.shape[2] * out.shape[3]
+    if sums is None:
+        return activation_step(out, bias, name, alpha, beta, per_row)
+    k, rows = out.shape[3], out.shape[0] * out.shape[1]
+    if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size and sums.dtype == np.float32
+            and sums.shape == (rows, k) and sums.flags.c_contiguous):
+        return None
+    add = np.full(k, -0.0, np.float32) if bias is None else np.asarray(bias, np.float32)
+    return (compiled.loop("activation_sums")(name), out.reshape(-1), add, per_row, np.float32(alpha),
+            np.float32(beta), sums)
 
 
 _NO_BIAS = np.full(ADD_ROW, -0.0, np.float32)  # x + -0.0 is x, whatever its sign

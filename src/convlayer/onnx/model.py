@@ -137,7 +137,7 @@ def _run_node(node, values, owned=None):
     owned = owned or [False] * len(values)
     if node.domain == fused.DOMAIN:  # made by prepare, never read from a file (check refuses other domains)
         x = arrays[0] if flags[0] else layout.to_last(arrays[0])
-        return [fused.run(node, x, owned[0] and flags[0])], True
+        return [fused.run(node, x, owned[0] and flags[0], *arrays[1:])], True
     entry = OPS[node.op]
     kind = entry.kind
     if kind == SAME:

@@ -62,6 +62,37 @@ def conv(node, x, weight, bias=None):
     return out if activation is None else activate(activation, out, args.bias)
 
 
+def summing(node) -> bool:
+    """Whether :func:`conv_and_means` can sum Conv ``node``'s output as it activates it: a
+    float32 laid-out kernel and an absorbed activation with a compiled pass (Swish,
+    Sigmoid, HardSigmoid, HardSwish; a Relu or Clip is a clamp inside the convolution's
+    loops, which do not sum)."""
+    activation, kernel = node.attrs.get("_activation"), node.attrs.get("_kernel")
+    return (node.op == "Conv" and kernel is not None and kernel.dtype == np.float32 and activation is not None
+            and activation.op not in CLAMPS and compiled_parameters(activation) is not None
+            and activation_ready(kernel.dtype))
+
+
+def conv_and_means(node, x, weight, bias=None):
+    """``(out, means)``: Conv ``node``'s output for x (as :func:`conv`) and its channel means,
+    ``(n, k)``, as GlobalAveragePool gives them, for a node that is :func:`summing`. The
+    activation pass writes each output row's channel sums as it goes (on the depthwise
+    loop's threads, right after each computed its rows: :func:`.layout.activation_rows`),
+    so the means cost no pass of their own over the output; the rows' sums are then added
+    up, and divided by the pixels. Otherwise (another dtype at run time) the node, then
+    the pooling."""
+    args = _checked(node, x, weight, bias)
+    activation, geom = node.attrs["_activation"], args.geom
+    if not activation_ready(args.dtype):
+        out = conv(node, x, weight, bias)
+        return out, pooling.global_avg_pool2d(out)
+    sums = np.empty((geom.n * geom.out_h, geom.k), np.float32)
+    out = F.conv2d_checked(args, activation=(activation.op, *compiled_parameters(activation), sums))
+    means = sums.reshape(geom.n, geom.out_h, geom.k).sum(axis=1)
+    means /= geom.out_h * geom.out_w
+    return out, means
+
+
 def _checked(node, x, weight, bias) -> _validate.ConvArgs:
     """conv2d's checked arguments for this Conv node and ``x``: remembered per input shape and
     dtype where the kernel and bias are the node's own constants (the checks on the geometry,
