@@ -340,19 +340,16 @@ ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoi
                "Clip": _clip}  # in the order of bias_activation's branches
 
 
-@numba.njit(fastmath={"contract"}, inline="always", **OPTIONS)
 def _activate(which, t, alpha, beta):
-    """Activation number ``which`` of :data:`ACTIVATIONS` at ``t`` (the loops below pass a
-    constant: only its branch remains)."""
-    if which == 0:
-        return _sigmoid(t, alpha, beta)
-    if which == 1:
-        return _swish(t, alpha, beta)
-    if which == 2:
-        return _hard_sigmoid(t, alpha, beta)
-    if which == 3:
-        return _hard_swish(t, alpha, beta)
-    return _clip(t, alpha, beta)
+    """Activation number ``which`` (a constant: the closures' cell) of :data:`ACTIVATIONS` at ``t``."""
+
+
+@overload(_activate)
+def _activate_overload(which, t, alpha, beta):
+    if not isinstance(which, numba.types.IntegerLiteral):  # Numba asks again with the constant's value
+        return None
+    formula = tuple(ACTIVATIONS.values())[which.literal_value]  # chosen as the loop compiles: one formula in it
+    return lambda which, t, alpha, beta: formula(t, alpha, beta)
 
 
 @functools.lru_cache(maxsize=None)
