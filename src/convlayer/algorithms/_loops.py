@@ -337,7 +337,7 @@ def _unit(value):
 # Swish with alpha, HardSigmoid with alpha and beta, HardSwish (of a float32 t), and Clip
 # with its bounds as alpha and beta (of any float t).
 ACTIVATIONS = {"Sigmoid": _sigmoid, "Swish": _swish, "HardSigmoid": _hard_sigmoid, "HardSwish": _hard_swish,
-               "Clip": _clip}  # in the order of bias_activation's branches
+               "Clip": _clip}  # numbered in this order (_activate)
 
 
 def _activate(which, t, alpha, beta):
