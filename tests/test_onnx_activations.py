@@ -208,3 +208,61 @@ def test_a_depthwise_conv_and_its_activation_against_pytorch(op, attrs, formula,
     magnitude = conv(np.abs(x), np.abs(weight), np.abs(bias))
     # the float32 sums (at most 50 terms) and the activation's few roundings
     np.testing.assert_array_less(np.abs(model(x) - want), 128 * U32 * (magnitude + 1))
+
+
+def _add_then(op, attrs, second="x", extra_reader=False, shape=(2, 8, 33, 35)):
+    """x -> Relu (a new array: the Add's own to write over) -> r; Add(r, ``second``) -> s;
+    ``op`` (Relu, Clip) of s -> y; with ``extra_reader`` an Identity-free Mul reads s too.
+    ``second``: "x" (the caller's array, the same shape) or "b" (a (1, c, 1, 1) constant)."""
+    constants = [("b", np.linspace(-1, 1, shape[1], dtype=np.float32).reshape(1, -1, 1, 1))]
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="copy"),
+             helper.make_node("Add", ["r", second], ["s"], name="add"),
+             helper.make_node(op, ["s"], ["y"], name="act", **attrs)]
+    out = "y"
+    if extra_reader:
+        nodes.append(helper.make_node("Mul", ["y", "s"], ["z"], name="mul"))
+        out = "z"
+    return graph_model(nodes, [("x", shape)], [(out, None)], constants)
+
+
+ADD_CLAMPS = [("Relu", {}, lambda s: np.maximum(s, 0)), ("Clip", {"min": -0.5, "max": 0.25}, lambda s: np.clip(s, -0.5, 0.25))]
+
+
+@pytest.mark.parametrize("compiled_loops", [True, False], ids=["compiled", "numpy"])
+@pytest.mark.parametrize("second", ["x", "b"], ids=["same-shape", "broadcast"])
+@pytest.mark.parametrize("op, attrs, clamp", ADD_CLAMPS, ids=[op for op, _, _ in ADD_CLAMPS])
+def test_a_relu_or_clip_alone_reading_an_add_becomes_part_of_it(op, attrs, clamp, second, compiled_loops):
+    # a residual block's sum and its Relu: one node, one pass over the values where both
+    # operands have the output's shape (layout.add_clamped), NumPy's sum then the clamp
+    # otherwise; the values are float32's sum, clamped: equal to the formula's, bit for bit
+    x = np.random.default_rng(21).standard_normal((2, 8, 33, 35)).astype(np.float32)
+    x.flat[:3] = [np.nan, np.inf, -np.inf]
+    before = x.copy()
+    with compiled.use_compiled(compiled_loops):
+        model = convlayer.onnx.load(_add_then(op, attrs, second))
+        assert [node.op for node in model.graph.nodes] == ["Relu", "Add"]
+        got = model(x)
+    other = x if second == "x" else np.linspace(-1, 1, 8, dtype=np.float32).reshape(1, -1, 1, 1)
+    with np.errstate(invalid="ignore"):  # inf + -inf
+        want = clamp(np.maximum(x, 0) + other)
+    np.testing.assert_array_equal(got, want)  # NaN where the formula gives NaN, and every other value
+    np.testing.assert_array_equal(x, before)  # the caller's array is never written
+
+
+def test_an_add_read_by_another_node_keeps_its_relu_apart():
+    model = convlayer.onnx.load(_add_then("Relu", {}, extra_reader=True))
+    assert [node.op for node in model.graph.nodes] == ["Relu", "Add", "Relu", "Mul"]
+    x = np.random.default_rng(22).standard_normal((2, 8, 33, 35)).astype(np.float32)
+    s = np.maximum(x, 0) + x
+    np.testing.assert_array_equal(model(x), np.maximum(s, 0) * s)
+
+
+def test_an_add_of_the_callers_arrays_with_its_relu_writes_neither():
+    # no operand is a node's own new array: the sum is a new array, clamped in place
+    x = np.random.default_rng(23).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    nodes = [helper.make_node("Add", ["x", "x"], ["s"], name="add"), helper.make_node("Relu", ["s"], ["y"], name="act")]
+    model = convlayer.onnx.load(graph_model(nodes, [("x", x.shape)], [("y", None)]))
+    assert [node.op for node in model.graph.nodes] == ["Add"]
+    before = x.copy()
+    np.testing.assert_array_equal(model(x), np.maximum(x + x, 0))
+    np.testing.assert_array_equal(x, before)

@@ -256,21 +256,40 @@ _UFUNCS = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divi
 
 
 def binary_into(node, a, b, owned):
-    """``a op b`` written over an operand no one else reads, or None when neither fits."""
+    """``a op b`` written over an operand no one else reads, or None when neither fits. An
+    Add that absorbed a Relu or Clip (:func:`.prepare.fuse_activations`) clamps its sums,
+    in the same pass where the operands allow (:func:`.layout.add_clamped`)."""
     ufunc = _UFUNCS.get(node.op)
     if ufunc is None or a.dtype != b.dtype or (node.op == "Div" and not np.issubdtype(a.dtype, np.floating)):
         return None
     shape = np.broadcast_shapes(a.shape, b.shape)
-    if owned[0] and a.shape == shape:
-        return ufunc(a, b, out=a)
-    if owned[1] and b.shape == shape and node.op in ("Add", "Mul"):
-        return ufunc(a, b, out=b)
-    return None
+    target, other = (a, b) if owned[0] and a.shape == shape else (
+        (b, a) if owned[1] and b.shape == shape and node.op in ("Add", "Mul") else (None, None))
+    if target is None:
+        return None
+    bounds = _clamp_of(node)
+    if bounds is not None and layout.add_clamped(target, other, *bounds):
+        return target
+    return _clamped(node, ufunc(a, b, out=target))
 
 
 @op("Add", BROADCAST)
 def add(node, a, b):
-    return a + b
+    return _clamped(node, a + b)
+
+
+def _clamp_of(node):
+    """``(low, high)`` of the Relu or Clip an Add absorbed, or None."""
+    activation = node.attrs.get("_activation")
+    return None if activation is None else CLAMPS[activation.op](activation)
+
+
+def _clamped(node, result):
+    """``result`` (the node's own new array) clamped in place to the bounds of :func:`_clamp_of`."""
+    bounds = _clamp_of(node)
+    if bounds is not None:
+        layout.clamp(result, *bounds)
+    return result
 
 
 @op("Sub", BROADCAST)

@@ -26,7 +26,7 @@ import numpy as np
 from .. import normalization
 from . import fused
 from ._table import OPS, SHAPE
-from .elementwise import STEPS
+from .elementwise import CLAMPS, STEPS
 from .graph import Graph, Node
 from .spatial import conv_kernel, transpose_kernel
 
@@ -141,6 +141,10 @@ def fuse_activations(graph: Graph) -> None:
     efficientnet_b0 172 and 163 (with 16 or 24 channels, ``out += bias`` is a short loop per
     pixel). Fused, against the passes apart: mobilenet_v2 batch 8 104.6 -> 92.5 ms,
     efficientnet_b0 batch 1 28.6 -> 26.7 and batch 8 177 -> 153.
+
+    A Relu or Clip that alone reads an Add's output (a residual block's sum) becomes that
+    Add's ``_activation`` the same way: the sum and the clamp in one pass over the values
+    (:func:`.elementwise.binary_into`).
     """
     producer = {out: node for node in graph.nodes for out in node.outputs}
     count, consts, outputs = readers(graph), graph.constants, {t.name for t in graph.outputs}
@@ -148,7 +152,8 @@ def fuse_activations(graph: Graph) -> None:
     for node in graph.nodes:
         conv = producer.get(node.inputs[0]) if node.op in STEPS and node.inputs else None
         bounds = [name for name in node.inputs[1:] if name]
-        if (conv is None or conv.op != "Conv" or "_activation" in conv.attrs or count.get(conv.outputs[0]) != 1
+        takes = conv is not None and (conv.op == "Conv" or conv.op == "Add" and node.op in CLAMPS)
+        if (not takes or "_activation" in conv.attrs or count.get(conv.outputs[0]) != 1
                 or conv.outputs[0] in outputs or not all(name in consts for name in bounds)):
             kept.append(node)
             continue
