@@ -20,15 +20,15 @@ SCRIPT = """
 import json
 import numpy as np
 import convlayer
-from convlayer.algorithms import _depthwise_loops, _loops, depthwise
+from convlayer.algorithms import _activation_loops, _depthwise_loops, depthwise
 from convlayer.shapes import conv_geometry
 
 flat, tile = np.ones(24, np.float32), np.zeros(4, np.float32)
 loops = {}
-for name in _loops.ACTIVATIONS:
-    loops[name] = _loops.bias_activation(name)
+for name in _activation_loops.ACTIVATIONS:
+    loops[name] = _activation_loops.bias_activation(name)
     loops[name](flat, tile, 4, np.float32(-1), np.float32(1), 0, 6)
-    loops[name + " sums"] = _loops.activation_sums(name)
+    loops[name + " sums"] = _activation_loops.activation_sums(name)
     loops[name + " sums"](flat, tile, 8, np.float32(-1), np.float32(1), np.empty((3, 4), np.float32), 0, 3)
 x, w = np.ones((1, 6, 6, 16), np.float32), np.ones((3, 3, 1, 16), np.float32)
 convlayer.conv2d(x, w, groups=16)  # the depthwise loop compiled for 3x3 at stride 1

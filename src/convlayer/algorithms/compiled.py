@@ -124,14 +124,15 @@ def compile_seconds() -> float:
 
 def loop(name: str):
     """The compiled loop ``name``, from :mod:`._loops`, :mod:`._depthwise_loops`,
-    :mod:`._gemm_loops`, :mod:`._pool_loops` or :mod:`._layout_loops` (imported now)."""
+    :mod:`._gemm_loops`, :mod:`._pool_loops`, :mod:`._layout_loops` or :mod:`._activation_loops`
+    (imported now)."""
     found = _by_name.get(name)
     if found is not None:
         return found
     if _state["loops"] is None:
-        from . import _depthwise_loops, _gemm_loops, _layout_loops, _loops, _pool_loops
+        from . import _activation_loops, _depthwise_loops, _gemm_loops, _layout_loops, _loops, _pool_loops
 
-        _state["loops"] = (_loops, _depthwise_loops, _gemm_loops, _pool_loops, _layout_loops)
+        _state["loops"] = (_loops, _depthwise_loops, _gemm_loops, _pool_loops, _layout_loops, _activation_loops)
     for module in _state["loops"]:
         if hasattr(module, name):
             _by_name[name] = getattr(module, name)

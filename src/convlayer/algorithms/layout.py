@@ -183,7 +183,7 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
     Clip after the bias). The sums are those of ``out += values``.
 
     A C-contiguous out of at least :data:`ADD_COMPILED_MIN` items that the compiled loops
-    read, with values of its dtype, takes one pass (:func:`._loops.bias_activation`'s Clip, on
+    read, with values of its dtype, takes one pass (:func:`._activation_loops.bias_activation`'s Clip, on
     every core for a large out): one thread, float32, against the NumPy passes (the loop
     alone), 1x112x112x16 32 -> 18 us, 1x56x56x144 75 -> 44, 1x14x14x384 17 -> 6, 8x56x56x24
     108 -> 61, each with a clamp included. Otherwise NumPy adds ``values`` repeated to
@@ -204,7 +204,7 @@ def add_per_channel(out: np.ndarray, values: np.ndarray, low=None, high=None) ->
 
 def add_clamped(target: np.ndarray, other: np.ndarray, low=None, high=None) -> bool:
     """``target += other``, then clamped to ``[low, high]`` (None: unbounded) as by
-    :func:`numpy.clip`, in one compiled pass (:func:`._loops.add_clamp`; two threads from
+    :func:`numpy.clip`, in one compiled pass (:func:`._activation_loops.add_clamp`; two threads from
     :data:`.parallel.PARALLEL_MIN_WORK` items); False, doing nothing, where that does not
     apply: arrays of different shapes or dtypes, not float, not C-contiguous, a NaN bound,
     or no compiled loops. The sums are those of ``target += other``.
@@ -226,7 +226,7 @@ def add_clamped(target: np.ndarray, other: np.ndarray, low=None, high=None) -> b
 def bias_tile(values: np.ndarray, k: int) -> np.ndarray:
     """``values`` (a bias of ``k`` channels) repeated for a whole number of pixels, about
     :data:`ADD_ROW` items: the compiled bias loops' inner run, as long as the tile whatever
-    ``k`` is (:func:`._loops.bias_activation`)."""
+    ``k`` is (:func:`._activation_loops.bias_activation`)."""
     return np.tile(values, max(1, ADD_ROW // k))
 
 
@@ -242,14 +242,14 @@ def clamp(out: np.ndarray, low=None, high=None) -> None:
 
 def add_bias_activation(out: np.ndarray, values, name: str, alpha: float = 1.0, beta: float = 0.0,
                         sums=None) -> bool:
-    """``out`` becomes activation ``name`` (a key of :data:`._loops.ACTIVATIONS`: Sigmoid,
+    """``out`` becomes activation ``name`` (a key of :data:`._activation_loops.ACTIVATIONS`: Sigmoid,
     Swish, HardSigmoid, HardSwish, with ONNX's ``alpha`` and ``beta``) of ``out + values``
     (``values``, a bias along the last axis, or None), in one compiled pass
-    (:func:`._loops.bias_activation`, on every core for a large out); return False, doing
+    (:func:`._activation_loops.bias_activation`, on every core for a large out); return False, doing
     nothing, where that does not apply: an out that is not float32 and C-contiguous, or no
     compiled loops. The caller then takes NumPy's passes.
 
-    The loops' exp is their own (``_loops._gate_exp``, within 1 ulp; NumPy's is within 2), so
+    The loops' exp is their own (``_activation_loops._gate_exp``, within 1 ulp; NumPy's is within 2), so
     results differ from NumPy's passes in the last bits. One thread, Swish with a bias on
     1x112x112x96, against NumPy's passes over cache-sized chunks: 1.68 -> 0.75 ns a value.
     Unlike a plain addition's (:func:`add_per_channel`), this pass wins at every size, NumPy's
@@ -303,7 +303,7 @@ def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float, sums=
     while they are in its core's cache (:func:`activation_step`). None where it does not apply.
 
     With ``sums``, a float32 C-contiguous ``(n * out_h, k)`` array, the step also writes
-    each row's channel sums of the activated values into it (:func:`._loops.activation_sums`):
+    each row's channel sums of the activated values into it (:func:`._activation_loops.activation_sums`):
     the means of a squeeze-excite block that follows, without another pass over ``out``;
     ``bias`` (k values or None) is then added first, as by :func:`add_bias_activation`."""
     if out.ndim != 4:

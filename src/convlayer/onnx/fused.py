@@ -126,7 +126,7 @@ def _dense_layer(conv, values: np.ndarray) -> np.ndarray:
 
 def _plan(conv):
     """``(matrix, loop, bias tile, alpha, beta)`` of a float32 1x1 Conv node for the compiled
-    bias-and-activation loop (:func:`.._loops.bias_activation`), or False where it has none:
+    bias-and-activation loop (:func:`.._activation_loops.bias_activation`), or False where it has none:
     another dtype, no compiled loops, an activation without a compiled pass, a NaN bound."""
     kernel, activation = conv.attrs["_kernel"], conv.attrs.get("_activation")
     if kernel.dtype != np.float32 or not layout.activation_ready(kernel.dtype):
