@@ -329,10 +329,11 @@ ACTIVATED = {"Swish": lambda v: v / (1 + np.exp(-v)), "HardSwish": lambda v: v *
              "Sigmoid": lambda v: 1 / (1 + np.exp(-v)), "Relu": lambda v: np.maximum(v, 0)}
 
 
-def _activated_squeeze_excite(activation, groups, also_reads_x=False):
-    """input (2, 16, 9, 11) -> 3x3 Conv 16->16 (``groups``, pads 1, bias) -> ``activation``
+def _activated_squeeze_excite(activation, groups, also_reads_x=False, project=None, shape=(2, 16, 9, 11)):
+    """input ``shape`` -> 3x3 Conv 16->16 (``groups``, pads 1, bias) -> ``activation``
     (Swish as the exporters write it: Mul(c, Sigmoid(c))) = x -> the block of
-    :func:`_squeeze_excite` (Relu, Sigmoid) -> y; ``also_reads_x``: y + x is the output."""
+    :func:`_squeeze_excite` (Relu, Sigmoid) -> y; ``also_reads_x``: y + x is the output;
+    ``project``: a 1x1 Conv 16 -> ``project`` with bias reads y (the output)."""
     rng = np.random.default_rng(11)
     wc = (rng.standard_normal((16, 16 // groups, 3, 3)) * 0.3).astype(np.float32)
     bc = rng.standard_normal(16).astype(np.float32)
@@ -351,8 +352,13 @@ def _activated_squeeze_excite(activation, groups, also_reads_x=False):
               helper.make_node("Sigmoid", ["s0"], ["s"], name="act2"),
               helper.make_node("Mul", ["x", "s"], ["y"], name="scale")]
     nodes += [helper.make_node("Add", ["y", "x"], ["z"], name="add")] if also_reads_x else []
-    model = graph_model(nodes, [("input", (2, 16, 9, 11))], [("z" if also_reads_x else "y", None)],
-                        [("wc", wc), ("bc", bc), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2)])
+    wp = (rng.standard_normal((project or 1, 16, 1, 1)) * 0.3).astype(np.float32)
+    bp = rng.standard_normal(project or 1).astype(np.float32)
+    nodes += [helper.make_node("Conv", ["y", "wp", "bp"], ["p"], name="proj")] if project else []
+    out = "z" if also_reads_x else "p" if project else "y"
+    model = graph_model(nodes, [("input", shape)], [(out, None)],
+                        [("wc", wc), ("bc", bc), ("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2), ("wp", wp),
+                         ("bp", bp)])
 
     def exact(inp):  # float64
         from convlayer import reference
@@ -363,6 +369,8 @@ def _activated_squeeze_excite(activation, groups, also_reads_x=False):
         means = x.mean((1, 2))
         scale = 1 / (1 + np.exp(-(np.maximum(means @ w1[:, :, 0, 0].T + b1, 0) @ w2[:, :, 0, 0].T + b2)))
         y = x * scale[:, None, None, :]
+        if project:
+            y = y @ wp[:, :, 0, 0].T.astype(np.float64) + bp
         return (y + x if also_reads_x else y).transpose(0, 3, 1, 2)
 
     return model, exact
@@ -401,6 +409,38 @@ def test_the_conv_before_a_squeeze_excite_block_stays_apart_when_it_cannot_sum(a
     assert ops[:2] == ["Conv", "SqueezeExcite"]
     want = exact(x)
     np.testing.assert_allclose(loaded(x), want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+# (batch, image, filters of the 1x1 Conv): the scale in each image's weights (one image, or
+# images of 576 pixels >= fused.PROJECT_MIN_PIXELS), or x scaled first (a batch of 99-pixel
+# images; more filters than pixels)
+PROJECTIONS = [(1, (9, 11), 8), (2, (24, 24), 8), (2, (9, 11), 8), (1, (9, 11), 120)]
+
+
+@pytest.mark.parametrize("n, size, filters", PROJECTIONS, ids=["one-image", "batch", "small-images", "wide"])
+def test_a_squeeze_excite_block_takes_in_the_1x1_conv_after_it(n, size, filters, monkeypatch):
+    from convlayer.onnx import fused
+
+    shape = (n, 16) + size
+    model, exact = _activated_squeeze_excite("Swish", 16, project=filters, shape=shape)
+    loaded = convlayer.onnx.load(model)
+    assert [node.op for node in loaded.graph.nodes] == ["SqueezeExcite"]
+    assert [part.name for part in loaded.graph.nodes[0].attrs["_parts"]] == ["conv", "pool", "fc1", "fc2", "scale",
+                                                                             "proj"]
+    x = np.random.default_rng(14).standard_normal(shape).astype(np.float32)
+    got, want = loaded(x), exact(x)
+    assert got.shape == (n, filters) + size
+    # the 1x1 Conv's 16 terms after the block's few roundings: values of order 10
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
+    np.testing.assert_allclose(convlayer.onnx.load(model)(x), got, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+
+
+def test_a_1x1_conv_after_a_block_whose_output_is_read_elsewhere_stays_apart():
+    model, _ = _activated_squeeze_excite("Swish", 16, project=8)
+    model.graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, None))
+    loaded = convlayer.onnx.load(model)
+    assert [node.op for node in loaded.graph.nodes] == ["SqueezeExcite", "Conv"]
 
 
 def test_the_summary_shows_the_conv_a_block_took_in():
