@@ -137,9 +137,9 @@ def _project(conv, x, scale, owned: bool) -> np.ndarray:
     the Conv's own route. Otherwise x is scaled (:func:`_scaled`) and the Conv node runs on
     it. efficientnet_b0's 16 blocks, each from its Conv through the 1x1 Conv after it, on
     its own inputs (hot), alternating with the block and Conv apart: batch 1 12.8-13.1 ->
-    11.4-12.1 ms, batch 8 52.1-54.9 -> 47.6-48.9 (the eight 112x112 to 28x28 blocks 6.2-9.3
-    -> 4.5-6.7 ms each at 112x112; at 14x14, 196 pixels, eight products of one image took
-    1.1-1.2x the time of one product after the pass: hence the minimum).
+    11.4-12.1 ms, batch 8 52.1-55.4 -> 47.5-52.3 (the 112x112 block 6.2-6.9 -> 4.7-4.8 ms;
+    at 14x14, 196 pixels, eight products of one image each took 1.1-1.2x the time of one
+    product for the batch after the pass: hence the minimum).
     """
     n, h, w, c = x.shape
     kernel = conv.attrs["_kernel"]

@@ -16,7 +16,8 @@
    each chunk of the output.
 6. Kernels are laid out channels-last once, not on every call.
 7. :func:`.fused.fuse`: each squeeze-excite block (GlobalAveragePool, two 1x1 Convs, Mul)
-   becomes one node, with the activated Conv before it where only the block reads its output.
+   becomes one node, with the activated Conv before it where only the block reads its output
+   and the 1x1 Conv after it where only that Conv reads the block's.
 """
 
 from __future__ import annotations
