@@ -212,7 +212,7 @@ def test_a_depthwise_conv_and_its_activation_against_pytorch(op, attrs, formula,
 
 def _add_then(op, attrs, second="x", extra_reader=False, shape=(2, 8, 33, 35)):
     """x -> Relu (a new array: the Add's own to write over) -> r; Add(r, ``second``) -> s;
-    ``op`` (Relu, Clip) of s -> y; with ``extra_reader`` an Identity-free Mul reads s too.
+    ``op`` (Relu, Clip) of s -> y; with ``extra_reader`` a Mul reads s too.
     ``second``: "x" (the caller's array, the same shape) or "b" (a (1, c, 1, 1) constant)."""
     constants = [("b", np.linspace(-1, 1, shape[1], dtype=np.float32).reshape(1, -1, 1, 1))]
     nodes = [helper.make_node("Relu", ["x"], ["r"], name="copy"),

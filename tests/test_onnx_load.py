@@ -391,8 +391,9 @@ def test_a_squeeze_excite_block_takes_in_the_activated_conv_before_it(activation
     assert [part.name for part in loaded.graph.nodes[0].attrs["_parts"]] == ["conv", "pool", "fc1", "fc2", "scale"]
     got = loaded(x)
     want = exact(x)
-    # the 3x3 conv: 16 / groups * 9 taps and the bias, then an activation and the block's
-    # few roundings; values of order 10: far below any wrong sum or scale
+    # the 3x3 conv sums at most 16 * 9 taps and the bias (145 roundings: under 1e-5 of the
+    # sum of magnitudes, here of the order of the largest output), then a few roundings each
+    # in the activation and the block: far below any wrong sum or scale
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
     monkeypatch.setattr(fused, "fuse", lambda graph, readers: None)
     np.testing.assert_allclose(convlayer.onnx.load(model)(x), got, rtol=1e-5, atol=1e-6 * np.abs(want).max())
