@@ -16,7 +16,6 @@ grouped convolution.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -69,7 +68,7 @@ def correlate_compiled(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.nda
     :func:`._depthwise_loops.depthwise`."""
     if _fixed(geom):
         unbounded = out.dtype.type(-np.inf), out.dtype.type(np.inf)
-        _run_fixed(x, kernel, geom, pad_mode, out, budget, _no_bias(geom.k, out.dtype), *unbounded)
+        _run_fixed(x, kernel, geom, pad_mode, out, budget, layout.no_bias(geom.k, out.dtype), *unbounded)
         return out
     rows, cols, left = slab.loop_maps(geom, pad_mode)
     multiplier = geom.k // geom.c
@@ -111,7 +110,7 @@ def correlate_biased(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarr
     then = None if activation is None else layout.activation_rows(out, *activation)
     if None in bounds or (activation is not None and then is None):
         return False
-    add = _no_bias(geom.k, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
+    add = layout.no_bias(geom.k, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
     _run_fixed(x, kernel, geom, pad_mode, out, budget, add, *bounds, then)
     return True
 
@@ -129,14 +128,6 @@ def _run_fixed(x, kernel, geom: ConvGeometry, pad_mode: str, out, budget: int, b
     compiled.run_loop(body, geom.n * geom.out_h, x, *slab.loop_maps(geom, pad_mode), weights, bias, low, high,
                       geom.strides[0], _band_rows(geom, out.itemsize, budget, BAND_BYTES), out,
                       work=_work(geom) + (0 if then is None else out.size * layout.ACTIVATION_WORK), then=then)
-
-
-@functools.lru_cache(maxsize=64)
-def _no_bias(k: int, dtype) -> np.ndarray:
-    """k times -0.0, read-only: the loop's bias when there is none (the sum's exact identity)."""
-    zeros = np.full(k, -0.0, dtype)
-    zeros.flags.writeable = False
-    return zeros
 
 
 # Output rows per band of :func:`._depthwise_loops.depthwise_fixed` (its padded input rows are filled

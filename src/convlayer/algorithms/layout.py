@@ -14,6 +14,7 @@ lie).
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, NamedTuple
 
 import numpy as np
@@ -315,9 +316,18 @@ def activation_rows(out: np.ndarray, name: str, alpha: float, beta: float, sums=
     if not (activation_ready(out.dtype) and out.flags.c_contiguous and out.size and sums.dtype == np.float32
             and sums.shape == (rows, k) and sums.flags.c_contiguous):
         return None
-    add = np.full(k, -0.0, np.float32) if bias is None else np.asarray(bias, np.float32)
+    add = no_bias(k, np.dtype(np.float32)) if bias is None else np.asarray(bias, np.float32)
     return (compiled.loop("activation_sums")(name), out.reshape(-1), add, per_row, np.float32(alpha),
             np.float32(beta), sums)
+
+
+@functools.lru_cache(maxsize=64)
+def no_bias(k: int, dtype) -> np.ndarray:
+    """k times -0.0, read-only: a compiled loop's bias when there is none (the sum's exact
+    identity: x + -0.0 is x, whatever its sign)."""
+    zeros = np.full(k, -0.0, dtype)
+    zeros.flags.writeable = False
+    return zeros
 
 
 _NO_BIAS = np.full(ADD_ROW, -0.0, np.float32)  # x + -0.0 is x, whatever its sign

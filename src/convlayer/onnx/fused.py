@@ -202,7 +202,7 @@ def _plan(conv):
         return False
     k = kernel.shape[3]
     bias = conv.attrs.get("_bias")
-    bias = np.full(k, -0.0, np.float32) if bias is None else np.asarray(bias, np.float32)
+    bias = layout.no_bias(k, np.dtype(np.float32)) if bias is None else np.asarray(bias, np.float32)
     tile = layout.bias_tile(bias, k)  # as add_bias_activation and add_per_channel tile it
     matrix = np.ascontiguousarray(kernel.reshape(kernel.shape[2:]))
     return matrix, compiled.loop("bias_activation")(name), tile, alpha, beta
