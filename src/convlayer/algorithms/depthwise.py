@@ -89,14 +89,15 @@ def correlate_biased(x, kernel, geom: ConvGeometry, pad_mode: str, out: np.ndarr
     loops, a dtype they do not read, a NaN bound). The sums are those of ``out += bias``
     after the loop: without a bias the loop adds -0.0, which changes no value.
 
-    With ``activation``, ``(name, alpha, beta)`` of :func:`.layout.add_bias_activation`
-    (and ``sums``: each row's channel sums written into it), each thread then writes it
-    over the rows it has just computed (:func:`.layout.activation_rows`; False where that
-    does not apply: an out that is not float32 and C-contiguous). efficientnet_b0's depthwise layers with a bias and a Swish,
-    the loop then one pass over the whole output against the activation per thread, in one
-    process, twice each: 1x112x112x32 3x3 0.80-0.81 -> 0.60-0.62 ms, 1x56x56x144 3x3
-    0.87-0.88 -> 0.66-0.67, 1x28x28x240 5x5 0.61-0.63 -> 0.42-0.47, 8x56x56x144 3x3 3.18-3.20
-    -> 2.83-2.88, 1x14x14x672 5x5 (one thread) 0.40-0.41 -> 0.39.
+    With ``activation``, ``(name, alpha, beta)`` of :func:`.layout.add_bias_activation` (and
+    ``sums``: each row's channel sums written into it), each thread then writes it over the
+    rows it has just computed (:func:`.layout.activation_rows`; False where that does not
+    apply: an out that is not float32 and C-contiguous). efficientnet_b0's depthwise layers
+    with a bias and a Swish, the loop then one pass over the whole output against the
+    activation per thread, in one process, twice each: 1x112x112x32 3x3 0.80-0.81 ->
+    0.60-0.62 ms, 1x56x56x144 3x3 0.87-0.88 -> 0.66-0.67, 1x28x28x240 5x5 0.61-0.63 ->
+    0.42-0.47, 8x56x56x144 3x3 3.18-3.20 -> 2.83-2.88, 1x14x14x672 5x5 (one thread)
+    0.40-0.41 -> 0.39.
 
     The bias in the loop saves a pass over the output. conv2d with a bias, 3x3, against
     the loop and then the addition, alternating processes: 1x14x14x384 123 -> 100 us,

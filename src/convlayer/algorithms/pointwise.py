@@ -31,8 +31,9 @@ def correlate(x, weights: np.ndarray, geom: ConvGeometry, out: np.ndarray, budge
     as it is: no transposing copy either way, except for images small next to the kernel,
     which go side by side into one product (:func:`side_by_side`). Only strided pixels
     (strides > 1) or another dtype are copied, a chunk of images at a time within
-    ``budget``. The sums are BLAS's, as in the general path. This is also the lean path for tiny calls (a 1x1 convolution
-    of a 1x1 image in squeeze-excite blocks): no index maps, blocks or work buffer.
+    ``budget``. The sums are BLAS's, as in the general path. This is also the lean path for
+    tiny calls (a 1x1 convolution of a 1x1 image in squeeze-excite blocks): no index maps,
+    blocks or work buffer.
     """
     if not applies(geom):
         return False
